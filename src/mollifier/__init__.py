@@ -1,0 +1,62 @@
+"""mollifier: smooth, differentiable versions of non-smooth functions with a known error.
+
+Every op takes a NumPy, PyTorch or JAX array first and keyword-only knobs: ``width``
+(the kernel scale in units of x, larger is smoother) or ``tol`` (the sup error that
+picks the width), ``kernel`` and ``straight_through``.
+"""
+
+from ._bounds import error_bound, width_for
+from ._elementwise import (
+    abs,
+    clip,
+    delta,
+    equal,
+    gelu,
+    greater,
+    heaviside,
+    hinge,
+    leaky_relu,
+    less,
+    relu,
+    sign,
+    step,
+    swish,
+    where,
+)
+from ._kernels import Kernel, get_kernel, kernels
+from ._piecewise import Piecewise
+from ._smooth import smooth
+from ._staircase import ceil, floor, frac, quantize, round, trunc
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Kernel",
+    "Piecewise",
+    "abs",
+    "ceil",
+    "clip",
+    "delta",
+    "equal",
+    "error_bound",
+    "floor",
+    "frac",
+    "gelu",
+    "get_kernel",
+    "greater",
+    "heaviside",
+    "hinge",
+    "kernels",
+    "leaky_relu",
+    "less",
+    "quantize",
+    "relu",
+    "round",
+    "sign",
+    "smooth",
+    "step",
+    "swish",
+    "trunc",
+    "where",
+    "width_for",
+]

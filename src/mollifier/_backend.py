@@ -1,0 +1,181 @@
+"""Array backends: namespace lookup, dtype policy and special functions.
+
+NumPy, PyTorch and JAX arrays are handled through ``array-api-compat``. No framework
+is imported here until an array of it shows up: the special functions that the array
+API lacks (``erf``, ``ndtr``, ...) are looked up lazily from ``scipy.special``,
+``torch.special`` or ``jax.scipy.special``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import array_api_compat
+import numpy as np
+
+Array = Any
+"""Any array accepted by the library: NumPy, PyTorch or JAX."""
+
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The array namespace of one framework plus the special functions it needs.
+
+    Attributes
+    ----------
+    name : str
+        ``"numpy"``, ``"torch"`` or ``"jax"``.
+    xp : module
+        The array-API namespace.
+    erf, erfc, ndtr, expit : callable
+        Elementwise special functions of that framework.
+    stop_gradient : callable
+        Identity in value, zero derivative.
+    """
+
+    name: str
+    xp: Any
+    erf: Callable[[Array], Array]
+    erfc: Callable[[Array], Array]
+    ndtr: Callable[[Array], Array]
+    expit: Callable[[Array], Array]
+    stop_gradient: Callable[[Array], Array]
+
+    def const(self, value: float, like: Array) -> Array:
+        """A 0-d array of ``like``'s dtype and device holding the Python float ``value``."""
+        return self.xp.asarray(value, dtype=like.dtype, device=array_api_compat.device(like))
+
+    def quiet(self) -> contextlib.AbstractContextManager[Any]:
+        """Silence NumPy's floating-point warnings from the unused side of a ``where``.
+
+        Formulas evaluate both branches of ``where`` (that is what keeps them
+        jit-friendly); the branch that is thrown away may overflow or divide by zero.
+        """
+        if self.name == "numpy":
+            return np.errstate(all="ignore")
+        return contextlib.nullcontext()
+
+    def softplus(self, t: Array) -> Array:
+        """``log(1 + exp(t)) = logaddexp(t, 0)``: no overflow, and derivative 1/2 at 0.
+
+        (``max(t, 0) + log1p(exp(-|t|))`` is as stable but JAX differentiates ``abs``
+        at 0 as 1, which would put a wrong gradient at every kink.)
+        """
+        return self.xp.logaddexp(t, self.const(0.0, t))
+
+
+@functools.cache
+def _numpy_backend() -> Backend:
+    import array_api_compat.numpy as xp
+    import scipy.special as sc
+
+    return Backend("numpy", xp, sc.erf, sc.erfc, sc.ndtr, sc.expit, _identity)
+
+
+@functools.cache
+def _torch_backend() -> Backend:
+    import array_api_compat.torch as xp
+    import torch
+
+    sp = torch.special
+    return Backend(
+        "torch", xp, sp.erf, sp.erfc, sp.ndtr, sp.expit, torch.Tensor.detach
+    )
+
+
+@functools.cache
+def _jax_backend() -> Backend:
+    import jax
+    import jax.numpy as jnp
+    import jax.scipy.special as sp
+
+    return Backend("jax", jnp, sp.erf, sp.erfc, sp.ndtr, sp.expit, jax.lax.stop_gradient)
+
+
+def _identity(x: Array) -> Array:
+    return x
+
+
+def backend_of(x: Array) -> Backend:
+    """The backend of an array (NumPy arrays and scalars, torch tensors, JAX arrays).
+
+    Raises
+    ------
+    TypeError
+        For arrays of any other framework.
+    """
+    if array_api_compat.is_torch_array(x):
+        return _torch_backend()
+    if array_api_compat.is_jax_array(x):
+        return _jax_backend()
+    if array_api_compat.is_numpy_array(x) or isinstance(x, (int, float, np.generic)):
+        return _numpy_backend()
+    raise TypeError(
+        f"x must be a NumPy, PyTorch or JAX array (or a Python number); got {type(x).__name__}"
+    )
+
+
+def default_float(backend: Backend) -> Any:
+    """The floating dtype an integer input is promoted to (the framework's default)."""
+    if backend.name == "numpy":
+        return np.float64
+    return backend.xp.asarray(0.0).dtype
+
+
+def as_float_array(x: Array, name: str = "x") -> tuple[Backend, Array, Any]:
+    """Validate ``x`` and return ``(backend, x_compute, output_dtype)``.
+
+    Floats keep their dtype (``float16`` and ``bfloat16`` are computed in ``float32``
+    and cast back, so intermediate quantities such as ``x / width`` cannot overflow);
+    integers become the framework's default float; booleans, complex and other dtypes
+    raise ``TypeError``.
+    """
+    if isinstance(x, (list, tuple)):
+        x = np.asarray(x)
+    backend = backend_of(x)
+    xp = backend.xp
+    if isinstance(x, (int, float, np.generic)):
+        x = np.asarray(x)
+    dtype = x.dtype
+    if xp.isdtype(dtype, "real floating"):
+        out_dtype = dtype
+    elif xp.isdtype(dtype, "integral") and not xp.isdtype(dtype, "bool"):
+        out_dtype = default_float(backend)
+    else:
+        raise TypeError(
+            f"{name} must have a real floating or integer dtype; got {dtype}"
+        )
+    compute = xp.float32 if _dtype_name(out_dtype) in _LOW_PRECISION else out_dtype
+    if x.dtype != compute:
+        x = xp.astype(x, compute)
+    return backend, x, out_dtype
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(dtype).rsplit(".", 1)[-1]
+
+
+def finish(backend: Backend, result: Array, out_dtype: Any) -> Array:
+    """Cast a result computed in the compute dtype back to the caller's dtype."""
+    if result.dtype != out_dtype:
+        result = backend.xp.astype(result, out_dtype)
+    return result
+
+
+def straight_through(backend: Backend, hard: Array, smooth: Array) -> Array:
+    """Hard value forward, the smooth function's gradient backward.
+
+    ``hard + (smooth - stop_gradient(smooth))``: the bracket is exactly zero wherever
+    ``smooth`` is finite, so the value is ``hard`` bit for bit; where ``smooth`` is
+    infinite the bracket would be ``inf - inf``, so it is replaced by zero there.
+    """
+    if backend.name == "numpy":
+        return hard
+    xp = backend.xp
+    zero_valued = smooth - backend.stop_gradient(smooth)
+    return hard + xp.where(xp.isfinite(smooth), zero_valued, backend.const(0.0, smooth))

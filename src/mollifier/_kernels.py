@@ -1,0 +1,509 @@
+"""Smoothing kernels (nascent delta functions) as data.
+
+A kernel is a symmetric probability density ``k`` in standard form; the width ``w`` is
+its scale, ``k_w(u) = k(u / w) / w``. Each kernel knows its density, its CDF ``K``, the
+truncated power moments ``P_j(t) = E[(t - U)_+^j]`` (``P_0 = K``, ``P_1`` the smoothed
+ramp, ``P_2`` twice the smoothed half-square), its characteristic function, ``E|U|``,
+``E[U^2]``, its support and a sampler. The engines in ``_piecewise`` and ``_staircase``
+are written once against this interface.
+
+Every internal method takes a :class:`~mollifier._backend.Backend` and arrays of its
+framework; the public methods find the backend from their argument.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from . import _polynomials as poly
+from ._backend import Array, Backend, as_float_array, finish
+
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+_MAX_STAIRCASE_TERMS = 64
+# The Gaussian tails underflow float64 beyond |s| = 38.5; clamping there keeps
+# ``s * ndtr(s)`` away from ``-inf * 0`` without changing any representable value.
+_GAUSSIAN_TAIL_CLAMP = 40.0
+
+
+def _sign_consistent_reflection(be: Backend, t: Array) -> tuple[Array, Array]:
+    """``(s, right)`` with ``s = -|t| <= 0`` and ``right = t >= 0``.
+
+    ``s`` is built with ``where`` rather than ``abs`` so that its derivative at ``t = 0``
+    is ``-1``, matching the right-continuous choice ``right = (t >= 0)`` made everywhere
+    else; ``abs`` would give a zero derivative there and a wrong gradient at the kink.
+    """
+    right = t >= 0
+    return be.xp.where(right, -t, t), right
+
+
+class Kernel:
+    """A symmetric smoothing kernel in standard form (width 1).
+
+    Attributes
+    ----------
+    name : str
+        Registry name.
+    support : float
+        Half-width of the support (``inf`` for kernels on the whole line).
+    mean_abs : float
+        ``E|U|``, the constant of the Lipschitz error bound ``L * w * E|U|``.
+    second_moment : float
+        ``E[U^2]`` (``inf`` for the Cauchy kernel).
+    smoothness : str
+        Differentiability class of the CDF, e.g. ``"C^inf"``.
+    """
+
+    name: str = ""
+    support: float = math.inf
+    mean_abs: float = math.nan
+    second_moment: float = math.nan
+    smoothness: str = ""
+    max_ramp_degree: int = 2
+
+    def __repr__(self) -> str:
+        return f"mollifier.kernels[{self.name!r}]"
+
+    # -- per-kernel data, implemented by subclasses -------------------------------
+    def _pdf(self, be: Backend, u: Array) -> Array:
+        raise NotImplementedError
+
+    def _tail(self, be: Backend, s: Array, degree: int) -> Array:
+        """``E[(s - U)_+^degree]`` for ``s <= 0`` (decays to 0 as ``s -> -inf``)."""
+        raise NotImplementedError
+
+    def _char_fn_np(self, omega: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _sample_np(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- generic, derived from the data ------------------------------------------
+    def _cdf(self, be: Backend, t: Array) -> Array:
+        s, right = _sign_consistent_reflection(be, t)
+        lower = self._tail(be, s, 0)
+        return be.xp.where(right, 1.0 - lower, lower)
+
+    def _ramp(self, be: Backend, t: Array, degree: int) -> Array:
+        """``P_j(t) = E[(t - U)_+^j]`` for every real ``t`` from the lower tail.
+
+        Symmetry gives ``P_j(t) = t^j + [j = 2] E[U^2] - (-1)^j P_j(-t)``.
+        """
+        s, right = _sign_consistent_reflection(be, t)
+        lower = self._tail(be, s, degree)
+        upper = t**degree - (-1.0) ** degree * lower
+        if degree == 2:
+            upper = upper + self.second_moment
+        return be.xp.where(right, upper, lower)
+
+    # -- public, array-in array-out ----------------------------------------------
+    def pdf(self, u: Array) -> Array:
+        """Density ``k(u)`` of the standard kernel."""
+        be, u_c, dtype = as_float_array(u, "u")
+        return finish(be, self._pdf(be, u_c), dtype)
+
+    def cdf(self, t: Array) -> Array:
+        """Distribution function ``K(t) = P(U <= t)``: the step smoothed with width 1."""
+        be, t_c, dtype = as_float_array(t, "t")
+        return finish(be, self._cdf(be, t_c), dtype)
+
+    def ramp(self, t: Array, degree: int = 1) -> Array:
+        """Truncated power moment ``P_j(t) = E[(t - U)_+^j]`` for ``j = degree``.
+
+        ``P_0`` is the CDF, ``P_1(x / w) * w`` is ReLU smoothed with width ``w``.
+        """
+        self._check_degree(degree)
+        be, t_c, dtype = as_float_array(t, "t")
+        return finish(be, self._ramp(be, t_c, degree), dtype)
+
+    def partial_moment(self, z: Array, degree: int) -> Array:
+        """Partial moment ``M_j(z) = ∫_{-inf}^{z} u^j k(u) du`` for ``j = degree <= 2``.
+
+        Computed from the truncated moments by expanding ``(z - u)^j``; it cancels
+        for large ``|z|``, where :meth:`ramp` is the stable quantity to use.
+        """
+        self._check_degree(degree)
+        be, z_c, dtype = as_float_array(z, "z")
+        cdf = self._cdf(be, z_c)
+        if degree == 0:
+            out = cdf
+        elif degree == 1:
+            out = z_c * cdf - self._ramp(be, z_c, 1)
+        else:
+            out = self._ramp(be, z_c, 2) + z_c * z_c * cdf - 2.0 * z_c * self._ramp(be, z_c, 1)
+        return finish(be, out, dtype)
+
+    def char_fn(self, omega: Any) -> np.ndarray:
+        """Characteristic function ``E[exp(i omega U)]`` (real: the kernel is even).
+
+        Evaluated with NumPy; it sets the damping of the Fourier series of staircases.
+        """
+        return self._char_fn_np(np.abs(np.asarray(omega, dtype=np.float64)))
+
+    def sample(self, shape: int | tuple[int, ...], *, seed: Any = None) -> np.ndarray:
+        """Draw standard-kernel samples with NumPy (``seed``: int or ``Generator``)."""
+        rng = np.random.default_rng(seed)
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        return self._sample_np(rng, shape)
+
+    def _check_degree(self, degree: int) -> None:
+        if not isinstance(degree, int) or not 0 <= degree <= self.max_ramp_degree:
+            raise ValueError(
+                f"degree must be an integer in 0..{self.max_ramp_degree} for the "
+                f"{self.name} kernel; got {degree!r}"
+            )
+
+    # -- staircases (floor family) -----------------------------------------------
+    def _floor_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
+        """``S(r)`` with ``floor_w(m + r) = m + S(r)`` for integer ``m``, ``|r| <= 1/2``.
+
+        Default: the cheaper of the direct sum over the nearest integer steps and the
+        Fourier series damped by the characteristic function (Poisson summation), with
+        term counts chosen so the truncation error is below ``eps``.
+        """
+        n_direct, n_fourier = _staircase_terms(self, width, eps)
+        if n_direct is not None and (n_fourier is None or 2 * n_direct + 1 <= n_fourier):
+            return self._floor_offset_direct(be, r, width, n_direct)
+        if n_fourier is None:  # pragma: no cover - kernels without either form override
+            raise ValueError(f"no convergent staircase form for the {self.name} kernel")
+        return self._floor_offset_fourier(be, r, width, n_fourier)
+
+    def _floor_offset_direct(self, be: Backend, r: Array, width: float, terms: int) -> Array:
+        # floor_w(m + r) = m + sum_{n>=1} K((r - n)/w) - sum_{n>=0} K(-(n + r)/w)
+        inv_w = 1.0 / width
+        total = -self._cdf(be, -r * inv_w)
+        for n in range(1, terms + 1):
+            total = total + (self._cdf(be, (r - n) * inv_w) - self._cdf(be, -(r + n) * inv_w))
+        return total
+
+    def _floor_offset_fourier(self, be: Backend, r: Array, width: float, terms: int) -> Array:
+        # floor_w(m + r) = m + r - 1/2 + sum_k khat(2 pi k w) sin(2 pi k r) / (pi k)
+        coefficients = _fourier_coefficients(self, width, terms)
+        total = r - 0.5
+        for k, c_k in enumerate(coefficients, start=1):
+            total = total + c_k * be.xp.sin((2.0 * math.pi * k) * r)
+        return total
+
+
+@functools.lru_cache(maxsize=1024)
+def _fourier_coefficients(kernel: Kernel, width: float, terms: int) -> tuple[float, ...]:
+    k = np.arange(1, terms + 1, dtype=np.float64)
+    return tuple(float(c) for c in kernel.char_fn(2.0 * math.pi * k * width) / (math.pi * k))
+
+
+@functools.lru_cache(maxsize=1024)
+def _staircase_terms(kernel: Kernel, width: float, eps: float) -> tuple[int | None, int | None]:
+    """Fewest direct-sum and Fourier terms whose truncation error is below ``eps``.
+
+    Direct: the omitted steps have opposite signs, so the error is at most
+    ``sum_{j>=0} K(-(N + 1/2 + j)/w)``. Fourier: at most ``sum_{k>K} |khat(2 pi k w)|/(pi k)``.
+    Both tails are summed numerically over 20000 terms (plus the integral beyond).
+    """
+    j = np.arange(0, 20000, dtype=np.float64)
+    cdf = np.asarray(kernel.cdf(-(j + 0.5) / width), dtype=np.float64)
+    tail_after = np.cumsum(cdf[::-1])[::-1]
+    ok = np.nonzero(tail_after[: _MAX_STAIRCASE_TERMS + 1] <= eps)[0]
+    direct = int(ok[0]) if ok.size and cdf[-1] < eps * 1e-6 else None
+    fourier = None
+    k = j + 1.0
+    magnitude = np.abs(kernel.char_fn(2.0 * math.pi * k * width)) / (math.pi * k)
+    remaining = np.cumsum(magnitude[::-1])[::-1]
+    ok_f = np.nonzero(remaining[: _MAX_STAIRCASE_TERMS + 1] <= eps)[0]
+    if ok_f.size and magnitude[-1] < eps * 1e-6:
+        fourier = int(ok_f[0])
+    return direct, fourier
+
+
+# -------------------------------------------------------------------------------------
+class Gaussian(Kernel):
+    r"""Standard normal kernel :math:`k(u) = e^{-u^2/2}/\sqrt{2\pi}`; ``w`` is sigma."""
+
+    name = "gaussian"
+    mean_abs = math.sqrt(2.0 / math.pi)
+    second_moment = 1.0
+    smoothness = "C^inf"
+
+    def _pdf(self, be: Backend, u: Array) -> Array:
+        return be.xp.exp(-0.5 * u * u) / _SQRT_2PI
+
+    def _cdf(self, be: Backend, t: Array) -> Array:
+        return be.ndtr(t)
+
+    def _tail(self, be: Backend, s: Array, degree: int) -> Array:
+        if degree == 0:
+            return be.ndtr(s)
+        s = be.xp.maximum(s, be.const(-_GAUSSIAN_TAIL_CLAMP, s))
+        density, cdf = self._pdf(be, s), be.ndtr(s)
+        if degree == 1:  # E(s - U)_+ = s Phi(s) + phi(s)
+            return density + s * cdf
+        return (s * s + 1.0) * cdf + s * density  # E(s - U)_+^2
+
+    def _char_fn_np(self, omega: np.ndarray) -> np.ndarray:
+        return np.exp(-0.5 * omega * omega)
+
+    def _sample_np(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        return rng.standard_normal(shape)
+
+
+# Li_2(u) = sum_n B_n z^(n+1)/(n+1)!, z = -log(1 - u): converges like (z / 2 pi)^n and is
+# used for u <= 1/2 (z <= log 2), where 19 terms reach 1e-19.
+_DILOG_SERIES = tuple(
+    [0.0]
+    + [float(b / math.factorial(n + 1)) for n, b in enumerate(poly.bernoulli_numbers(18))]
+)
+
+
+class Logistic(Kernel):
+    r"""Logistic kernel :math:`k(u) = \sigma(u)\sigma(-u)`; ``K`` is the sigmoid.
+
+    ``w = 1/t`` of the seed's :math:`t e^{tx}/(1+e^{tx})^2`; ReLU smooths to
+    ``w * softplus(x / w)``.
+    """
+
+    name = "logistic"
+    mean_abs = 2.0 * math.log(2.0)
+    second_moment = math.pi**2 / 3.0
+    smoothness = "C^inf"
+
+    def _pdf(self, be: Backend, u: Array) -> Array:
+        e = be.xp.exp(-be.xp.abs(u))
+        return e / ((1.0 + e) * (1.0 + e))
+
+    def _cdf(self, be: Backend, t: Array) -> Array:
+        return be.expit(t)
+
+    def _tail(self, be: Backend, s: Array, degree: int) -> Array:
+        if degree == 0:
+            return be.expit(s)
+        z = be.softplus(s)
+        if degree == 1:
+            return z
+        # E(s - U)_+^2 = -2 Li_2(-e^s) = 2 [Li_2(u) + z^2 / 2], u = sigmoid(s) (Landen)
+        return 2.0 * poly.horner(_DILOG_SERIES, z) + z * z
+
+    def _char_fn_np(self, omega: np.ndarray) -> np.ndarray:
+        x = np.pi * omega
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.where(x > 1400.0, 0.0, x / np.sinh(np.minimum(x, 1400.0)))
+        return np.where(x < 1e-8, 1.0, out)
+
+    def _sample_np(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        return rng.logistic(size=shape)
+
+
+class Laplace(Kernel):
+    r"""Laplace kernel :math:`k(u) = e^{-|u|}/2`."""
+
+    name = "laplace"
+    mean_abs = 1.0
+    second_moment = 2.0
+    smoothness = "C^1"
+
+    def _pdf(self, be: Backend, u: Array) -> Array:
+        return 0.5 * be.xp.exp(-be.xp.abs(u))
+
+    def _tail(self, be: Backend, s: Array, degree: int) -> Array:
+        # E(s - U)_+^j = j! e^s / 2 for s <= 0
+        return (0.5 * math.factorial(degree)) * be.xp.exp(s)
+
+    def _char_fn_np(self, omega: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + omega * omega)
+
+    def _sample_np(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        return rng.laplace(size=shape)
+
+    def _floor_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
+        # The step sums are geometric; with rho = |r|:
+        # E = e^{-rho/w} expm1(-(1 - 2 rho)/w) / (2 expm1(-1/w)); S = -E (r >= 0), E - 1 (r < 0)
+        xp = be.xp
+        rho, right = _sign_consistent_reflection(be, r)
+        rho = -rho
+        denominator = 2.0 * math.expm1(-1.0 / width)
+        excess = xp.exp(-rho / width) * xp.expm1(-(1.0 - 2.0 * rho) / width) / denominator
+        return xp.where(right, -excess, excess - 1.0)
+
+
+class Cauchy(Kernel):
+    r"""Cauchy kernel :math:`k(u) = 1/(\pi(1+u^2))`; ``w`` is the seed's ``a``.
+
+    Heavy tails: ``E|U|`` is infinite, so ReLU, abs, hinge and leaky ReLU diverge.
+    Bounded functions (step, sign, clip) and staircases (as principal values) are fine.
+    """
+
+    name = "cauchy"
+    mean_abs = math.inf
+    second_moment = math.inf
+    smoothness = "C^inf"
+    max_ramp_degree = 0
+
+    def _pdf(self, be: Backend, u: Array) -> Array:
+        return 1.0 / (math.pi * (1.0 + u * u))
+
+    def _tail(self, be: Backend, s: Array, degree: int) -> Array:
+        if degree != 0:
+            raise ValueError(
+                "the Cauchy kernel has no finite moments: E[(t - U)_+^j] is infinite for j >= 1"
+            )
+        # K(s) = arctan(1 / |s|) / pi for s <= 0, accurate far in the tail
+        return be.xp.atan2(be.const(1.0, s), -s) / math.pi
+
+    def _char_fn_np(self, omega: np.ndarray) -> np.ndarray:
+        return np.exp(-omega)
+
+    def _sample_np(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        return rng.standard_cauchy(shape)
+
+    def _floor_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
+        # Poisson kernel (principal value of the step sum):
+        # floor_a(m + r) = m + r - 1/2 + atan2(sin 2 pi r, expm1(2 pi a) + 2 sin^2 pi r) / pi
+        xp = be.xp
+        lift = math.expm1(2.0 * math.pi * width) if width < 100.0 else math.inf
+        if lift * eps > 1.0:  # the harmonic part is below eps: the limit x - 1/2
+            return r - 0.5
+        sin_half = xp.sin(math.pi * r)
+        angle = xp.atan2(xp.sin(2.0 * math.pi * r), lift + 2.0 * sin_half * sin_half)
+        return r - 0.5 + angle / math.pi
+
+
+class PolynomialKernel(Kernel):
+    r"""Compact kernel :math:`k(u) = c_n (1 - u^2)^n` on :math:`[-1, 1]`.
+
+    ``n = 0`` uniform, 1 Epanechnikov, 2 biweight, 3 triweight. Their CDFs are the
+    smoothstep family; every quantity is an exact polynomial, built with fractions.
+    """
+
+    support = 1.0
+
+    def __init__(self, name: str, power: int) -> None:
+        self.name = name
+        self.power = power
+        one_minus_u2 = poly.power([Fraction(1), Fraction(0), Fraction(-1)], power)
+        norm = self._integral(one_minus_u2)
+        self.density = [c / norm for c in one_minus_u2]
+        self.mean_abs = float(2 * self._integral_half([Fraction(0)] + self.density))
+        self.second_moment = float(self._integral([Fraction(0), Fraction(0)] + self.density))
+        self.smoothness = f"C^{power}"
+        # Q(a) = k(a - 1) with a = u + 1; then for v = s + 1 in [0, 1]:
+        # P_j(v) = int_0^v (v - a)^j Q(a) da = sum_i q_i i! j! / (i + j + 1)! v^(i+j+1)
+        shifted = self._shift(self.density)
+        self._tail_coefficients = []
+        for j in range(3):
+            coefficients = [0.0] * (len(shifted) + j + 1)
+            for i, q in enumerate(shifted):
+                beta = Fraction(math.factorial(i) * math.factorial(j), math.factorial(i + j + 1))
+                coefficients[i + j + 1] = float(q * beta)
+            self._tail_coefficients.append(tuple(coefficients))
+        # Bernoulli form of the staircase: k^(j)(1) for j = 0..2n
+        self._boundary_derivatives = []
+        d = list(self.density)
+        for j in range(2 * power + 1):
+            self._boundary_derivatives.append((j, float(poly.value(d, Fraction(1)))))
+            d = poly.derivative(d)
+        self._bernoulli = {
+            n: tuple(float(c / math.factorial(n)) for c in poly.bernoulli_polynomial(n))
+            for n in range(2, 2 * power + 3)
+        }
+
+    @staticmethod
+    def _integral(p: poly.Poly) -> Fraction:
+        return sum((c * (1 - (-1) ** (k + 1)) / (k + 1) for k, c in enumerate(p)), Fraction(0))
+
+    @staticmethod
+    def _integral_half(p: poly.Poly) -> Fraction:
+        return sum((c / (k + 1) for k, c in enumerate(p)), Fraction(0))
+
+    @staticmethod
+    def _shift(p: poly.Poly) -> poly.Poly:
+        """Coefficients of ``p(a - 1)`` in powers of ``a``."""
+        out: poly.Poly = [Fraction(0)] * len(p)
+        for k, c in enumerate(p):
+            for i in range(k + 1):
+                out[i] += c * math.comb(k, i) * (-1) ** (k - i)
+        return out
+
+    def _pdf(self, be: Backend, u: Array) -> Array:
+        xp = be.xp
+        inside = xp.maximum(1.0 - u * u, be.const(0.0, u))
+        # (1 - u^2)^0 would be 1 outside the support too, hence the explicit window
+        return xp.where(xp.abs(u) <= 1.0, float(self.density[0]) * inside**self.power, be.const(0.0, u))
+
+    def _tail(self, be: Backend, s: Array, degree: int) -> Array:
+        v = be.xp.maximum(s + 1.0, be.const(0.0, s))
+        return poly.horner(self._tail_coefficients[degree], v)
+
+    def _char_fn_np(self, omega: np.ndarray) -> np.ndarray:
+        import scipy.special as sc
+
+        n = self.power
+        double_factorial = float(math.prod(range(1, 2 * n + 2, 2)))
+        safe = np.where(omega < 1e-3, 1.0, omega)
+        exact = double_factorial * sc.spherical_jn(n, safe) / safe**n
+        series = 1.0 - omega * omega / (2.0 * (2 * n + 3))
+        return np.where(omega < 1e-3, series, exact)
+
+    def _sample_np(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        return 2.0 * rng.beta(self.power + 1, self.power + 1, size=shape) - 1.0
+
+    def _floor_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
+        if width <= 1.5:
+            # only the steps at m - 1, m, m + 1 can be within the support
+            return self._floor_offset_direct(be, r, width, 1 if width > 0.5 else 0)
+        # Bernoulli form: frac_w = 1/2 - sum_j w^-(j+1) [F_{j+2}(r - w u) k^(j)(u)]_{u=-1}^{1}
+        # with F_n = B_n({.})/n! and k^(j)(-1) = (-1)^j k^(j)(1).
+        xp = be.xp
+        below, above = r - width, r + width
+        frac_below = below - xp.floor(below)
+        frac_above = above - xp.floor(above)
+        frac = 0.5 + 0.0 * r
+        for j, k_j in self._boundary_derivatives:
+            if k_j == 0.0:
+                continue
+            coefficients = self._bernoulli[j + 2]
+            bracket = poly.horner(coefficients, frac_below) - (-1.0) ** j * poly.horner(
+                coefficients, frac_above
+            )
+            frac = frac - (k_j / width ** (j + 1)) * bracket
+        return r - frac
+
+
+kernels: dict[str, Kernel] = {
+    k.name: k
+    for k in (
+        Gaussian(),
+        Logistic(),
+        Cauchy(),
+        Laplace(),
+        PolynomialKernel("uniform", 0),
+        PolynomialKernel("epanechnikov", 1),
+        PolynomialKernel("biweight", 2),
+        PolynomialKernel("triweight", 3),
+    )
+}
+"""Registry of the built-in kernels by name."""
+
+
+def get_kernel(kernel: str | Kernel) -> Kernel:
+    """Look a kernel up by name, or pass a :class:`Kernel` through.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the valid ones.
+    TypeError
+        For anything that is neither a name nor a kernel.
+    """
+    if isinstance(kernel, Kernel):
+        return kernel
+    if isinstance(kernel, str):
+        try:
+            return kernels[kernel.lower()]
+        except KeyError:
+            raise ValueError(
+                f"kernel must be one of {sorted(kernels)} or a Kernel; got {kernel!r}"
+            ) from None
+    raise TypeError(f"kernel must be a name or a Kernel; got {type(kernel).__name__}")
+

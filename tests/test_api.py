@@ -1,0 +1,47 @@
+import inspect
+import subprocess
+import sys
+
+import mollifier as mol
+
+PUBLIC = {
+    "Kernel", "Piecewise", "abs", "ceil", "clip", "delta", "equal", "error_bound", "floor",
+    "frac", "gelu", "get_kernel", "greater", "heaviside", "hinge", "kernels", "leaky_relu",
+    "less", "quantize", "relu", "round", "sign", "smooth", "step", "swish", "trunc", "where",
+    "width_for",
+}  # fmt: skip
+
+OPS = [mol.step, mol.sign, mol.relu, mol.leaky_relu, mol.abs, mol.clip, mol.hinge, mol.floor,
+       mol.ceil, mol.round, mol.trunc, mol.frac, mol.quantize, mol.gelu, mol.swish]  # fmt: skip
+
+
+def test_all_lists_exactly_the_public_names():
+    assert set(mol.__all__) == PUBLIC
+    assert mol.__all__ == sorted(mol.__all__)
+    exported = {n for n in dir(mol) if not n.startswith("_")}
+    modules = {"cli"}
+    assert exported - modules == PUBLIC
+
+
+def test_import_pulls_in_no_framework():
+    code = (
+        "import sys, mollifier, numpy as np; mollifier.relu(np.ones(3), width=1.0); "
+        "mollifier.floor(np.ones(3), width=0.1); "
+        "print(sorted(m for m in ('torch', 'jax', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_one_signature_shape():
+    for op in OPS:
+        params = inspect.signature(op).parameters
+        first = next(iter(params.values()))
+        assert first.kind is inspect.Parameter.POSITIONAL_ONLY, op.__name__
+        for knob in ("width", "tol", "kernel", "straight_through"):
+            assert params[knob].kind is inspect.Parameter.KEYWORD_ONLY, (op.__name__, knob)
+
+
+def test_every_public_function_has_a_docstring_with_examples():
+    for op in [*OPS, mol.smooth, mol.error_bound, mol.width_for, mol.delta]:
+        assert op.__doc__ and "Examples" in op.__doc__, op.__name__

@@ -35,3 +35,35 @@ def to_numpy(array) -> np.ndarray:
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> str:
     return request.param
+
+
+def _ops():
+    import mollifier as mol
+
+    return {
+        "step": mol.step,
+        "sign": mol.sign,
+        "relu": mol.relu,
+        "leaky_relu": lambda x, **k: mol.leaky_relu(x, 0.1, **k),
+        "abs": mol.abs,
+        "clip": lambda x, **k: mol.clip(x, -1.0, 2.0, **k),
+        "hinge": mol.hinge,
+        "floor": mol.floor,
+        "ceil": mol.ceil,
+        "round": mol.round,
+        "trunc": mol.trunc,
+        "frac": mol.frac,
+        "quantize": lambda x, **k: mol.quantize(x, 0.25, 0.1, **k),
+        "gelu": mol.gelu,
+        "swish": mol.swish,
+    }
+
+
+OPS = _ops()
+GROWING = {"relu", "leaky_relu", "abs", "hinge"}  # diverge with the Cauchy kernel
+
+
+def op_kernel_pairs():
+    import mollifier as mol
+
+    return [(o, k) for o in OPS for k in sorted(mol.kernels) if not (k == "cauchy" and o in GROWING)]

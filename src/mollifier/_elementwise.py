@@ -487,7 +487,7 @@ def _gate(x: Any, width: Any, tol: Any, kernel: KernelLike, op: str, straight_th
     w = resolve_width(op, width, tol, k)
     be, x_c, dtype = as_float_array(x)
     with be.quiet():
-        out = x_c * k._cdf(be, x_c / w)
+        out = k._gate(be, x_c, w)
     if straight_through:
         out = _backend.straight_through(be, _RELU._evaluate(be, x_c), out)
     return finish(be, out, dtype)

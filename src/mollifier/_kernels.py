@@ -100,6 +100,12 @@ class Kernel:
             upper = upper + self.second_moment
         return be.xp.where(right, upper, lower)
 
+    def _gate(self, be: Backend, x: Array, width: float) -> Array:
+        """Product form ``x K(x / w)`` (GELU, swish); tends to 0 as ``x -> -inf``."""
+        xp = be.xp
+        out = x * self._cdf(be, x / width)
+        return xp.where(x == -math.inf, be.const(0.0, x), out)  # -inf * 0 is NaN
+
     # -- public, array-in array-out ----------------------------------------------
     def pdf(self, u: Array) -> Array:
         """Density ``k(u)`` of the standard kernel."""
@@ -351,6 +357,13 @@ class Cauchy(Kernel):
         # K(s) = arctan(1 / |s|) / pi for s <= 0, accurate far in the tail
         return be.xp.atan2(be.const(1.0, s), -s) / math.pi
 
+    def _gate(self, be: Backend, x: Array, width: float) -> Array:
+        # x K(x/w) = (x)_+ - (w/pi) g(-|x|/w) with g(s) = |s| arctan(1/|s|) -> 1: exact in
+        # the far tail (no subnormal arctan), and the limit at -inf is -w/pi, not 0
+        s, right = _sign_consistent_reflection(be, x / width)
+        positive = be.xp.where(right, x, be.const(0.0, x))
+        return positive - (width / math.pi) * cauchy_g(be, s)
+
     def _char_fn_np(self, omega: np.ndarray) -> np.ndarray:
         return np.exp(-omega)
 
@@ -367,6 +380,19 @@ class Cauchy(Kernel):
         sin_half = xp.sin(math.pi * r)
         angle = xp.atan2(xp.sin(2.0 * math.pi * r), lift + 2.0 * sin_half * sin_half)
         return r - 0.5 + angle / math.pi
+
+
+def cauchy_g(be: Backend, s: Array) -> Array:
+    """``|s| arctan(1/|s|)`` for ``s <= 0``; tends to 1 as ``s -> -inf`` without ``inf * 0``."""
+    xp = be.xp
+    far = s < -1.0
+    near_s = xp.where(far, be.const(-1.0, s), s)
+    near = -near_s * xp.atan2(be.const(1.0, s), -near_s)
+    v = -1.0 / xp.where(far, s, be.const(-2.0, s))  # in (0, 1)
+    tiny = v < 1e-4
+    v_safe = xp.where(tiny, be.const(0.5, s), v)
+    far_value = xp.where(tiny, 1.0 - v * v / 3.0, xp.atan(v_safe) / v_safe)
+    return xp.where(far, far_value, near)
 
 
 class PolynomialKernel(Kernel):

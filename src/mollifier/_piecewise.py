@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._backend import Array, Backend, as_float_array, finish
-from ._kernels import Cauchy, Kernel, _sign_consistent_reflection
+from ._kernels import Cauchy, Kernel, _sign_consistent_reflection, cauchy_g
 from ._polynomials import horner
 
 _MAX_DEGREE = 2
@@ -131,6 +131,20 @@ class Piecewise:
             bound = max(bound, *(abs(e) for e in ends))
         return bound
 
+    def bounds(self) -> tuple[float, float] | None:
+        """``(inf f, sup f)`` when ``f`` is bounded (constant outer pieces), else None."""
+        if self.pieces[0][1:] != (0.0, 0.0) or self.pieces[-1][1:] != (0.0, 0.0):
+            return None
+        values = [self.pieces[0][0], self.pieces[-1][0]]
+        for (lo, hi), (a0, a1, a2) in zip(
+            zip(self.breakpoints, self.breakpoints[1:]), self.pieces[1:-1]
+        ):
+            points = [lo, hi]
+            if a2 != 0.0 and lo < -a1 / (2.0 * a2) < hi:
+                points.append(-a1 / (2.0 * a2))
+            values += [a0 + a1 * p + a2 * p * p for p in points]
+        return min(values), max(values)
+
     def derivative(self) -> Piecewise:
         """The piecewise derivative (jumps in value become plain breakpoints)."""
         pieces = [[a1, 2.0 * a2] for _, a1, a2 in self.pieces]
@@ -203,6 +217,13 @@ def convolve(be: Backend, f: Piecewise, x: Array, width: float, kernel: Kernel) 
             out = out + (b_j * width**j) * xp.where(right, upper, lower)
     if ramps:
         out = out + _cauchy_ramps(be, ramps, width)
+    bounds = f.bounds()
+    if bounds is not None:
+        # a kernel average of f lies within f's range; where w is much wider than the
+        # breakpoint spacing the tails cancel to about eps * w, and this keeps the
+        # result inside the range (clip stays within [lower, upper])
+        low, high = be.const(bounds[0], out), be.const(bounds[1], out)
+        out = xp.where(out < low, low, xp.where(out > high, high, out))
     return xp.where(xp.isnan(x), x, out)
 
 
@@ -216,27 +237,14 @@ def _cauchy_ramps(be: Backend, ramps: list[tuple[float, float, Array, Array]], w
     that difference is small.
     """
     c0, _, t0, s0 = ramps[0]
-    g0 = _cauchy_g(be, s0)
+    g0 = cauchy_g(be, s0)
     total = None
     for c, b, t, s in ramps[1:]:
         delta = (c0 - c) / width  # t - t0
         log_difference = _log1p_square_difference(be, t, t0, delta)
-        term = (-b * width / math.pi) * ((_cauchy_g(be, s) - g0) + 0.5 * log_difference)
+        term = (-b * width / math.pi) * ((cauchy_g(be, s) - g0) + 0.5 * log_difference)
         total = term if total is None else total + term
     return 0.0 if total is None else total
-
-
-def _cauchy_g(be: Backend, s: Array) -> Array:
-    """``|s| arctan(1/|s|)`` for ``s <= 0``; tends to 1 as ``s -> -inf`` without ``inf * 0``."""
-    xp = be.xp
-    far = s < -1.0
-    near_s = xp.where(far, be.const(-1.0, s), s)
-    near = -near_s * xp.atan2(be.const(1.0, s), -near_s)
-    v = -1.0 / xp.where(far, s, be.const(-2.0, s))  # in (0, 1)
-    tiny = v < 1e-4
-    v_safe = xp.where(tiny, be.const(0.5, s), v)
-    far_value = xp.where(tiny, 1.0 - v * v / 3.0, xp.atan(v_safe) / v_safe)
-    return xp.where(far, far_value, near)
 
 
 def _log1p_square(be: Backend, t: Array) -> Array:
@@ -245,9 +253,9 @@ def _log1p_square(be: Backend, t: Array) -> Array:
     big = xp.abs(t) > 1.0
     small_t = xp.where(big, be.const(0.0, t), t)
     big_t = xp.where(big, t, be.const(2.0, t))
-    return xp.where(
-        big, 2.0 * xp.log(xp.abs(big_t)) + xp.log1p(1.0 / (big_t * big_t)), xp.log1p(small_t * small_t)
-    )
+    inverse = 1.0 / big_t  # squared after inverting: inf * inf would poison the gradient
+    big_value = 2.0 * xp.log(xp.abs(big_t)) + xp.log1p(inverse * inverse)
+    return xp.where(big, big_value, xp.log1p(small_t * small_t))
 
 
 def _log1p_square_difference(be: Backend, t: Array, t0: Array, delta: float) -> Array:

@@ -149,7 +149,8 @@ def round(
     xp = be.xp
     m, _ = _smooth_floor(be, x_c, w, k)
     finite = xp.isfinite(x_c)
-    shifted = xp.where(finite, x_c - m, be.const(0.0, x_c)) + 0.5  # in [0, 1]
+    with be.quiet():
+        shifted = xp.where(finite, x_c - m, be.const(0.0, x_c)) + 0.5  # in [0, 1]
     m2, offset = _smooth_floor(be, shifted, w, k)
     return _finish(be, x_c, m + (m2 + offset), xp.round, straight_through, dtype)
 
@@ -210,8 +211,9 @@ def frac(
     xp = be.xp
     m, offset = _smooth_floor(be, x_c, w, k)
     finite = xp.isfinite(x_c)
-    r = xp.where(finite, x_c - m, be.const(0.0, x_c))
-    smooth = xp.where(finite, r - offset, x_c - x_c)
+    with be.quiet():
+        r = xp.where(finite, x_c - m, be.const(0.0, x_c))
+        smooth = xp.where(finite, r - offset, x_c - x_c)
     return _finish(be, x_c, smooth, lambda v: v - xp.floor(v), straight_through, dtype)
 
 
@@ -247,9 +249,14 @@ def quantize(
     k = get_kernel(kernel)
     w = resolve_width("quantize", width, tol, k, {"step": s})
     be, x_c, dtype = as_float_array(x)
-    scaled = (x_c - o) / s if o else x_c / s
-    levels = round(scaled, width=w / s, kernel=k, straight_through=straight_through)
-    return finish(be, levels * s + o if o else levels * s, dtype)
+    with be.quiet():  # x / step may overflow to inf, which is the right limit
+        scaled = (x_c - o) / s if o else x_c / s
+        levels = round(scaled, width=w / s, kernel=k, straight_through=straight_through)
+        out = levels * s + o if o else levels * s
+        # |x / step| beyond the dtype's range: the grid is finer than the spacing of
+        # representable numbers there, so the quantizer is the identity
+        out = be.xp.where(be.xp.isinf(scaled) & be.xp.isfinite(x_c), x_c, out)
+        return finish(be, out, dtype)
 
 
 for _op in (floor, ceil, round, trunc, frac, quantize):

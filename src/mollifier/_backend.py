@@ -171,7 +171,7 @@ def finish(backend: Backend, result: Array, out_dtype: Any) -> Array:
 def straight_through(backend: Backend, hard: Array, smooth: Array) -> Array:
     """Hard value forward, the smooth function's gradient backward.
 
-    ``hard + (smooth - stop_gradient(smooth))``: the bracket is exactly zero wherever
+    ``stop_gradient(hard) + (smooth - stop_gradient(smooth))``: the bracket is exactly zero wherever
     ``smooth`` is finite, so the value is ``hard`` bit for bit; where ``smooth`` is
     infinite the bracket would be ``inf - inf``, so it is replaced by zero there.
     """
@@ -179,4 +179,4 @@ def straight_through(backend: Backend, hard: Array, smooth: Array) -> Array:
         return hard
     xp = backend.xp
     zero_valued = smooth - backend.stop_gradient(smooth)
-    return hard + xp.where(xp.isfinite(smooth), zero_valued, backend.const(0.0, smooth))
+    return backend.stop_gradient(hard) + xp.where(xp.isfinite(smooth), zero_valued, backend.const(0.0, smooth))

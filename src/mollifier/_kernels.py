@@ -455,10 +455,14 @@ class PolynomialKernel(Kernel):
         xp = be.xp
         inside = xp.maximum(1.0 - u * u, be.const(0.0, u))
         # (1 - u^2)^0 would be 1 outside the support too, hence the explicit window
-        return xp.where(xp.abs(u) <= 1.0, float(self.density[0]) * inside**self.power, be.const(0.0, u))
+        value = float(self.density[0]) * inside**self.power
+        return xp.where(xp.abs(u) < 1.0, value, be.const(0.0, u))
 
     def _tail(self, be: Backend, s: Array, degree: int) -> Array:
-        v = be.xp.maximum(s + 1.0, be.const(0.0, s))
+        # where (not maximum, whose gradient splits ties) so that at the support's edge
+        # the derivative is the density's value there, 0 with the open support |u| < 1
+        v = s + 1.0
+        v = be.xp.where(v > 0.0, v, be.const(0.0, s))
         return poly.horner(self._tail_coefficients[degree], v)
 
     def _char_fn_np(self, omega: np.ndarray) -> np.ndarray:

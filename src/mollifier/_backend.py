@@ -9,7 +9,8 @@ API lacks (``erf``, ``ndtr``, ...) are looked up lazily from ``scipy.special``,
 from __future__ import annotations
 
 import contextlib
-import functools
+import sys
+import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -48,7 +49,8 @@ class Backend:
 
     def const(self, value: float, like: Array) -> Array:
         """A 0-d array of ``like``'s dtype and device holding the Python float ``value``."""
-        return self.xp.asarray(value, dtype=like.dtype, device=array_api_compat.device(like))
+        device = like.device if self.name == "torch" else array_api_compat.device(like)
+        return self.xp.asarray(value, dtype=like.dtype, device=device)
 
     def quiet(self) -> contextlib.AbstractContextManager[Any]:
         """Silence NumPy's floating-point warnings from the unused side of a ``where``.
@@ -69,32 +71,115 @@ class Backend:
         return self.xp.logaddexp(t, self.const(0.0, t))
 
 
-@functools.cache
+_BACKENDS: dict[str, Backend] = {}
+
+
+def _cached(name: str, build: Callable[[], Backend]) -> Backend:
+    # a plain dict rather than functools.cache: torch.compile traces through it cleanly
+    backend = _BACKENDS.get(name)
+    if backend is None:
+        backend = _BACKENDS[name] = build()
+    return backend
+
+
 def _numpy_backend() -> Backend:
+    return _cached("numpy", _build_numpy)
+
+
+def _torch_backend() -> Backend:
+    return _cached("torch", _build_torch)
+
+
+def _jax_backend() -> Backend:
+    return _cached("jax", _build_jax)
+
+
+def _build_numpy() -> Backend:
     import array_api_compat.numpy as xp
     import scipy.special as sc
 
     return Backend("numpy", xp, sc.erf, sc.erfc, sc.ndtr, sc.expit, _identity)
 
 
-@functools.cache
-def _torch_backend() -> Backend:
-    import array_api_compat.torch as xp
+def _build_torch() -> Backend:
     import torch
 
+    _mark_compile_time_constants(torch)
     sp = torch.special
-    return Backend(
-        "torch", xp, sp.erf, sp.erfc, sp.ndtr, sp.expit, torch.Tensor.detach
-    )
+    return Backend("torch", _torch_namespace(torch), sp.erf, sp.erfc, sp.ndtr, sp.expit,
+                   torch.Tensor.detach)  # fmt: skip
 
 
-@functools.cache
-def _jax_backend() -> Backend:
+def _torch_namespace(torch: Any) -> Any:
+    """The subset of the array API the library uses, as plain ``torch`` functions.
+
+    ``array_api_compat.torch`` wraps each function in Python that inspects its
+    arguments; under ``torch.compile`` that inspection meets cached helpers and warns,
+    and in eager mode it costs time. These are the same functions, unwrapped.
+    """
+    names = (
+        "abs", "asarray", "atan", "atan2", "ceil", "exp", "expm1", "finfo", "float32",
+        "floor", "isfinite", "isinf", "isnan", "log", "log1p", "logaddexp", "maximum",
+        "round", "sign", "sin", "trunc", "where",
+    )  # fmt: skip
+    namespace = types.SimpleNamespace(**{name: getattr(torch, name) for name in names})
+    namespace.astype = lambda x, dtype: x.to(dtype)
+    namespace.isdtype = _torch_isdtype(torch)
+    return namespace
+
+
+def _torch_isdtype(torch: Any) -> Callable[[Any, str], bool]:
+    def isdtype(dtype: Any, kind: str) -> bool:
+        if kind == "real floating":
+            return bool(dtype.is_floating_point)
+        if kind == "bool":
+            return bool(dtype == torch.bool)
+        if kind == "integral":
+            return not dtype.is_floating_point and not dtype.is_complex and dtype != torch.bool
+        raise ValueError(kind)  # pragma: no cover - only the kinds above are asked for
+
+    return isdtype
+
+
+def _build_jax() -> Backend:
     import jax
     import jax.numpy as jnp
     import jax.scipy.special as sp
 
     return Backend("jax", jnp, sp.erf, sp.erfc, sp.ndtr, sp.expit, jax.lax.stop_gradient)
+
+
+COMPILE_TIME_CONSTANTS: list[tuple[Any, str]] = []
+"""``(module, function name)`` of pure-Python helpers of scalar arguments only (term
+counts, series coefficients). Under ``torch.compile`` they are evaluated at trace time
+and their results baked into the graph instead of being traced through NumPy."""
+
+
+def memoize(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Cache a pure function of hashable scalar arguments in a plain dict.
+
+    Not ``functools.lru_cache``, which ``torch.compile`` refuses to trust. The
+    function is also registered as a compile-time constant (see above).
+    """
+    cache: dict[tuple[Any, ...], Any] = {}
+
+    def cached(*args: Any) -> Any:
+        try:
+            return cache[args]
+        except KeyError:
+            value = cache[args] = function(*args)
+            return value
+
+    cached.__name__ = function.__name__
+    cached.__doc__ = function.__doc__
+    module = sys.modules[function.__module__]
+    COMPILE_TIME_CONSTANTS.append((module, function.__name__))
+    return cached
+
+
+def _mark_compile_time_constants(torch: Any) -> None:
+    for module, name in COMPILE_TIME_CONSTANTS:
+        setattr(module, name, torch.compiler.assume_constant_result(getattr(module, name)))
 
 
 def _identity(x: Array) -> Array:
@@ -109,11 +194,15 @@ def backend_of(x: Array) -> Backend:
     TypeError
         For arrays of any other framework.
     """
-    if array_api_compat.is_torch_array(x):
+    # look the frameworks up in sys.modules: an array of a framework that was never
+    # imported cannot exist, and this keeps torch.compile away from cached helpers
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
         return _torch_backend()
-    if array_api_compat.is_jax_array(x):
+    jax = sys.modules.get("jax")
+    if jax is not None and isinstance(x, jax.Array):
         return _jax_backend()
-    if array_api_compat.is_numpy_array(x) or isinstance(x, (int, float, np.generic)):
+    if isinstance(x, (np.ndarray, np.generic, int, float)):
         return _numpy_backend()
     raise TypeError(
         f"x must be a NumPy, PyTorch or JAX array (or a Python number); got {type(x).__name__}"

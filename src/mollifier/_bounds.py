@@ -10,13 +10,13 @@ Two kinds of op:
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ._backend import memoize
 from ._kernels import Kernel, get_kernel
 from ._params import positive_real, real
 
@@ -33,7 +33,7 @@ class Bound:
         return self.constant + (self.slope * width if self.slope else 0.0)
 
 
-@functools.lru_cache(maxsize=64)
+@memoize
 def _gate_constant(kernel: Kernel) -> float:
     """``sup_{s >= 0} s K(-s)``: the product form ``x K(x / w)`` misses ReLU by ``w`` times it."""
     if kernel.name == "cauchy":  # s arctan(1/s)/pi increases to 1/pi

@@ -7,7 +7,6 @@ closed form. Every function has the signature
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -62,17 +61,14 @@ _RELU = Piecewise([0.0], [[0.0], [0.0, 1.0]])
 _ABS = Piecewise([0.0], [[0.0, -1.0], [0.0, 1.0]])
 
 
-@functools.lru_cache(maxsize=256)
 def _leaky_relu(negative_slope: float) -> Piecewise:
     return Piecewise([0.0], [[0.0, negative_slope], [0.0, 1.0]])
 
 
-@functools.lru_cache(maxsize=256)
 def _clip(lower: float, upper: float) -> Piecewise:
     return Piecewise([lower, upper], [[lower], [0.0, 1.0], [upper]])
 
 
-@functools.lru_cache(maxsize=256)
 def _hinge(margin: float) -> Piecewise:
     return Piecewise([margin], [[margin, -1.0], [0.0]])
 

@@ -13,7 +13,6 @@ framework; the public methods find the backend from their argument.
 
 from __future__ import annotations
 
-import functools
 import math
 from fractions import Fraction
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import _polynomials as poly
-from ._backend import Array, Backend, as_float_array, finish
+from ._backend import Array, Backend, as_float_array, finish, memoize
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 _MAX_STAIRCASE_TERMS = 64
@@ -195,13 +194,13 @@ class Kernel:
         return total
 
 
-@functools.lru_cache(maxsize=1024)
+@memoize
 def _fourier_coefficients(kernel: Kernel, width: float, terms: int) -> tuple[float, ...]:
     k = np.arange(1, terms + 1, dtype=np.float64)
     return tuple(float(c) for c in kernel.char_fn(2.0 * math.pi * k * width) / (math.pi * k))
 
 
-@functools.lru_cache(maxsize=1024)
+@memoize
 def _staircase_terms(kernel: Kernel, width: float, eps: float) -> tuple[int | None, int | None]:
     """Fewest direct-sum and Fourier terms whose truncation error is below ``eps``.
 

@@ -66,4 +66,6 @@ GROWING = {"relu", "leaky_relu", "abs", "hinge"}  # diverge with the Cauchy kern
 def op_kernel_pairs():
     import mollifier as mol
 
-    return [(o, k) for o in OPS for k in sorted(mol.kernels) if not (k == "cauchy" and o in GROWING)]
+    return [
+        (o, k) for o in OPS for k in sorted(mol.kernels) if not (k == "cauchy" and o in GROWING)
+    ]

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from conftest import OPS, op_kernel_pairs
 
 import mollifier as mol
+from conftest import OPS, op_kernel_pairs
 
 PAIRS = op_kernel_pairs()
 # points at, near and away from the kinks and jumps of every op
@@ -91,7 +91,11 @@ def test_straight_through_forward_is_hard_and_backward_is_smooth():
                 value, grad = out.detach().numpy(), g.numpy()
             else:
                 value = np.asarray(fn(jnp.array(x), width=0.3, straight_through=True))
-                grad = np.asarray(jax.vmap(jax.grad(lambda v, f=fn: f(v, width=0.3, straight_through=True)))(jnp.array(x)))
+                grad = np.asarray(
+                    jax.vmap(jax.grad(lambda v, f=fn: f(v, width=0.3, straight_through=True)))(
+                        jnp.array(x)
+                    )
+                )
             np.testing.assert_array_equal(value, hard[name], err_msg=f"{name} {backend}")
             np.testing.assert_allclose(grad, torch_grad(fn, x, width=0.3), atol=1e-14, err_msg=name)
         np.testing.assert_array_equal(fn(x, width=0.3, straight_through=True), hard[name])

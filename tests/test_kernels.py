@@ -34,7 +34,9 @@ def test_truncated_moments_by_quadrature(name, degree):
                 cuts |= {c for c in (mp.mpf(1),) if c < t}
             points = [lo, *sorted(c for c in cuts if c > lo)]
             expected = mp.quad(lambda u: (t - u) ** degree * ref.pdf(name, u), points)
-        assert abs(float(k.ramp(np.array(t), degree)) - float(expected)) <= 2e-15 * max(1, abs(t)) ** 2
+        assert (
+            abs(float(k.ramp(np.array(t), degree)) - float(expected)) <= 2e-15 * max(1, abs(t)) ** 2
+        )
 
 
 @pytest.mark.parametrize("name", [n for n in KERNELS if n != "cauchy"])
@@ -43,7 +45,12 @@ def test_partial_moments_and_constants(name):
     lo = -1.0 if k.support == 1 else -60.0  # the tails beyond 60 are below 1e-25
     for z in (-0.7, 0.0, 0.5):
         for j in range(3):
-            expected, _ = integrate.quad(lambda u: u**j * float(k.pdf(np.array(u))), lo, z, points=[0.0] if lo < 0 < z else None)
+            expected, _ = integrate.quad(
+                lambda u: u**j * float(k.pdf(np.array(u))),
+                lo,
+                z,
+                points=[0.0] if lo < 0 < z else None,
+            )
             assert abs(float(k.partial_moment(np.array(z), j)) - expected) < 1e-10
     m1, _ = integrate.quad(lambda u: abs(u) * float(k.pdf(np.array(u))), lo, -lo, points=[0.0])
     m2, _ = integrate.quad(lambda u: u * u * float(k.pdf(np.array(u))), lo, -lo, points=[0.0])
@@ -60,7 +67,11 @@ def test_characteristic_function_by_quadrature(name):
         else:
             lo = -1.0 if k.support == 1 else -60.0
             expected, _ = integrate.quad(
-                lambda u: math.cos(omega * u) * float(k.pdf(np.array(u))), lo, -lo, limit=400, points=[0.0]
+                lambda u: math.cos(omega * u) * float(k.pdf(np.array(u))),
+                lo,
+                -lo,
+                limit=400,
+                points=[0.0],
             )
         assert float(k.char_fn(omega)) == pytest.approx(expected, abs=1e-10)
 

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from conftest import OPS, op_kernel_pairs, to_backend, to_numpy
 
 import mollifier as mol
+from conftest import OPS, op_kernel_pairs, to_backend, to_numpy
 
 PAIRS = op_kernel_pairs()
 WIDTHS = (1e-8, 1e-3, 1.0, 1e8)
@@ -44,13 +44,17 @@ def test_finite_and_accurate_in_every_dtype(backend, op, kernel):
             assert np.all(np.isfinite(got[representable])), (dtype, width, got, expected)
             # computed in float32 (or float64) and rounded once: a few ulps of the output,
             # and for staircases of x (their reduction is exact, the rounding of x is not)
-            scale = np.maximum(np.maximum(1.0, np.abs(expected)), np.abs(x_exact) * (op == "quantize"))
+            scale = np.maximum(
+                np.maximum(1.0, np.abs(expected)), np.abs(x_exact) * (op == "quantize")
+            )
             tolerance = 8 * EPS[dtype] * scale
             if op in ("clip", "quantize"):
                 # several kernel tails of size w E|U| cancel when w is much wider than
                 # the breakpoint spacing: documented error eps_compute * w * E|U| per kink
                 compute_eps = EPS["float64" if dtype == "float64" else "float32"]
-                tolerance = tolerance + 4 * compute_eps * width * min(mol.kernels[kernel].mean_abs, 1e300)
+                tolerance = tolerance + 4 * compute_eps * width * min(
+                    mol.kernels[kernel].mean_abs, 1e300
+                )
             error = np.abs(got - expected)[representable]
             assert np.all(error <= tolerance[representable]), (dtype, width, got, expected)
 

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+
 from conftest import OPS, op_kernel_pairs
 
 PAIRS = op_kernel_pairs()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import array_api_compat
 import numpy as np
@@ -236,9 +237,7 @@ def as_float_array(x: Array, name: str = "x") -> tuple[Backend, Array, Any]:
     elif xp.isdtype(dtype, "integral") and not xp.isdtype(dtype, "bool"):
         out_dtype = default_float(backend)
     else:
-        raise TypeError(
-            f"{name} must have a real floating or integer dtype; got {dtype}"
-        )
+        raise TypeError(f"{name} must have a real floating or integer dtype; got {dtype}")
     compute = xp.float32 if _dtype_name(out_dtype) in _LOW_PRECISION else out_dtype
     if x.dtype != compute:
         x = xp.astype(x, compute)
@@ -268,4 +267,6 @@ def straight_through(backend: Backend, hard: Array, smooth: Array) -> Array:
         return hard
     xp = backend.xp
     zero_valued = smooth - backend.stop_gradient(smooth)
-    return backend.stop_gradient(hard) + xp.where(xp.isfinite(smooth), zero_valued, backend.const(0.0, smooth))
+    return backend.stop_gradient(hard) + xp.where(
+        xp.isfinite(smooth), zero_valued, backend.const(0.0, smooth)
+    )

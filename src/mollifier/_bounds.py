@@ -117,7 +117,9 @@ def _op_name(op: Any) -> Any:
     return getattr(op, "__name__", op) if callable(op) and not hasattr(op, "jumps") else op
 
 
-def error_bound(op: Any, *, kernel: str | Kernel = "logistic", width: float, **params: Any) -> float:
+def error_bound(
+    op: Any, *, kernel: str | Kernel = "logistic", width: float, **params: Any
+) -> float:
     """Sup-norm error of ``op`` smoothed by ``kernel`` at ``width``.
 
     Parameters

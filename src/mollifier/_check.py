@@ -73,7 +73,8 @@ SPECS: dict[str, OpSpec] = {
                     ref.trunc, _STAIR_WIDTHS),
     "frac": OpSpec(frac, lambda x: x - np.floor(x),
                    lambda k, w, x: mp.mpf(x) - ref.floor(k, w, x), _STAIR_WIDTHS),
-    "quantize": OpSpec(lambda x, **k: quantize(x, 0.25, **k), lambda x: 0.25 * np.floor(4 * x + 0.5),
+    "quantize": OpSpec(lambda x, **k: quantize(x, 0.25, **k),
+                       lambda x: 0.25 * np.floor(4 * x + 0.5),
                        lambda k, w, x: ref.floor(k, 4 * w, 4 * mp.mpf(x) + mp.mpf(1) / 2) / 4,
                        tuple(w / 4 for w in _STAIR_WIDTHS)),
     "gelu": OpSpec(gelu, lambda x: np.maximum(x, 0.0),
@@ -119,7 +120,9 @@ def check_pair(op: str, kernel: str, quick: bool = False) -> Row:
     return Row(op, kernel, worst, sup_error, bound, passed)
 
 
-def pairs(ops: list[str] | None = None, kernel_names: list[str] | None = None) -> list[tuple[str, str]]:
+def pairs(
+    ops: list[str] | None = None, kernel_names: list[str] | None = None
+) -> list[tuple[str, str]]:
     out = []
     for op in ops or list(SPECS):
         for kernel in kernel_names or list(kernels):

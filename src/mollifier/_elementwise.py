@@ -27,6 +27,7 @@ def resolve_width(
     w, t = width_or_tol(width, tol)
     if w is not None:
         return w
+    assert t is not None  # width_or_tol returns exactly one of the two
     return width_for(op, kernel=kernel, tol=t, **(params or {}))
 
 
@@ -283,7 +284,10 @@ def clip(
     kernel: KernelLike = "logistic",
     straight_through: bool = False,
 ) -> Array:
-    r"""Smooth clip to ``[lower, upper]``: :math:`\ell + w[P_1(\frac{x-\ell}{w}) - P_1(\frac{x-h}{w})]`.
+    r"""Smooth clip to ``[lower, upper]``.
+
+    .. math:: \mathrm{clip}_w(x) = \ell + w\,[P_1(\tfrac{x-\ell}{w}) - P_1(\tfrac{x-h}{w})]
+
 
     Logistic: ``lower + w log((1 + e^{(x - lower)/w}) / (1 + e^{(x - upper)/w}))``.
     Works with every kernel, Cauchy included (its ramps diverge, their difference
@@ -478,8 +482,12 @@ def equal(
     return finish(be, bump, dtype)
 
 
-def _gate(x: Any, width: Any, tol: Any, kernel: KernelLike, op: str, straight_through: bool) -> Array:
+def _gate(
+    x: Any, width: Any, tol: Any, kernel: KernelLike, op: str, straight_through: bool
+) -> Array:
     k = get_kernel(kernel)
+    if width is None and tol is None:
+        width = 1.0  # the standard GELU / SiLU
     w = resolve_width(op, width, tol, k)
     be, x_c, dtype = as_float_array(x)
     with be.quiet():
@@ -493,12 +501,14 @@ def gelu(
     x: Array,
     /,
     *,
-    width: float | None = 1.0,
+    width: float | None = None,
     tol: float | None = None,
     kernel: KernelLike = "gaussian",
     straight_through: bool = False,
 ) -> Array:
     r"""GELU-type gate :math:`x\,K(x/w)`; gaussian with ``width=1`` is the exact GELU.
+
+    ``width`` defaults to 1 when neither ``width`` nor ``tol`` is given.
 
     A *product form* from the seed series, not a convolution: the step inside is
     smoothed, the ReLU is not. Not convex, not monotone (minimum ``-0.16997 w`` for the
@@ -515,8 +525,6 @@ def gelu(
     >>> mol.gelu(np.array([1.0]))  # x Phi(x)
     array([0.84134475])
     """
-    if tol is not None:
-        width = None
     return _gate(x, width, tol, kernel, "gelu", straight_through)
 
 
@@ -524,7 +532,7 @@ def swish(
     x: Array,
     /,
     *,
-    width: float | None = 1.0,
+    width: float | None = None,
     tol: float | None = None,
     kernel: KernelLike = "logistic",
     straight_through: bool = False,
@@ -540,7 +548,4 @@ def swish(
     >>> mol.swish(np.array([1.0]))  # x sigmoid(x)
     array([0.73105858])
     """
-    if tol is not None:
-        width = None
     return _gate(x, width, tol, kernel, "swish", straight_through)
-

@@ -257,8 +257,7 @@ class Gaussian(Kernel):
 # Li_2(u) = sum_n B_n z^(n+1)/(n+1)!, z = -log(1 - u): converges like (z / 2 pi)^n and is
 # used for u <= 1/2 (z <= log 2), where 19 terms reach 1e-19.
 _DILOG_SERIES = tuple(
-    [0.0]
-    + [float(b / math.factorial(n + 1)) for n, b in enumerate(poly.bernoulli_numbers(18))]
+    [0.0] + [float(b / math.factorial(n + 1)) for n, b in enumerate(poly.bernoulli_numbers(18))]
 )
 
 
@@ -535,4 +534,3 @@ def get_kernel(kernel: str | Kernel) -> Kernel:
                 f"kernel must be one of {sorted(kernels)} or a Kernel; got {kernel!r}"
             ) from None
     raise TypeError(f"kernel must be a name or a Kernel; got {type(kernel).__name__}")
-

@@ -19,8 +19,10 @@ def positive_real(value: Any, name: str) -> float:
         If it is not finite or not strictly positive.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        if hasattr(value, "shape") and getattr(value, "size", None) == 1 and not hasattr(
-            value, "requires_grad"
+        if (
+            hasattr(value, "shape")
+            and getattr(value, "size", None) == 1
+            and not hasattr(value, "requires_grad")
         ):
             value = float(value)
         else:

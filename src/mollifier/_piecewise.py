@@ -14,6 +14,7 @@ large cancels (a naive sum of smoothed ramps loses ``eps * |x|`` to cancellation
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -55,7 +56,7 @@ class Piecewise:
             raise TypeError("breakpoints must be a sequence of real numbers") from None
         if not all(math.isfinite(c) for c in points):
             raise ValueError(f"breakpoints must be finite; got {points}")
-        if any(b <= a for a, b in zip(points, points[1:])):
+        if any(b <= a for a, b in itertools.pairwise(points)):
             raise ValueError(f"breakpoints must be strictly increasing; got {points}")
         if len(pieces) != len(points) + 1:
             raise ValueError(
@@ -103,11 +104,11 @@ class Piecewise:
         """Highest degree over all pieces."""
         return max(len(_trim(p)) - 1 for p in self.pieces)
 
-    def jumps(self) -> list[tuple[float, tuple[float, ...]]]:
+    def jumps(self) -> list[tuple[float, tuple[float, float, float]]]:
         """``(c_i, (b_0, b_1, b_2))`` with ``p_i - p_{i-1} = sum_j b_j (x - c_i)^j``."""
-        out = []
+        out: list[tuple[float, tuple[float, float, float]]] = []
         for c, left, right in zip(self.breakpoints, self.pieces, self.pieces[1:]):
-            d = [r - l for l, r in zip(left, right)]
+            d = [after - before for before, after in zip(left, right)]
             out.append((c, (d[0] + d[1] * c + d[2] * c * c, d[1] + 2.0 * d[2] * c, d[2])))
         return out
 
@@ -124,7 +125,7 @@ class Piecewise:
         """Largest ``|f'|`` over all pieces (``inf`` if an unbounded piece is quadratic)."""
         bound = 0.0
         edges = (-math.inf, *self.breakpoints, math.inf)
-        for (lo, hi), (_, a1, a2) in zip(zip(edges, edges[1:]), self.pieces):
+        for (lo, hi), (_, a1, a2) in zip(itertools.pairwise(edges), self.pieces):
             if a2 != 0.0 and not (math.isfinite(lo) and math.isfinite(hi)):
                 return math.inf
             ends = [a1] if a2 == 0.0 else [a1 + 2.0 * a2 * lo, a1 + 2.0 * a2 * hi]
@@ -136,9 +137,7 @@ class Piecewise:
         if self.pieces[0][1:] != (0.0, 0.0) or self.pieces[-1][1:] != (0.0, 0.0):
             return None
         values = [self.pieces[0][0], self.pieces[-1][0]]
-        for (lo, hi), (a0, a1, a2) in zip(
-            zip(self.breakpoints, self.breakpoints[1:]), self.pieces[1:-1]
-        ):
+        for (lo, hi), (a0, a1, a2) in zip(itertools.pairwise(self.breakpoints), self.pieces[1:-1]):
             points = [lo, hi]
             if a2 != 0.0 and lo < -a1 / (2.0 * a2) < hi:
                 points.append(-a1 / (2.0 * a2))

@@ -62,7 +62,8 @@ def bernoulli_numbers(n_max: int) -> list[Fraction]:
     """B_0..B_{n_max} with the convention B_1 = -1/2."""
     numbers = [Fraction(1)]
     for n in range(1, n_max + 1):
-        numbers.append(-sum(math.comb(n + 1, k) * numbers[k] for k in range(n)) / (n + 1))
+        total = sum((math.comb(n + 1, k) * numbers[k] for k in range(n)), Fraction(0))
+        numbers.append(-total / (n + 1))
     return numbers
 
 

@@ -32,13 +32,17 @@ def _smooth_floor(be: Backend, x: Array, width: float, kernel: Kernel) -> tuple[
     return xp.where(finite, m, x), xp.where(finite, offset, be.const(0.0, x))
 
 
-def _finish(be: Backend, x: Array, smooth: Array, hard: Any, straight_through: bool, dtype: Any) -> Array:
+def _finish(
+    be: Backend, x: Array, smooth: Array, hard: Any, straight_through: bool, dtype: Any
+) -> Array:
     if straight_through:
         smooth = _backend.straight_through(be, hard(x), smooth)
     return finish(be, smooth, dtype)
 
 
-def _common(op: str, x: Any, width: Any, tol: Any, kernel: KernelLike) -> tuple[Backend, Array, Any, float, Kernel]:
+def _common(
+    op: str, x: Any, width: Any, tol: Any, kernel: KernelLike
+) -> tuple[Backend, Array, Any, float, Kernel]:
     k = get_kernel(kernel)
     w = resolve_width(op, width, tol, k)
     be, x_c, dtype = as_float_array(x)
@@ -131,7 +135,10 @@ def round(
     kernel: KernelLike = "logistic",
     straight_through: bool = False,
 ) -> Array:
-    r"""Smooth rounding to the nearest integer: :math:`\mathrm{round}_w(x) = \lfloor x + \tfrac12\rfloor_w`.
+    r"""Smooth rounding to the nearest integer.
+
+    .. math:: \mathrm{round}_w(x) = \lfloor x + \tfrac12 \rfloor_w
+
     {params}
     Notes
     -----

@@ -19,7 +19,7 @@ FULL = {"relu", "abs", "clip", "sign", "floor", "round"}
 def test_matches_reference_and_bound(op, kernel):
     row = _check.check_pair(op, kernel, quick=op not in FULL)
     assert row.max_error <= 1e-12, row
-    assert row.measured_sup_error <= row.bound * (1 + 1e-9) + 1e-15, row
+    assert row.passed, row  # also: measured sup error within the bound at every width
 
 
 @pytest.mark.parametrize("kernel", sorted(mol.kernels))

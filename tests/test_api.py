@@ -8,7 +8,8 @@ PUBLIC = {
     "Kernel", "Piecewise", "abs", "ceil", "clip", "delta", "equal", "error_bound", "floor",
     "frac", "gelu", "get_kernel", "greater", "heaviside", "hinge", "kernels", "leaky_relu",
     "less", "quantize", "relu", "round", "sign", "smooth", "step", "swish", "trunc", "where",
-    "width_for",
+    "width_for", "argmax", "argmin", "logsumexp", "max", "maximum", "min", "minimum", "norm",
+    "softmax",
 }  # fmt: skip
 
 OPS = [mol.step, mol.sign, mol.relu, mol.leaky_relu, mol.abs, mol.clip, mol.hinge, mol.floor,
@@ -42,6 +43,26 @@ def test_one_signature_shape():
             assert params[knob].kind is inspect.Parameter.KEYWORD_ONLY, (op.__name__, knob)
 
 
+REDUCTIONS = [mol.logsumexp, mol.softmax, mol.max, mol.min, mol.argmax, mol.argmin, mol.norm]
+
+
+def test_reductions_share_the_signature_shape():
+    for op in REDUCTIONS:
+        params = inspect.signature(op).parameters
+        assert next(iter(params.values())).kind is inspect.Parameter.POSITIONAL_ONLY
+        for knob in ("axis", "width", "straight_through"):
+            assert params[knob].kind is inspect.Parameter.KEYWORD_ONLY, (op.__name__, knob)
+
+
 def test_every_public_function_has_a_docstring_with_examples():
-    for op in [*OPS, mol.smooth, mol.error_bound, mol.width_for, mol.delta]:
+    for op in [
+        *OPS,
+        *REDUCTIONS,
+        mol.maximum,
+        mol.minimum,
+        mol.smooth,
+        mol.error_bound,
+        mol.width_for,
+        mol.delta,
+    ]:
         assert op.__doc__ and "Examples" in op.__doc__, op.__name__

@@ -25,6 +25,17 @@ from ._elementwise import (
 )
 from ._kernels import Kernel, get_kernel, kernels
 from ._piecewise import Piecewise
+from ._reductions import (
+    argmax,
+    argmin,
+    logsumexp,
+    max,
+    maximum,
+    min,
+    minimum,
+    norm,
+    softmax,
+)
 from ._smooth import smooth
 from ._staircase import ceil, floor, frac, quantize, round, trunc
 
@@ -34,6 +45,8 @@ __all__ = [
     "Kernel",
     "Piecewise",
     "abs",
+    "argmax",
+    "argmin",
     "ceil",
     "clip",
     "delta",
@@ -49,11 +62,18 @@ __all__ = [
     "kernels",
     "leaky_relu",
     "less",
+    "logsumexp",
+    "max",
+    "maximum",
+    "min",
+    "minimum",
+    "norm",
     "quantize",
     "relu",
     "round",
     "sign",
     "smooth",
+    "softmax",
     "step",
     "swish",
     "trunc",

@@ -126,6 +126,24 @@ def _torch_namespace(torch: Any) -> Any:
     namespace = types.SimpleNamespace(**{name: getattr(torch, name) for name in names})
     namespace.astype = lambda x, dtype: x.to(dtype)
     namespace.isdtype = _torch_isdtype(torch)
+
+    def dims(x: Any, axis: Any) -> Any:
+        return tuple(range(x.ndim)) if axis is None else axis
+
+    namespace.max = lambda x, axis=None, keepdims=False: torch.amax(
+        x, dim=dims(x, axis), keepdim=keepdims
+    )
+    namespace.min = lambda x, axis=None, keepdims=False: torch.amin(
+        x, dim=dims(x, axis), keepdim=keepdims
+    )
+    namespace.sum = lambda x, axis=None, keepdims=False: torch.sum(
+        x, dim=dims(x, axis), keepdim=keepdims
+    )
+    namespace.squeeze = lambda x, axis: torch.squeeze(x, dim=axis)
+    namespace.arange = lambda n, dtype=None, device=None: torch.arange(
+        n, dtype=dtype, device=device
+    )
+    namespace.reshape = torch.reshape
     return namespace
 
 
@@ -250,6 +268,8 @@ def _dtype_name(dtype: Any) -> str:
 
 def finish(backend: Backend, result: Array, out_dtype: Any) -> Array:
     """Cast a result computed in the compute dtype back to the caller's dtype."""
+    if backend.name == "numpy" and not isinstance(result, np.ndarray):
+        result = np.asarray(result)  # NumPy turns 0-d results of some ops into scalars
     if result.dtype != out_dtype:
         with backend.quiet():  # values beyond float16's range become inf, as they should
             result = backend.xp.astype(result, out_dtype)

@@ -48,3 +48,26 @@ def test_torch_compile_without_graph_breaks(kernel):
     np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-12, atol=1e-13)
     (grad,) = torch.autograd.grad(out.sum(), x)
     assert torch.all(torch.isfinite(grad))
+
+
+def test_two_input_and_user_ops_under_transforms():
+    import mollifier as mol
+
+    f = mol.Piecewise(breakpoints=[-1, 0, 2], pieces=[[0], [1, 1], [1, -0.5, 0.25], [0]])
+    g = mol.smooth(f, kernel="laplace", width=0.3)
+
+    def several(v):
+        return [
+            mol.greater(v, 0.5, width=0.3), mol.less(v, 0.5, width=0.3),
+            mol.where(v, 2.0, -1.0, width=0.3), mol.delta(v, width=0.3),
+            mol.equal(v, 1.0, width=0.3), g(v),
+        ]  # fmt: skip
+
+    expected = np.stack(several(X))
+    jitted = jax.jit(lambda v: jnp.stack(several(v)))(jnp.array(X))
+    np.testing.assert_allclose(np.asarray(jitted), expected, rtol=1e-14, atol=1e-15)
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda v: torch.stack(several(v)), fullgraph=True)
+    np.testing.assert_allclose(compiled(torch.tensor(X)).numpy(), expected, rtol=1e-12, atol=1e-13)
+    mapped = torch.func.vmap(lambda v: torch.stack(several(v)))(torch.tensor(X))
+    np.testing.assert_allclose(mapped.numpy(), np.moveaxis(expected, 0, 1), rtol=1e-14, atol=1e-15)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -105,46 +104,56 @@ def _build_numpy() -> Backend:
 def _build_torch() -> Backend:
     import torch
 
-    _mark_compile_time_constants(torch)
     sp = torch.special
-    return Backend("torch", _torch_namespace(torch), sp.erf, sp.erfc, sp.ndtr, sp.expit,
+    return Backend("torch", _TorchNamespace(torch), sp.erf, sp.erfc, sp.ndtr, sp.expit,
                    torch.Tensor.detach)  # fmt: skip
 
 
-def _torch_namespace(torch: Any) -> Any:
+_TORCH_FUNCTIONS = (
+    "abs", "asarray", "atan", "atan2", "ceil", "exp", "expm1", "finfo", "float32", "floor",
+    "isfinite", "isinf", "isnan", "log", "log1p", "logaddexp", "maximum", "round", "sign",
+    "sin", "trunc", "where", "reshape",
+)  # fmt: skip
+
+
+class _TorchNamespace:
     """The subset of the array API the library uses, as plain ``torch`` functions.
 
     ``array_api_compat.torch`` wraps each function in Python that inspects its
     arguments; under ``torch.compile`` that inspection meets cached helpers and warns,
-    and in eager mode it costs time. These are the same functions, unwrapped.
+    and in eager mode it costs time. A plain class (not ``SimpleNamespace``) so that
+    dynamo can trace its construction when the first torch call happens inside
+    ``torch.compile``.
     """
-    names = (
-        "abs", "asarray", "atan", "atan2", "ceil", "exp", "expm1", "finfo", "float32",
-        "floor", "isfinite", "isinf", "isnan", "log", "log1p", "logaddexp", "maximum",
-        "round", "sign", "sin", "trunc", "where",
-    )  # fmt: skip
-    namespace = types.SimpleNamespace(**{name: getattr(torch, name) for name in names})
-    namespace.astype = lambda x, dtype: x.to(dtype)
-    namespace.isdtype = _torch_isdtype(torch)
 
-    def dims(x: Any, axis: Any) -> Any:
+    def __init__(self, torch: Any) -> None:
+        self._torch = torch
+        for name in _TORCH_FUNCTIONS:
+            setattr(self, name, getattr(torch, name))
+        self.isdtype = _torch_isdtype(torch)
+
+    @staticmethod
+    def astype(x: Any, dtype: Any) -> Any:
+        return x.to(dtype)
+
+    @staticmethod
+    def _dims(x: Any, axis: Any) -> Any:
         return tuple(range(x.ndim)) if axis is None else axis
 
-    namespace.max = lambda x, axis=None, keepdims=False: torch.amax(
-        x, dim=dims(x, axis), keepdim=keepdims
-    )
-    namespace.min = lambda x, axis=None, keepdims=False: torch.amin(
-        x, dim=dims(x, axis), keepdim=keepdims
-    )
-    namespace.sum = lambda x, axis=None, keepdims=False: torch.sum(
-        x, dim=dims(x, axis), keepdim=keepdims
-    )
-    namespace.squeeze = lambda x, axis: torch.squeeze(x, dim=axis)
-    namespace.arange = lambda n, dtype=None, device=None: torch.arange(
-        n, dtype=dtype, device=device
-    )
-    namespace.reshape = torch.reshape
-    return namespace
+    def max(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return self._torch.amax(x, dim=self._dims(x, axis), keepdim=keepdims)
+
+    def min(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return self._torch.amin(x, dim=self._dims(x, axis), keepdim=keepdims)
+
+    def sum(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return self._torch.sum(x, dim=self._dims(x, axis), keepdim=keepdims)
+
+    def squeeze(self, x: Any, axis: Any) -> Any:
+        return self._torch.squeeze(x, dim=axis)
+
+    def arange(self, n: int, dtype: Any = None, device: Any = None) -> Any:
+        return self._torch.arange(n, dtype=dtype, device=device)
 
 
 def _torch_isdtype(torch: Any) -> Callable[[Any, str], bool]:
@@ -168,17 +177,15 @@ def _build_jax() -> Backend:
     return Backend("jax", jnp, sp.erf, sp.erfc, sp.ndtr, sp.expit, jax.lax.stop_gradient)
 
 
-COMPILE_TIME_CONSTANTS: list[tuple[Any, str]] = []
-"""``(module, function name)`` of pure-Python helpers of scalar arguments only (term
-counts, series coefficients). Under ``torch.compile`` they are evaluated at trace time
-and their results baked into the graph instead of being traced through NumPy."""
-
-
 def memoize(function: Callable[..., Any]) -> Callable[..., Any]:
     """Cache a pure function of hashable scalar arguments in a plain dict.
 
-    Not ``functools.lru_cache``, which ``torch.compile`` refuses to trust. The
-    function is also registered as a compile-time constant (see above).
+    These helpers (term counts, series coefficients, bound constants) depend on Python
+    scalars only. Under ``torch.compile`` they must be evaluated at trace time and their
+    result baked into the graph rather than traced through NumPy: the wrapper carries
+    the marker that ``torch.compiler.assume_constant_result`` sets, set here directly
+    so that no torch import is needed. Not ``functools.lru_cache``, which dynamo
+    refuses to trust.
     """
     cache: dict[tuple[Any, ...], Any] = {}
 
@@ -191,14 +198,8 @@ def memoize(function: Callable[..., Any]) -> Callable[..., Any]:
 
     cached.__name__ = function.__name__
     cached.__doc__ = function.__doc__
-    module = sys.modules[function.__module__]
-    COMPILE_TIME_CONSTANTS.append((module, function.__name__))
+    cached._dynamo_marked_constant = True  # type: ignore[attr-defined]
     return cached
-
-
-def _mark_compile_time_constants(torch: Any) -> None:
-    for module, name in COMPILE_TIME_CONSTANTS:
-        setattr(module, name, torch.compiler.assume_constant_result(getattr(module, name)))
 
 
 def _identity(x: Array) -> Array:

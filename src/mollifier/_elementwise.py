@@ -13,7 +13,7 @@ from typing import Any
 from . import _backend
 from ._backend import Array, Backend, as_float_array, finish
 from ._bounds import width_for
-from ._kernels import Kernel, get_kernel
+from ._kernels import Kernel, density_at_zero, get_kernel
 from ._params import real, width_or_tol
 from ._piecewise import Piecewise, check_admissible, convolve
 
@@ -474,7 +474,7 @@ def equal(
     w, _ = width_or_tol(width, None)
     assert w is not None
     be, d, dtype = as_float_array(_difference(x1, x2))
-    peak = float(k.pdf(0.0))
+    peak = density_at_zero(k)
     bump = k._pdf(be, d / w) / peak
     if straight_through:
         hard = be.xp.astype(d == 0.0, d.dtype)

@@ -195,6 +195,12 @@ class Kernel:
 
 
 @memoize
+def density_at_zero(kernel: Kernel) -> float:
+    """``k(0)``, the peak of every kernel here (a Python float, evaluated once)."""
+    return float(kernel.pdf(np.asarray(0.0)))
+
+
+@memoize
 def _fourier_coefficients(kernel: Kernel, width: float, terms: int) -> tuple[float, ...]:
     k = np.arange(1, terms + 1, dtype=np.float64)
     return tuple(float(c) for c in kernel.char_fn(2.0 * math.pi * k * width) / (math.pi * k))

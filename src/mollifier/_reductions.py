@@ -24,7 +24,7 @@ from . import _backend
 from ._backend import Array, Backend, as_float_array, finish, memoize
 from ._elementwise import KernelLike, relu
 from ._elementwise import abs as smooth_abs
-from ._kernels import get_kernel
+from ._kernels import density_at_zero, get_kernel
 from ._params import positive_real, width_or_tol
 
 _METHODS = ("logsumexp", "softmax", "power")
@@ -500,7 +500,7 @@ def norm(
     xp = be.xp
     with be.quiet():
         if ord == 0:
-            bump = k._pdf(be, x_c / w) / float(k.pdf(0.0))
+            bump = k._pdf(be, x_c / w) / density_at_zero(k)
             out = xp.sum(1.0 - bump, axis=axes, keepdims=True)
             hard = xp.sum(xp.astype(x_c != 0, x_c.dtype), axis=axes, keepdims=True)
         elif ord == math.inf:

@@ -39,3 +39,16 @@ def test_failures_give_a_nonzero_exit(monkeypatch):
 
     monkeypatch.setattr(_check, "TOLERANCE", -1.0)
     assert cli.main(["check", "--op", "step", "--kernel", "uniform", "--quick"]) == 1
+
+
+def test_benchmark_script_runs():
+    import pathlib
+
+    script = pathlib.Path(__file__).parent.parent / "benchmarks" / "bench.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--size", "4096", "--rows", "16", "--repeat", "1"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "| relu (logistic) | F.softplus |" in out.stdout
+    assert "| seed floor (M=5, N=10) |" in out.stdout

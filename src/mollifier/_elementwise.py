@@ -366,7 +366,7 @@ def greater(
     >>> mol.greater(np.array([1.0, 3.0]), 2.0, width=1e-3)
     array([0., 1.])
     """
-    return step(_difference(x1, x2), width=width, tol=tol, kernel=kernel,
+    return step(x1 - x2, width=width, tol=tol, kernel=kernel,
                 straight_through=straight_through)  # fmt: skip
 
 
@@ -388,14 +388,8 @@ def less(
     >>> mol.less(np.array([1.0, 3.0]), 2.0, width=1e-3)
     array([1., 0.])
     """
-    return step(_difference(x2, x1), width=width, tol=tol, kernel=kernel,
+    return step(x2 - x1, width=width, tol=tol, kernel=kernel,
                 straight_through=straight_through)  # fmt: skip
-
-
-def _difference(a: Any, b: Any) -> Array:
-    if isinstance(a, (int, float)) and not isinstance(b, (int, float)):
-        return -(b - a)
-    return a - b
 
 
 def where(
@@ -473,7 +467,7 @@ def equal(
     k = get_kernel(kernel)
     w, _ = width_or_tol(width, None)
     assert w is not None
-    be, d, dtype = as_float_array(_difference(x1, x2))
+    be, d, dtype = as_float_array(x1 - x2)
     peak = density_at_zero(k)
     bump = k._pdf(be, d / w) / peak
     if straight_through:

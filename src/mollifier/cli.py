@@ -13,7 +13,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="mollifier",
         description=(
             "Smooth versions of non-smooth functions with a known error. "
-            "Subcommands: check (accuracy of every op against an mpmath reference)."
+            "Subcommands: check (accuracy of every op against an mpmath reference), "
+            "plot (draw an op and its smoothings)."
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -31,6 +32,21 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--kernel", action="append", help="only this kernel (repeatable)")
     check.add_argument("--quick", action="store_true", help="fewer points and widths")
     check.add_argument("--format", choices=["table", "json"], default="table")
+    plot = sub.add_parser(
+        "plot",
+        help="draw an op, its smooth versions and their derivatives to a PNG",
+        description=(
+            "Draw OP and its smoothings at each --width (the documented error band shaded "
+            "for the first width when the op is Lipschitz), with derivatives in a second "
+            "panel. With --compare, overlay every kernel at the first width instead."
+        ),
+    )
+    plot.add_argument("op", help="op name, e.g. relu, floor, clip")
+    plot.add_argument("--kernel", default="logistic", help="kernel name (default logistic)")
+    plot.add_argument("--width", type=float, action="append", help="width (repeatable)")
+    plot.add_argument("--range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("A", "B"))
+    plot.add_argument("--compare", action="store_true", help="overlay all kernels")
+    plot.add_argument("-o", "--output", required=True, help="PNG file to write")
     return parser
 
 
@@ -54,7 +70,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed = sum(not r.passed for r in rows)
             print(f"\n{len(rows) - failed} passed, {failed} failed")
         return 1 if any(not r.passed for r in rows) else 0
+    if args.command == "plot":
+        return _plot(args)
     return 2  # pragma: no cover - argparse rejects other commands
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from ._check import SPECS
+    from ._kernels import kernels
+
+    if args.op not in SPECS:
+        print(f"mollifier plot: unknown op {args.op!r}; valid: {sorted(SPECS)}", file=sys.stderr)
+        return 2
+    if args.kernel not in kernels:
+        print(f"mollifier plot: unknown kernel {args.kernel!r}; valid: {sorted(kernels)}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    widths = args.width or [0.05, 0.2, 0.5]
+    if any(not w > 0 for w in widths):
+        print(f"mollifier plot: widths must be positive; got {widths}", file=sys.stderr)
+        return 2
+    from . import plot
+
+    try:
+        if args.compare:
+            figure = plot.compare_kernels(args.op, width=widths[0], x_range=tuple(args.range))
+        else:
+            figure = plot.plot(
+                args.op, kernel=args.kernel, widths=widths, x_range=tuple(args.range)
+            )
+    except ValueError as error:
+        print(f"mollifier plot: {error}", file=sys.stderr)
+        return 2
+    figure.savefig(args.output, dpi=120)
+    print(args.output)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

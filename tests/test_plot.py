@@ -1,0 +1,74 @@
+"""Pictures: the PNGs are real images with the right panels; the CLI writes them."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from matplotlib import image
+
+import mollifier as mol
+from mollifier import plot
+
+
+def non_trivial_png(path):
+    pixels = image.imread(path)
+    assert pixels.ndim == 3 and pixels.shape[0] > 300 and pixels.shape[1] > 300
+    assert pixels.std() > 0.05  # not a blank canvas
+    return pixels
+
+
+@pytest.mark.parametrize("op", ["relu", "floor", "clip", "quantize", "sign"])
+def test_plot_has_values_and_derivatives(op, tmp_path):
+    figure = plot.plot(op, kernel="gaussian", widths=[0.05, 0.3])
+    values, slopes = figure.axes
+    assert len(figure.axes) == 2
+    assert [line.get_label() for line in values.lines] == [f"{op} (hard)", "w = 0.05", "w = 0.3"]
+    assert len(slopes.lines) == 3
+    x, y = values.lines[2].get_data()
+    np.testing.assert_allclose(
+        y,
+        mol.__dict__[op if op != "clip" else "clip"](
+            x,
+            *((-1.0, 2.0) if op == "clip" else (0.25,) if op == "quantize" else ()),
+            width=0.3,
+            kernel="gaussian",
+        ),
+    )
+    # the error band is drawn only where the op is Lipschitz
+    assert bool(values.collections) == (op in ("relu", "clip"))
+    figure.savefig(tmp_path / "out.png")
+    non_trivial_png(tmp_path / "out.png")
+
+
+def test_compare_kernels_skips_divergent_cauchy():
+    labels = [line.get_label() for line in plot.compare_kernels("abs", width=0.4).axes[0].lines]
+    assert "cauchy" not in labels and len(labels) == 1 + len(mol.kernels) - 1
+    labels = [line.get_label() for line in plot.compare_kernels("step", width=0.4).axes[0].lines]
+    assert "cauchy" in labels
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="op must be one of"):
+        plot.plot("sqrt")
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        plot.plot("relu", kernel="gauss")
+    with pytest.raises(ValueError, match="x_range"):
+        plot.plot("relu", x_range=(1.0, -1.0))
+
+
+def test_cli_plot(tmp_path):
+    out = tmp_path / "floor.png"
+    run = subprocess.run(
+        [sys.executable, "-m", "mollifier", "plot", "floor", "--kernel", "cauchy",
+         "--width", "0.1", "--width", "0.4", "--range", "-2", "2", "-o", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    non_trivial_png(out)
+    bad = subprocess.run([sys.executable, "-m", "mollifier", "plot", "sqrt", "-o", str(out)],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode == 2 and "relu" in bad.stderr
+    bad = subprocess.run([sys.executable, "-m", "mollifier", "plot", "relu", "--kernel", "cauchy",
+                          "-o", str(out)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode == 2 and "diverges" in bad.stderr

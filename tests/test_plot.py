@@ -26,15 +26,9 @@ def test_plot_has_values_and_derivatives(op, tmp_path):
     assert [line.get_label() for line in values.lines] == [f"{op} (hard)", "w = 0.05", "w = 0.3"]
     assert len(slopes.lines) == 3
     x, y = values.lines[2].get_data()
-    np.testing.assert_allclose(
-        y,
-        mol.__dict__[op if op != "clip" else "clip"](
-            x,
-            *((-1.0, 2.0) if op == "clip" else (0.25,) if op == "quantize" else ()),
-            width=0.3,
-            kernel="gaussian",
-        ),
-    )
+    expected = getattr(mol, op)(x, *{"clip": (-1.0, 2.0), "quantize": (0.25,)}.get(op, ()),
+                                width=0.3, kernel="gaussian")  # fmt: skip
+    np.testing.assert_allclose(y, expected)
     # the error band is drawn only where the op is Lipschitz
     assert bool(values.collections) == (op in ("relu", "clip"))
     figure.savefig(tmp_path / "out.png")

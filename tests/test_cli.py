@@ -52,3 +52,6 @@ def test_benchmark_script_runs():
     assert out.returncode == 0, out.stderr
     assert "| relu (logistic) | F.softplus |" in out.stdout
     assert "| seed floor (M=5, N=10) |" in out.stdout
+    via_cli = run("bench", "--size", "2048", "--rows", "8", "--repeat", "1")
+    assert via_cli.returncode == 0, via_cli.stderr
+    assert "| logsumexp | torch.logsumexp |" in via_cli.stdout

@@ -14,7 +14,7 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Smooth versions of non-smooth functions with a known error. "
             "Subcommands: check (accuracy of every op against an mpmath reference), "
-            "plot (draw an op and its smoothings)."
+            "plot (draw an op and its smoothings), bench (speed against native torch ops)."
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("A", "B"))
     plot.add_argument("--compare", action="store_true", help="overlay all kernels")
     plot.add_argument("-o", "--output", required=True, help="PNG file to write")
+    sub.add_parser(
+        "bench",
+        help="time every op against the native torch op it replaces (needs torch)",
+        description="Arguments after 'bench' go to the benchmark suite; see 'mollifier bench -h'.",
+        add_help=False,
+    )
     return parser
 
 
@@ -54,7 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._check import SPECS, format_table, rows_as_dicts, run_check
     from ._kernels import kernels
 
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "check":
         for name, valid, kind in ((args.op, SPECS, "op"), (args.kernel, kernels, "kernel")):
             unknown = sorted(set(name or []) - set(valid))
@@ -72,6 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if any(not r.passed for r in rows) else 0
     if args.command == "plot":
         return _plot(args)
+    if args.command == "bench":
+        from ._bench import main as bench_main
+
+        bench_main(extra)
+        return 0
     return 2  # pragma: no cover - argparse rejects other commands
 
 

@@ -66,3 +66,23 @@ def test_cli_plot(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mollifier", "plot", "relu", "--kernel", "cauchy",
                           "-o", str(out)], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 2 and "diverges" in bad.stderr
+
+
+def test_gallery_writes_figures_and_an_index(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "mollifier", "gallery", "-o", str(tmp_path),
+         "--op", "relu", "--op", "floor", "--kernel", "gaussian", "--kernel", "cauchy"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "3/7" in run.stderr  # progress bar
+    names = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert names == sorted(["relu-gaussian.png", "floor-gaussian.png", "floor-cauchy.png",
+                            *(f"{n}.png" for n in plot.SEED_FIGURES)])  # fmt: skip
+    for name in names:
+        non_trivial_png(tmp_path / name)
+    index = (tmp_path / "index.html").read_text()
+    assert all(f'src="{name}"' in index for name in names)
+    bad = subprocess.run([sys.executable, "-m", "mollifier", "gallery", "-o", str(tmp_path),
+                          "--kernel", "gauss"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode == 2 and "gaussian" in bad.stderr

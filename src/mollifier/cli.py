@@ -14,7 +14,8 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Smooth versions of non-smooth functions with a known error. "
             "Subcommands: check (accuracy of every op against an mpmath reference), "
-            "plot (draw an op and its smoothings), bench (speed against native torch ops)."
+            "plot (draw an op and its smoothings), gallery (all figures and an index.html), "
+            "bench (speed against native torch ops)."
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +48,18 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("A", "B"))
     plot.add_argument("--compare", action="store_true", help="overlay all kernels")
     plot.add_argument("-o", "--output", required=True, help="PNG file to write")
+    gallery = sub.add_parser(
+        "gallery",
+        help="write every op x kernel figure, the seed figures and an index.html",
+        description=(
+            "Render every op with every kernel (widths 0.05, 0.2, 0.5), the figures of the "
+            "seed posts (smooth max of two inputs, relu vs softplus, the windowed smooth "
+            "floor next to the exact one, swish and gelu) and an index.html showing them."
+        ),
+    )
+    gallery.add_argument("-o", "--output", required=True, help="directory to write")
+    gallery.add_argument("--op", action="append", help="only this op (repeatable)")
+    gallery.add_argument("--kernel", action="append", help="only this kernel (repeatable)")
     sub.add_parser(
         "bench",
         help="time every op against the native torch op it replaces (needs torch)",
@@ -81,6 +94,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if any(not r.passed for r in rows) else 0
     if args.command == "plot":
         return _plot(args)
+    if args.command == "gallery":
+        from . import plot as plots
+
+        try:
+            files = plots.gallery(args.output, ops=args.op, kernel_names=args.kernel,
+                                  progress=sys.stderr)  # fmt: skip
+        except ValueError as error:
+            print(f"mollifier gallery: {error}", file=sys.stderr)
+            return 2
+        print(files[-1])
+        return 0
     if args.command == "bench":
         from ._bench import main as bench_main
 

@@ -151,3 +151,177 @@ def compare_kernels(
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
     return figure
+
+
+def _seed_smooth_max() -> Any:
+    from ._reductions import logsumexp
+    from ._reductions import max as smooth_max
+
+    figure, top, bottom = _figure()
+    x = np.linspace(0.01, 3.0, 600)
+    pair = np.stack([x, np.ones_like(x)], axis=-1)
+    top.plot(x, np.maximum(x, 1.0), color="black", lw=2.2, label="max(x, 1)")
+    for w, style in ((0.1, "-"), (0.3, "--")):
+        top.plot(x, logsumexp(pair, width=w), style, label=f"logsumexp, w = {w}")
+        top.plot(
+            x, smooth_max(pair, width=w, method="softmax"), style, label=f"softmax mean, w = {w}"
+        )
+        top.plot(
+            x, smooth_max(pair, width=w, method="power"), style, label=f"power, p = {1 / w:.3g}"
+        )
+    top.set_title("Smooth max of two inputs (seed 1): above, below, and relative")
+    top.legend(fontsize=7, ncol=2)
+    for w in (0.1, 0.3):
+        bottom.plot(
+            x, logsumexp(pair, width=w) - np.maximum(x, 1.0), label=f"logsumexp − max, w = {w}"
+        )
+        bottom.plot(x, smooth_max(pair, width=w, method="softmax") - np.maximum(x, 1.0),
+                    label=f"softmax mean − max, w = {w}")  # fmt: skip
+    bottom.axhline(0.1 * np.log(2), color="grey", ls=":", label="w log 2 (w = 0.1)")
+    bottom.set_ylabel("error")
+    bottom.set_xlabel("x")
+    bottom.legend(fontsize=7)
+    return figure
+
+
+def _seed_relu_softplus() -> Any:
+    from ._elementwise import relu
+
+    figure, top, bottom = _figure()
+    x = np.linspace(-3, 3, 1201)
+    top.plot(x, np.maximum(x, 0), color="black", lw=2.2, label="relu")
+    for w in (0.25, 0.5, 1.0):
+        y = relu(x, width=w)
+        top.plot(x, y, label=f"w softplus(x / w), w = {w}")
+        bottom.plot(x, y - np.maximum(x, 0), label=f"error, max w log 2 = {w * np.log(2):.3f}")
+    top.set_title("ReLU and softplus: ReLU convolved with the logistic kernel")
+    top.legend(fontsize=8)
+    bottom.set_ylabel("softplus − relu")
+    bottom.set_xlabel("x")
+    bottom.legend(fontsize=8)
+    return figure
+
+
+def _seed_floor() -> Any:
+    from ._staircase import floor
+
+    figure, top, bottom = _figure()
+    x = np.linspace(-9, 14, 4601)
+    t, m, n = 10.0, 5, 10
+    seed = sum(1 / (1 + np.exp(-t * (x - k))) - 1 for k in range(-m, 1)) + sum(
+        1 / (1 + np.exp(-t * (x - k))) for k in range(1, n + 1)
+    )
+    exact = floor(x, width=1 / t)
+    top.plot(x, np.floor(x), color="black", lw=2, label="floor")
+    top.plot(x, seed, label="seed: sum over n = -5..10, t = 10")
+    top.plot(x, exact, "--", label="mollifier.floor, w = 0.1 (O(1), every x)")
+    top.axvspan(-9, -m, color="red", alpha=0.08)
+    top.axvspan(n, 14, color="red", alpha=0.08, label="outside the seed's window")
+    top.set_title("Smooth floor: the seed's windowed sum breaks down outside -M..N")
+    top.legend(fontsize=8)
+    bottom.plot(x, seed - exact, label="seed − exact")
+    bottom.set_ylabel("difference")
+    bottom.set_xlabel("x")
+    bottom.legend(fontsize=8)
+    return figure
+
+
+def _seed_gates() -> Any:
+    from ._elementwise import gelu, relu, swish
+
+    figure, top, bottom = _figure()
+    x = np.linspace(-4, 3, 1401)
+    top.plot(x, np.maximum(x, 0), color="black", lw=2.2, label="relu")
+    top.plot(x, swish(x), label="swish: x sigmoid(x)")
+    top.plot(x, gelu(x), label="gelu: x Phi(x)")
+    top.plot(x, relu(x, width=1.0, kernel="gaussian"), "--", label="relu * gaussian (convolution)")
+    top.set_title("Product forms x K(x / w) next to a convolution")
+    top.legend(fontsize=8)
+    for name, y in (("swish", swish(x)), ("gelu", gelu(x))):
+        bottom.plot(x, y - np.maximum(x, 0), label=f"{name} − relu")
+    bottom.axhline(-0.27846, color="grey", ls=":", label="−W(1/e) (swish minimum)")
+    bottom.axhline(-0.16997, color="grey", ls="--", label="−0.16997 (gelu minimum)")
+    bottom.set_ylabel("error")
+    bottom.set_xlabel("x")
+    bottom.legend(fontsize=8)
+    return figure
+
+
+SEED_FIGURES = {
+    "seed-smooth-max": (
+        _seed_smooth_max,
+        "Smooth max of two inputs: logsumexp, softmax mean, power",
+    ),
+    "seed-relu-softplus": (_seed_relu_softplus, "ReLU and softplus (logistic-kernel ReLU)"),
+    "seed-floor": (_seed_floor, "The seed's windowed smooth floor next to the exact O(1) one"),
+    "seed-gates": (_seed_gates, "Swish and GELU as x times a smooth step"),
+}
+"""The figures of the seed posts: name -> (builder, caption)."""
+
+
+def gallery(
+    directory: Any,
+    *,
+    ops: Sequence[str] | None = None,
+    kernel_names: Sequence[str] | None = None,
+    progress: Any = None,
+) -> list[Any]:
+    """Write every op x kernel figure, the seed figures and an ``index.html``.
+
+    Parameters
+    ----------
+    directory : path
+        Created if missing.
+    ops, kernel_names : sequences of str, optional
+        Restrict the op x kernel grid (all by default).
+    progress : text stream, optional
+        Receives a progress bar (``sys.stderr`` from the command line).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, ``index.html`` last.
+    """
+    import html
+    import pathlib
+
+    out = pathlib.Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ops or ():
+        _spec(name)
+    for name in kernel_names or ():
+        get_kernel(name)
+    grid = [
+        (op, k)
+        for op in (ops or OPS)
+        for k in (kernel_names or kernels)
+        if not (k == "cauchy" and SPECS[op].grows)
+    ]
+    jobs: list[tuple[str, str, Any]] = [
+        (f"{op}-{k}", f"{op}, {k} kernel", lambda op=op, k=k: plot(op, kernel=k)) for op, k in grid
+    ]
+    jobs += [(name, caption, build) for name, (build, caption) in SEED_FIGURES.items()]
+    written = []
+    for i, (name, caption, build) in enumerate(jobs, start=1):
+        if progress is not None:
+            done = int(30 * i / len(jobs))
+            progress.write(f"\r[{'#' * done}{'.' * (30 - done)}] {i}/{len(jobs)} {name:<28}")
+            progress.flush()
+        path = out / f"{name}.png"
+        build().savefig(path, dpi=90)
+        written.append((path, caption))
+    if progress is not None:
+        progress.write("\n")
+    cards = "\n".join(
+        f'<figure><img src="{html.escape(p.name)}" alt="{html.escape(c)}" width="560">'
+        f"<figcaption>{html.escape(c)}</figcaption></figure>"
+        for p, c in written
+    )
+    index = out / "index.html"
+    index.write_text(
+        "<!doctype html>\n<html><head><meta charset='utf-8'><title>mollifier gallery</title>"
+        "<style>body{font-family:sans-serif}figure{display:inline-block;margin:8px}</style>"
+        f"</head><body><h1>mollifier gallery</h1>\n{cards}\n</body></html>\n",
+        encoding="utf-8",
+    )
+    return [p for p, _ in written] + [index]

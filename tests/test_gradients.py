@@ -73,7 +73,7 @@ def test_derivative_of_floor_is_the_wrapped_kernel(kernel):
 
 
 def test_straight_through_forward_is_hard_and_backward_is_smooth():
-    x = np.array([-1.7, -0.5, 0.0, 0.3, 0.5, 2.5])
+    x = np.array([-1.7, -0.5, 0.0, 0.3, 0.5, 2.5, -0.2])
     hard = {
         "step": (x >= 0).astype(float), "sign": np.sign(x), "relu": np.maximum(x, 0),
         "abs": np.abs(x), "floor": np.floor(x), "ceil": np.ceil(x), "round": np.round(x),
@@ -97,5 +97,7 @@ def test_straight_through_forward_is_hard_and_backward_is_smooth():
                     )
                 )
             np.testing.assert_array_equal(value, hard[name], err_msg=f"{name} {backend}")
+            # bit for bit, the sign of zero included
+            assert np.array_equal(np.signbit(value), np.signbit(hard[name])), (name, backend)
             np.testing.assert_allclose(grad, torch_grad(fn, x, width=0.3), atol=1e-14, err_msg=name)
         np.testing.assert_array_equal(fn(x, width=0.3, straight_through=True), hard[name])

@@ -280,14 +280,15 @@ def finish(backend: Backend, result: Array, out_dtype: Any) -> Array:
 def straight_through(backend: Backend, hard: Array, smooth: Array) -> Array:
     """Hard value forward, the smooth function's gradient backward.
 
-    ``stop_gradient(hard) + (smooth - stop_gradient(smooth))``: the bracket is exactly zero wherever
-    ``smooth`` is finite, so the value is ``hard`` bit for bit; where ``smooth`` is
-    infinite the bracket would be ``inf - inf``, so it is replaced by zero there.
+    ``stop_gradient(hard) - (stop_gradient(smooth) - smooth)``: the bracket is exactly
+    ``+0`` wherever ``smooth`` is finite, and subtracting ``+0`` keeps every value of
+    ``hard`` bit for bit (``-0.0`` included, which adding ``+0`` would not); where
+    ``smooth`` is infinite the bracket would be ``inf - inf``, so it is zero there.
     """
     if backend.name == "numpy":
         return hard
     xp = backend.xp
-    zero_valued = smooth - backend.stop_gradient(smooth)
-    return backend.stop_gradient(hard) + xp.where(
+    zero_valued = backend.stop_gradient(smooth) - smooth
+    return backend.stop_gradient(hard) - xp.where(
         xp.isfinite(smooth), zero_valued, backend.const(0.0, smooth)
     )

@@ -22,13 +22,25 @@ KernelLike = str | Kernel
 
 def resolve_width(
     op: Any, width: Any, tol: Any, kernel: Kernel, params: dict[str, Any] | None = None
-) -> float:
-    """The width to use: ``width`` validated, or the one that meets ``tol``."""
+) -> Any:
+    """The width: ``width`` validated (a float or an array), or the one that meets ``tol``."""
     w, t = width_or_tol(width, tol)
     if w is not None:
         return w
     assert t is not None  # width_or_tol returns exactly one of the two
     return width_for(op, kernel=kernel, tol=t, **(params or {}))
+
+
+def width_like(be: Backend, width: Any, x: Array) -> Any:
+    """A float width as is; an array width in ``x``'s compute dtype (no silent upcast)."""
+    if isinstance(width, float):
+        return width
+    if _backend.backend_of(width) is not be:
+        raise TypeError(
+            f"an array width must be an array of the same framework as x ({be.name}); got "
+            f"{type(width).__name__}"
+        )
+    return be.xp.astype(width, x.dtype) if width.dtype != x.dtype else width
 
 
 def apply_piecewise(
@@ -48,6 +60,7 @@ def apply_piecewise(
     check_admissible(f, k)
     w = resolve_width(op, width, tol, k, params)
     be, x_c, dtype = as_float_array(x)
+    w = width_like(be, w, x_c)
     with be.quiet():
         smooth = convolve(be, f, x_c, w, k)
         if straight_through:
@@ -439,6 +452,7 @@ def delta(x: Array, /, *, width: float, kernel: KernelLike = "logistic") -> Arra
     w, _ = width_or_tol(width, None)
     assert w is not None
     be, x_c, dtype = as_float_array(x)
+    w = width_like(be, w, x_c)
     with be.quiet():
         return finish(be, k._pdf(be, x_c / w) / w, dtype)
 
@@ -468,6 +482,7 @@ def equal(
     w, _ = width_or_tol(width, None)
     assert w is not None
     be, d, dtype = as_float_array(x1 - x2)
+    w = width_like(be, w, d)
     peak = density_at_zero(k)
     bump = k._pdf(be, d / w) / peak
     if straight_through:
@@ -484,6 +499,7 @@ def _gate(
         width = 1.0  # the standard GELU / SiLU
     w = resolve_width(op, width, tol, k)
     be, x_c, dtype = as_float_array(x)
+    w = width_like(be, w, x_c)
     with be.quiet():
         out = k._gate(be, x_c, w)
     if straight_through:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import Any
+
+import numpy as np
 
 
 def positive_real(value: Any, name: str) -> float:
@@ -43,8 +46,51 @@ def real(value: Any, name: str) -> float:
     return value
 
 
-def width_or_tol(width: Any, tol: Any) -> tuple[float | None, float | None]:
-    """Validate that exactly one of ``width`` and ``tol`` is given."""
+def _is_array(value: Any) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.ndim > 0
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return True
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(value, jax.Array)
+
+
+def positive_width(value: Any) -> Any:
+    """A Python float, or an array of widths (learnable widths, one per channel, ...).
+
+    Arrays are checked for positivity whenever their values are concrete (NumPy, eager
+    torch, JAX outside a trace); inside ``jax.jit`` or ``torch.compile`` they cannot be
+    inspected and must be kept positive by the caller (e.g. a softplus parametrization).
+    """
+    if not _is_array(value):
+        return positive_real(value, "width")
+    concrete = _concrete_values(value)
+    if concrete is not None and not bool(np.all(np.isfinite(concrete) & (concrete > 0))):
+        raise ValueError("width must hold finite positive numbers")
+    return value
+
+
+def _concrete_values(value: Any) -> np.ndarray | None:
+    if isinstance(value, np.ndarray):
+        return value
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        if torch.compiler.is_compiling():
+            return None
+        return value.detach().cpu().to(torch.float64).numpy()
+    import jax
+
+    if isinstance(value, jax.core.Tracer):
+        return None
+    return np.asarray(value, dtype=np.float64)
+
+
+def width_or_tol(width: Any, tol: Any) -> tuple[Any, float | None]:
+    """Validate that exactly one of ``width`` and ``tol`` is given.
+
+    The width comes back as a Python float or, for array widths, the array itself.
+    """
     if width is not None and tol is not None:
         raise ValueError("give either width= or tol=, not both")
     if width is None and tol is None:
@@ -53,5 +99,15 @@ def width_or_tol(width: Any, tol: Any) -> tuple[float | None, float | None]:
             "(the largest sup error allowed, which picks the width)"
         )
     if width is not None:
-        return positive_real(width, "width"), None
+        return positive_width(width), None
     return None, positive_real(tol, "tol")
+
+
+def require_float_width(width: Any, what: str) -> float:
+    """Raise ``TypeError`` for an array width where only a Python float works."""
+    if not isinstance(width, float):
+        raise TypeError(
+            f"{what} needs width= as a Python number: its number of terms is chosen from "
+            "the width's value"
+        )
+    return width

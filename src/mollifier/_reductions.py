@@ -22,10 +22,10 @@ import numpy as np
 
 from . import _backend
 from ._backend import Array, Backend, as_float_array, finish, memoize
-from ._elementwise import KernelLike, relu
+from ._elementwise import KernelLike, relu, width_like
 from ._elementwise import abs as smooth_abs
 from ._kernels import density_at_zero, get_kernel
-from ._params import positive_real, width_or_tol
+from ._params import width_or_tol
 
 _METHODS = ("logsumexp", "softmax", "power")
 
@@ -152,7 +152,7 @@ def logsumexp(
     """
     be, x_c, dtype, axes = _prepare(x, axis, where)
     n = _reduced_size(x_c, axes)
-    w = _width(width, tol, n, math.log(n) if n > 1 else 0.0)
+    w = width_like(be, _width(width, tol, n, math.log(n) if n > 1 else 0.0), x_c)
     xp = be.xp
     if n == 0:  # log of an empty sum
         out = xp.sum(x_c, axis=axes, keepdims=True) + be.const(-math.inf, x_c)
@@ -197,7 +197,7 @@ def softmax(
     """
     be, x_c, dtype, axes = _prepare(x, axis, where)
     w, _ = width_or_tol(width, None)
-    assert w is not None
+    w = width_like(be, w, x_c)
     with be.quiet():
         p = _softmax(be, x_c, axes, w)
         if straight_through:
@@ -265,10 +265,10 @@ def max(
     with be.quiet():
         if method == "softmax":
             gap = _boltzmann_gap(n)
-            w = _width(width, tol, n, gap)
+            w = width_like(be, _width(width, tol, n, gap), x_c)
             out = _softmax_mean(be, x_c, axes, w)
         else:
-            w = _width(width, tol, n, 1.0 if n > 1 else 0.0, method="power")
+            w = width_like(be, _width(width, tol, n, 1.0 if n > 1 else 0.0, method="power"), x_c)
             out = _power_max(be, x_c, axes, w)
         if straight_through:
             out = _backend.straight_through(be, xp.max(x_c, axis=axes, keepdims=True), out)
@@ -492,10 +492,11 @@ def norm(
     array(2.)
     """
     k = get_kernel(kernel)
-    w = positive_real(width, "width") if width is not None else None
-    if w is None:
+    if width is None:
         raise ValueError("norm needs width= (units of x)")
+    w, _ = width_or_tol(width, None)
     be, x_c, dtype = as_float_array(x)
+    w = width_like(be, w, x_c)
     axes = _axes(axis, x_c.ndim)
     xp = be.xp
     with be.quiet():

@@ -75,5 +75,6 @@ def smooth(
             f, x, op=f, width=w, tol=None, kernel=k, straight_through=straight_through
         )
 
-    smoothed.__doc__ = f"{f!r} convolved with the {k.name} kernel of width {w:g}."
+    shown = f"{w:g}" if isinstance(w, float) else "given as an array"
+    smoothed.__doc__ = f"{f!r} convolved with the {k.name} kernel of width {shown}."
     return smoothed

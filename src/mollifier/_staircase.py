@@ -16,7 +16,7 @@ from . import _backend
 from ._backend import Array, Backend, as_float_array, finish
 from ._elementwise import KernelLike, resolve_width
 from ._kernels import Kernel, get_kernel
-from ._params import positive_real, real
+from ._params import positive_real, real, require_float_width
 
 
 def _smooth_floor(be: Backend, x: Array, width: float, kernel: Kernel) -> tuple[Array, Array]:
@@ -44,7 +44,7 @@ def _common(
     op: str, x: Any, width: Any, tol: Any, kernel: KernelLike
 ) -> tuple[Backend, Array, Any, float, Kernel]:
     k = get_kernel(kernel)
-    w = resolve_width(op, width, tol, k)
+    w = require_float_width(resolve_width(op, width, tol, k), op)
     be, x_c, dtype = as_float_array(x)
     return be, x_c, dtype, w, k
 
@@ -254,7 +254,7 @@ def quantize(
     s = positive_real(step, "step")
     o = real(offset, "offset")
     k = get_kernel(kernel)
-    w = resolve_width("quantize", width, tol, k, {"step": s})
+    w = require_float_width(resolve_width("quantize", width, tol, k, {"step": s}), "quantize")
     be, x_c, dtype = as_float_array(x)
     with be.quiet():  # x / step may overflow to inf, which is the right limit
         scaled = (x_c - o) / s if o else x_c / s

@@ -20,7 +20,7 @@ def test_all_lists_exactly_the_public_names():
     assert set(mol.__all__) == PUBLIC
     assert mol.__all__ == sorted(mol.__all__)
     exported = {n for n in dir(mol) if not n.startswith("_")}
-    modules = {"cli", "plot"}  # optional submodules, attributes once imported
+    modules = {"cli", "nn", "plot"}  # optional submodules, attributes once imported
     assert exported - modules == PUBLIC
 
 

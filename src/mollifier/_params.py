@@ -59,9 +59,10 @@ def _is_array(value: Any) -> bool:
 def positive_width(value: Any) -> Any:
     """A Python float, or an array of widths (learnable widths, one per channel, ...).
 
-    Arrays are checked for positivity whenever their values are concrete (NumPy, eager
-    torch, JAX outside a trace); inside ``jax.jit`` or ``torch.compile`` they cannot be
-    inspected and must be kept positive by the caller (e.g. a softplus parametrization).
+    Arrays are checked for positivity whenever their values are concrete and cheap to
+    read (NumPy, eager CPU torch, JAX outside a trace); inside ``jax.jit`` or
+    ``torch.compile``, and on a GPU, they are not inspected and must be kept positive by
+    the caller (e.g. a softplus parametrization, as in :mod:`mollifier.nn`).
     """
     if not _is_array(value):
         return positive_real(value, "width")
@@ -76,8 +77,8 @@ def _concrete_values(value: Any) -> np.ndarray | None:
         return value
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.Tensor):
-        if torch.compiler.is_compiling():
-            return None
+        if torch.compiler.is_compiling() or value.device.type != "cpu":
+            return None  # traced, or reading it would synchronize with the device
         return value.detach().cpu().to(torch.float64).numpy()
     import jax
 

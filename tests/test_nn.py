@@ -23,7 +23,13 @@ MODULES = [
      lambda x: torch.clamp(x, -1.0, 1.0)),
     (lambda **k: mnn.SmoothHinge(0.5, **k), lambda x, **k: mol.hinge(x, 0.5, **k),
      lambda x: torch.relu(0.5 - x)),
+    (lambda **k: mnn.SmoothLeakyReLU(0.2, **k), lambda x, **k: mol.leaky_relu(x, 0.2, **k),
+     lambda x: torch.where(x >= 0, x, 0.2 * x)),
+    (lambda **k: mnn.SmoothGELU(**k), lambda x, **k: mol.gelu(x, **k), torch.relu),
+    (lambda **k: mnn.SmoothSwish(**k), lambda x, **k: mol.swish(x, **k), torch.relu),
     (lambda **k: mnn.SmoothFloor(**k), lambda x, **k: mol.floor(x, **k), torch.floor),
+    (lambda **k: mnn.SmoothTrunc(**k), lambda x, **k: mol.trunc(x, **k), torch.trunc),
+    (lambda **k: mnn.SmoothFrac(**k), lambda x, **k: mol.frac(x, **k), lambda x: x - torch.floor(x)),
     (lambda **k: mnn.SmoothCeil(**k), lambda x, **k: mol.ceil(x, **k), torch.ceil),
     (lambda **k: mnn.SmoothRound(**k), lambda x, **k: mol.round(x, **k), torch.round),
     (lambda **k: mnn.SmoothQuantize(0.25, **k), lambda x, **k: mol.quantize(x, 0.25, **k),
@@ -98,6 +104,23 @@ def test_reduction_modules():
         mol.max(x, axis=0, width=0.2, method="softmax"),
     )
     torch.testing.assert_close(mnn.SmoothSoftmax(width=0.5).double()(x), mol.softmax(x, width=0.5))
+    w = float(mnn.SmoothMin(width=0.5).width)
+    torch.testing.assert_close(mnn.SmoothMin(width=0.5).double()(x), mol.min(x, width=w))
+    torch.testing.assert_close(
+        mnn.SmoothLogSumExp(dim=0, width=0.5).double()(x), mol.logsumexp(x, axis=0, width=w)
+    )
+    torch.testing.assert_close(
+        mnn.SmoothArgmax(index=True, width=0.5).double()(x), mol.argmax(x, width=w, index=True)
+    )
+    torch.testing.assert_close(
+        mnn.SmoothNorm(ord=1, width=0.5).double()(x), mol.norm(x, ord=1, width=w)
+    )
+    st = mnn.SmoothMax(width=0.5, straight_through=True).double()
+    assert torch.equal(st(x), x.max(dim=-1).values)
+    with pytest.raises(ValueError, match="ord"):
+        mnn.SmoothNorm(ord=-1, width=0.1)
+    with pytest.raises(ValueError, match="per_channel"):
+        mnn.SmoothSoftmax(width=0.1, per_channel=3)
 
 
 def test_bad_arguments_fail_at_construction():

@@ -152,6 +152,23 @@ SmoothReLU = _elementwise_module(
     "SmoothReLU", elementwise.relu, "Module of :func:`mollifier.relu`."
 )
 SmoothAbs = _elementwise_module("SmoothAbs", elementwise.abs, "Module of :func:`mollifier.abs`.")
+SmoothGELU = _elementwise_module(
+    "SmoothGELU", elementwise.gelu, "Module of :func:`mollifier.gelu` (pass kernel='gaussian')."
+)
+SmoothSwish = _elementwise_module(
+    "SmoothSwish", elementwise.swish, "Module of :func:`mollifier.swish`."
+)
+
+
+class SmoothLeakyReLU(SmoothModule):
+    """Module of :func:`mollifier.leaky_relu` with a fixed slope (see :class:`SAU` to learn it)."""
+
+    def __init__(self, negative_slope: float = 0.01, **knobs: Any) -> None:
+        self.negative_slope = real(negative_slope, "negative_slope")
+        super().__init__(**knobs)
+
+    def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
+        return elementwise.leaky_relu(x, self.negative_slope, **knobs)
 
 
 class SmoothClip(SmoothModule):
@@ -232,6 +249,8 @@ _FIXED = " The width is a fixed number (anneal it with a schedule); it cannot be
 SmoothFloor = _staircase_module("SmoothFloor", staircase.floor, "Module of floor." + _FIXED)
 SmoothCeil = _staircase_module("SmoothCeil", staircase.ceil, "Module of ceil." + _FIXED)
 SmoothRound = _staircase_module("SmoothRound", staircase.round, "Module of round." + _FIXED)
+SmoothTrunc = _staircase_module("SmoothTrunc", staircase.trunc, "Module of trunc." + _FIXED)
+SmoothFrac = _staircase_module("SmoothFrac", staircase.frac, "Module of frac." + _FIXED)
 
 
 class SmoothQuantize(_StaircaseModule):
@@ -245,14 +264,21 @@ class SmoothQuantize(_StaircaseModule):
         return staircase.quantize(x, self.step, self.offset, **knobs)
 
 
-class SmoothMax(SmoothModule):
+class _ReductionModule(SmoothModule):
+    """A reduction over ``dim``; ``per_channel`` does not apply."""
+
+    def __init__(self, dim: int = -1, **knobs: Any) -> None:
+        if knobs.get("per_channel") is not None:
+            raise ValueError("per_channel is not available for reductions")
+        super().__init__(dim=dim, **knobs)
+
+
+class SmoothMax(_ReductionModule):
     """Module of :func:`mollifier.max` over ``dim`` (``method`` as there)."""
 
     def __init__(self, dim: int = -1, method: str = "logsumexp", **knobs: Any) -> None:
         reductions._check_method(method)
         self.method = method
-        if knobs.get("per_channel") is not None:
-            raise ValueError("per_channel is not available for reductions")
         super().__init__(dim=dim, **knobs)
 
     def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
@@ -260,17 +286,53 @@ class SmoothMax(SmoothModule):
         return reductions.max(x, axis=self.dim, method=self.method, **knobs)
 
 
-class SmoothSoftmax(SmoothModule):
-    """Module of :func:`mollifier.softmax` over ``dim`` (temperature = width)."""
+class SmoothMin(SmoothMax):
+    """Module of :func:`mollifier.min` over ``dim``."""
 
-    def __init__(self, dim: int = -1, **knobs: Any) -> None:
-        if knobs.get("per_channel") is not None:
-            raise ValueError("per_channel is not available for reductions")
-        super().__init__(dim=dim, **knobs)
+    def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
+        knobs.pop("kernel")
+        return reductions.min(x, axis=self.dim, method=self.method, **knobs)
+
+
+class SmoothLogSumExp(_ReductionModule):
+    """Module of :func:`mollifier.logsumexp` over ``dim``."""
+
+    def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
+        knobs.pop("kernel")
+        return reductions.logsumexp(x, axis=self.dim, **knobs)
+
+
+class SmoothSoftmax(_ReductionModule):
+    """Module of :func:`mollifier.softmax` over ``dim`` (temperature = width)."""
 
     def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
         knobs.pop("kernel")
         return reductions.softmax(x, axis=self.dim, **knobs)
+
+
+class SmoothArgmax(_ReductionModule):
+    """Module of :func:`mollifier.argmax` over ``dim`` (``index=True``: expected index)."""
+
+    def __init__(self, dim: int = -1, index: bool = False, **knobs: Any) -> None:
+        self.index = bool(index)
+        super().__init__(dim=dim, **knobs)
+
+    def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
+        knobs.pop("kernel")
+        return reductions.argmax(x, axis=self.dim, index=self.index, **knobs)
+
+
+class SmoothNorm(_ReductionModule):
+    """Module of :func:`mollifier.norm` over ``dim`` (``ord`` as there)."""
+
+    def __init__(self, ord: float = 2, dim: int = -1, **knobs: Any) -> None:
+        if not (ord == 0 or ord == math.inf or (isinstance(ord, (int, float)) and ord > 0)):
+            raise ValueError(f"ord must be 0, a positive number or inf; got {ord!r}")
+        self.ord = ord
+        super().__init__(dim=dim, **knobs)
+
+    def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
+        return reductions.norm(x, ord=self.ord, axis=self.dim, **knobs)
 
 
 def smooth_modules(model: nn.Module) -> Iterator[SmoothModule]:

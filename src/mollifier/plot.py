@@ -153,6 +153,13 @@ def compare_kernels(
     return figure
 
 
+def _label_lower_panel(figure: Any, bottom: Any, ylabel: str, fontsize: int) -> Any:
+    bottom.set_ylabel(ylabel)
+    bottom.set_xlabel("x")
+    bottom.legend(fontsize=fontsize)
+    return figure
+
+
 def _seed_smooth_max() -> Any:
     from ._reductions import logsumexp
     from ._reductions import max as smooth_max
@@ -178,10 +185,7 @@ def _seed_smooth_max() -> Any:
         bottom.plot(x, smooth_max(pair, width=w, method="softmax") - np.maximum(x, 1.0),
                     label=f"softmax mean − max, w = {w}")  # fmt: skip
     bottom.axhline(0.1 * np.log(2), color="grey", ls=":", label="w log 2 (w = 0.1)")
-    bottom.set_ylabel("error")
-    bottom.set_xlabel("x")
-    bottom.legend(fontsize=7)
-    return figure
+    return _label_lower_panel(figure, bottom, "error", fontsize=7)
 
 
 def _seed_relu_softplus() -> Any:
@@ -196,10 +200,7 @@ def _seed_relu_softplus() -> Any:
         bottom.plot(x, y - np.maximum(x, 0), label=f"error, max w log 2 = {w * np.log(2):.3f}")
     top.set_title("ReLU and softplus: ReLU convolved with the logistic kernel")
     top.legend(fontsize=8)
-    bottom.set_ylabel("softplus − relu")
-    bottom.set_xlabel("x")
-    bottom.legend(fontsize=8)
-    return figure
+    return _label_lower_panel(figure, bottom, "softplus − relu", fontsize=8)
 
 
 def _seed_floor() -> Any:
@@ -220,10 +221,7 @@ def _seed_floor() -> Any:
     top.set_title("Smooth floor: the seed's windowed sum breaks down outside -M..N")
     top.legend(fontsize=8)
     bottom.plot(x, seed - exact, label="seed − exact")
-    bottom.set_ylabel("difference")
-    bottom.set_xlabel("x")
-    bottom.legend(fontsize=8)
-    return figure
+    return _label_lower_panel(figure, bottom, "difference", fontsize=8)
 
 
 def _seed_gates() -> Any:
@@ -241,10 +239,7 @@ def _seed_gates() -> Any:
         bottom.plot(x, y - np.maximum(x, 0), label=f"{name} − relu")
     bottom.axhline(-0.27846, color="grey", ls=":", label="−W(1/e) (swish minimum)")
     bottom.axhline(-0.16997, color="grey", ls="--", label="−0.16997 (gelu minimum)")
-    bottom.set_ylabel("error")
-    bottom.set_xlabel("x")
-    bottom.legend(fontsize=8)
-    return figure
+    return _label_lower_panel(figure, bottom, "error", fontsize=8)
 
 
 SEED_FIGURES = {

@@ -19,16 +19,27 @@ from ._kernels import Kernel, get_kernel
 from ._params import positive_real, real, require_float_width
 
 
-def _smooth_floor(be: Backend, x: Array, width: float, kernel: Kernel) -> tuple[Array, Array]:
-    """``(m, S(r))`` with ``floor_w(x) = m + S(r)``; non-finite ``x`` gives ``(x, 0)``."""
+def _reduce(be: Backend, x: Array) -> tuple[Array, Array, Array]:
+    """``(finite, m, r)``: ``m = round(x)``, ``r = x - m`` in ``[-1/2, 1/2]`` (exact, by
+    Sterbenz); non-finite entries are replaced by 0 so that ``inf - inf`` never occurs."""
     xp = be.xp
     finite = xp.isfinite(x)
     x_safe = xp.where(finite, x, be.const(0.0, x))
     m = xp.round(x_safe)
-    r = x_safe - m  # exact (Sterbenz)
-    eps = float(xp.finfo(x.dtype).eps) / 4.0
+    return finite, m, x_safe - m
+
+
+def _offset(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
+    """``S(r) = floor_w(m + r) - m``, truncated below a quarter of the dtype's epsilon."""
     with be.quiet():
-        offset = kernel._floor_offset(be, r, width, eps)
+        return kernel._floor_offset(be, r, width, float(be.xp.finfo(r.dtype).eps) / 4.0)
+
+
+def _smooth_floor(be: Backend, x: Array, width: float, kernel: Kernel) -> tuple[Array, Array]:
+    """``(m, S(r))`` with ``floor_w(x) = m + S(r)``; non-finite ``x`` gives ``(x, 0)``."""
+    xp = be.xp
+    finite, m, r = _reduce(be, x)
+    offset = _offset(be, r, width, kernel)
     return xp.where(finite, m, x), xp.where(finite, offset, be.const(0.0, x))
 
 
@@ -154,12 +165,10 @@ def round(
     """
     be, x_c, dtype, w, k = _common("round", x, width, tol, kernel)
     xp = be.xp
-    m, _ = _smooth_floor(be, x_c, w, k)
-    finite = xp.isfinite(x_c)
-    with be.quiet():
-        shifted = xp.where(finite, x_c - m, be.const(0.0, x_c)) + 0.5  # in [0, 1]
-    m2, offset = _smooth_floor(be, shifted, w, k)
-    return _finish(be, x_c, m + (m2 + offset), xp.round, straight_through, dtype)
+    finite, m, r = _reduce(be, x_c)
+    m2, offset = _smooth_floor(be, r + 0.5, w, k)  # floor_w(m + r + 1/2) - m, r + 1/2 in [0, 1]
+    smooth = xp.where(finite, m + (m2 + offset), x_c)
+    return _finish(be, x_c, smooth, xp.round, straight_through, dtype)
 
 
 def trunc(
@@ -216,11 +225,9 @@ def frac(
     """
     be, x_c, dtype, w, k = _common("frac", x, width, tol, kernel)
     xp = be.xp
-    m, offset = _smooth_floor(be, x_c, w, k)
-    finite = xp.isfinite(x_c)
+    finite, _, r = _reduce(be, x_c)
     with be.quiet():
-        r = xp.where(finite, x_c - m, be.const(0.0, x_c))
-        smooth = xp.where(finite, r - offset, x_c - x_c)
+        smooth = xp.where(finite, r - _offset(be, r, w, k), x_c - x_c)  # frac(±inf): NaN
     return _finish(be, x_c, smooth, lambda v: v - xp.floor(v), straight_through, dtype)
 
 

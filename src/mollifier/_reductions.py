@@ -293,21 +293,10 @@ def _softmax_mean(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> Arr
 
 
 def _power_max(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> Array:
-    # (sum x^p)^(1/p) = m (sum (x/m)^p)^(1/p), m = max x, p = 1/w; in logs so that
-    # n^(1/p) overflows only when the true value does
-    xp = be.xp
-    m = xp.max(x, axis=axes, keepdims=True)
-    positive = m > 0
-    m_safe = be.stop_gradient(xp.where(positive & xp.isfinite(m), m, be.const(1.0, m)))
-    ratio = xp.where(x > 0, x / m_safe, be.const(0.0, x))
-    ratio_safe = xp.where(ratio > 0, ratio, be.const(1.0, x))
-    powered = xp.where(ratio > 0, xp.exp(xp.log(ratio_safe) / w), be.const(0.0, x))
-    total = xp.sum(powered, axis=axes, keepdims=True)
-    total_safe = xp.where(total > 0, total, be.const(1.0, total))
-    out = m_safe * xp.exp(w * xp.log(total_safe))
-    out = xp.where(positive & xp.isfinite(m), out, m)
-    negative = xp.min(x, axis=axes, keepdims=True) < 0
-    return xp.where(negative, be.const(math.nan, out), out)
+    # the p-norm with p = 1/w; negative entries are outside its domain
+    negative = be.xp.min(x, axis=axes, keepdims=True) < 0
+    out = _p_norm(be, x, axes, w)
+    return be.xp.where(negative, be.const(math.nan, out), out)
 
 
 def min(
@@ -510,8 +499,8 @@ def norm(
         elif isinstance(ord, (int, float)) and 0 < ord < math.inf:
             p = float(ord)
             magnitude = smooth_abs(x_c, width=w, kernel=k)
-            out = _p_norm(be, magnitude, axes, p)
-            hard = _p_norm(be, xp.abs(x_c), axes, p)
+            out = _p_norm(be, magnitude, axes, 1.0 / p)
+            hard = _p_norm(be, xp.abs(x_c), axes, 1.0 / p)
         else:
             raise ValueError(f"ord must be 0, a positive number or inf; got {ord!r}")
         if straight_through:
@@ -519,11 +508,22 @@ def norm(
     return _finish_reduction(be, out, axes, keepdims, dtype)
 
 
-def _p_norm(be: Backend, magnitude: Array, axes: tuple[int, ...], p: float) -> Array:
-    # ||a||_p = m (sum (a/m)^p)^(1/p) with m = max a: no overflow of a^p
+def _p_norm(be: Backend, a: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``(sum a_i^p)^(1/p)`` with ``p = 1/w`` for ``a >= 0``, shared by ``max(method="power")``
+    and :func:`norm`.
+
+    ``m (sum (a/m)^p)^(1/p)`` with ``m = max a``, the powers taken in logs so that
+    ``n^(1/p)`` overflows only when the true value does; zeros go through ``where`` so
+    that ``0^p`` puts no ``inf * 0`` into the gradient.
+    """
     xp = be.xp
-    m = xp.max(magnitude, axis=axes, keepdims=True)
-    m_safe = be.stop_gradient(xp.where((m > 0) & xp.isfinite(m), m, be.const(1.0, m)))
-    total = xp.sum((magnitude / m_safe) ** p, axis=axes, keepdims=True)
-    out = m_safe * total ** (1.0 / p)
-    return xp.where(xp.isfinite(m), out, m)
+    m = xp.max(a, axis=axes, keepdims=True)
+    usable = (m > 0) & xp.isfinite(m)
+    m_safe = be.stop_gradient(xp.where(usable, m, be.const(1.0, m)))
+    ratio = xp.where(a > 0, a / m_safe, be.const(0.0, a))
+    ratio_safe = xp.where(ratio > 0, ratio, be.const(1.0, a))
+    powered = xp.where(ratio > 0, xp.exp(xp.log(ratio_safe) / w), be.const(0.0, a))
+    total = xp.sum(powered, axis=axes, keepdims=True)
+    total_safe = xp.where(total > 0, total, be.const(1.0, total))
+    out = m_safe * xp.exp(w * xp.log(total_safe))
+    return xp.where(usable, out, m)

@@ -87,17 +87,24 @@ class Kernel:
         lower = self._tail(be, s, 0)
         return be.xp.where(right, 1.0 - lower, lower)
 
-    def _ramp(self, be: Backend, t: Array, degree: int) -> Array:
-        """``P_j(t) = E[(t - U)_+^j]`` for every real ``t`` from the lower tail.
+    def _beyond(self, be: Backend, s: Array, right: Array, degree: int) -> Array:
+        """``P_j(t) - t^j theta(t)``, given the reflection ``(s, right)`` of ``t``.
 
-        Symmetry gives ``P_j(t) = t^j + [j = 2] E[U^2] - (-1)^j P_j(-t)``.
+        What smoothing adds to the truncated power ``t^j theta(t)``: a kernel tail that
+        decays away from ``t = 0`` (towards ``E[U^2]`` for ``j = 2``). Symmetry gives
+        ``P_j(t) = t^j + [j = 2] E[U^2] - (-1)^j P_j(-t)``.
         """
-        s, right = _sign_consistent_reflection(be, t)
         lower = self._tail(be, s, degree)
-        upper = t**degree - (-1.0) ** degree * lower
+        upper = -((-1.0) ** degree) * lower
         if degree == 2:
             upper = upper + self.second_moment
         return be.xp.where(right, upper, lower)
+
+    def _ramp(self, be: Backend, t: Array, degree: int) -> Array:
+        """``P_j(t) = E[(t - U)_+^j]`` for every real ``t``."""
+        s, right = _sign_consistent_reflection(be, t)
+        hard = be.xp.where(right, t**degree, be.const(0.0, t))
+        return hard + self._beyond(be, s, right, degree)
 
     def _gate(self, be: Backend, x: Array, width: float) -> Array:
         """Product form ``x K(x / w)`` (GELU, swish); tends to 0 as ``x -> -inf``."""

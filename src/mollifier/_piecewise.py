@@ -211,9 +211,7 @@ def convolve(be: Backend, f: Piecewise, x: Array, width: float, kernel: Kernel) 
             if cauchy and j == 1:
                 ramps.append((c, b_j, t, s))
                 continue
-            lower = kernel._tail(be, s, j)
-            upper = (-1.0) ** (j + 1) * lower + (kernel.second_moment if j == 2 else 0.0)
-            out = out + (b_j * width**j) * xp.where(right, upper, lower)
+            out = out + (b_j * width**j) * kernel._beyond(be, s, right, j)
     if ramps:
         out = out + _cauchy_ramps(be, ramps, width)
     bounds = f.bounds()

@@ -135,11 +135,15 @@ class SmoothModule(nn.Module):
         return ", ".join(flags)
 
 
-def _elementwise_module(name: str, op: Callable[..., Any], doc: str) -> type[SmoothModule]:
+def _elementwise_module(
+    name: str, op: Callable[..., Any], doc: str, base: type[SmoothModule] = SmoothModule
+) -> type[SmoothModule]:
+    """A module class whose forward is ``op(x, width=..., kernel=..., straight_through=...)``."""
+
     def _evaluate(self: SmoothModule, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
         return op(x, **knobs)
 
-    return type(name, (SmoothModule,), {"_evaluate": _evaluate, "__doc__": doc})
+    return type(name, (base,), {"_evaluate": _evaluate, "__doc__": doc})
 
 
 SmoothStep = _elementwise_module(
@@ -239,10 +243,7 @@ class _StaircaseModule(SmoothModule):
 
 
 def _staircase_module(name: str, op: Callable[..., Any], doc: str) -> type[SmoothModule]:
-    def _evaluate(self: SmoothModule, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
-        return op(x, **knobs)
-
-    return type(name, (_StaircaseModule,), {"_evaluate": _evaluate, "__doc__": doc})
+    return _elementwise_module(name, op, doc, base=_StaircaseModule)
 
 
 _FIXED = " The width is a fixed number (anneal it with a schedule); it cannot be learned."

@@ -47,8 +47,9 @@ class Backend:
     expit: Callable[[Array], Array]
     stop_gradient: Callable[[Array], Array]
 
-    def const(self, value: float, like: Array) -> Array:
-        """A 0-d array of ``like``'s dtype and device holding the Python float ``value``."""
+    def const(self, value: Any, like: Array) -> Array:
+        """``value`` (a Python float, or a NumPy array of constants) as an array of
+        ``like``'s dtype and device."""
         device = like.device if self.name == "torch" else array_api_compat.device(like)
         return self.xp.asarray(value, dtype=like.dtype, device=device)
 
@@ -112,7 +113,7 @@ def _build_torch() -> Backend:
 _TORCH_FUNCTIONS = (
     "abs", "asarray", "atan", "atan2", "ceil", "exp", "expm1", "finfo", "float32", "floor",
     "isfinite", "isinf", "isnan", "log", "log1p", "logaddexp", "maximum", "round", "sign",
-    "sin", "trunc", "where", "reshape",
+    "sin", "trunc", "where", "reshape", "cos", "tan", "tanh", "sqrt", "zeros_like",
 )  # fmt: skip
 
 

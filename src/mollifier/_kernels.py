@@ -112,6 +112,63 @@ class Kernel:
         out = x * self._cdf(be, x / width)
         return xp.where(x == -math.inf, be.const(0.0, x), out)  # -inf * 0 is NaN
 
+    # -- numerical engine data (``mollifier.smooth`` of an arbitrary callable) ------
+    quadrature_range: float = math.inf
+    """Half-width of the ``u`` range integrated numerically (mass beyond < 1e-17)."""
+    max_derivative_order: int = 2
+    """Highest ``n`` with ``g^(n)(x) = w^-n E[f(x - wU) k^(n)(U) / k(U)]`` and point
+    terms only (no ``f'``): ``k^(n-1)`` must be a function, not a distribution."""
+    max_score_order: int = 2
+    """Highest derivative whose Monte Carlo score estimator has finite variance,
+    ``E[(k^(n)(U) / k(U))^2] < inf``."""
+
+    def _density_derivative(self, be: Backend, u: Array, order: int) -> Array:
+        """The classical derivative ``k^(order)(u)`` (``order`` 0..2), 0 off the support."""
+        raise NotImplementedError
+
+    def _derivative_atoms(self, order: int) -> tuple[tuple[float, float], ...]:
+        """Point masses ``(u_a, c_a)`` of the distributional ``k^(order)`` beyond the
+        classical part: ``c_a`` is the jump of ``k^(order-1)`` at ``u_a``."""
+        return ()
+
+    def _score(self, be: Backend, u: Array, order: int) -> Array:
+        """``k^(order)(u) / k(u)`` on the support (the Stein / score-function weight)."""
+        return self._density_derivative(be, u, order) / self._pdf(be, u)
+
+    panel_scale: float = math.inf
+    """Panels are equal in ``asinh(u / panel_scale)``: about ``panel_scale`` times
+    finer at the centre than in the far tails (``inf``: equal in ``u``)."""
+
+    def _panel_edges(self, panels: int) -> np.ndarray:
+        """Edges of ``panels`` panels in the quadrature variable ``t``."""
+        half = min(self.support, self.quadrature_range)
+        if math.isinf(self.panel_scale):
+            return np.linspace(-half, half, panels + 1)
+        reach = math.asinh(half / self.panel_scale)
+        edges = self.panel_scale * np.sinh(np.linspace(-reach, reach, panels + 1))
+        edges[panels // 2] = 0.0 if panels % 2 == 0 else edges[panels // 2]
+        return edges
+
+    def _panel_point(self, be: Backend, t: Array) -> Array:
+        """The kernel variable ``u(t)`` at the quadrature variable ``t``."""
+        return t
+
+    def _panel_weight(self, be: Backend, t: Array, order: int) -> Array:
+        """``k^(order)(u(t)) u'(t)``: the integrand's weight in the variable ``t``."""
+        return self._density_derivative(be, t, order)
+
+    def _quantile(self, be: Backend, p: Array) -> Array:
+        """``K^-1(p)`` for ``p`` in (0, 1), by bisection on the CDF (64 halvings)."""
+        xp = be.xp
+        half = min(self.support, self.quadrature_range)
+        lo = be.const(-half, p) + 0.0 * p
+        hi = be.const(half, p) + 0.0 * p
+        for _ in range(64):
+            mid = 0.5 * (lo + hi)
+            below = self._cdf(be, mid) < p
+            lo, hi = xp.where(below, mid, lo), xp.where(below, hi, mid)
+        return 0.5 * (lo + hi)
+
     # -- public, array-in array-out ----------------------------------------------
     def pdf(self, u: Array) -> Array:
         """Density ``k(u)`` of the standard kernel."""
@@ -266,6 +323,15 @@ class Gaussian(Kernel):
     def _sample_np(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         return rng.standard_normal(shape)
 
+    quadrature_range = 9.0  # P(|U| > 9) = 2e-19
+
+    def _density_derivative(self, be: Backend, u: Array, order: int) -> Array:
+        # k' = -u k, k'' = (u^2 - 1) k
+        return self._score(be, u, order) * self._pdf(be, u)
+
+    def _score(self, be: Backend, u: Array, order: int) -> Array:
+        return (u * 0.0 + 1.0, -u, u * u - 1.0)[order]
+
 
 # Li_2(u) = sum_n B_n z^(n+1)/(n+1)!, z = -log(1 - u): converges like (z / 2 pi)^n and is
 # used for u <= 1/2 (z <= log 2), where 19 terms reach 1e-19.
@@ -311,6 +377,22 @@ class Logistic(Kernel):
     def _sample_np(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         return rng.logistic(size=shape)
 
+    quadrature_range = 40.0  # P(|U| > 40) = 8e-18
+    panel_scale = 4.0
+
+    def _density_derivative(self, be: Backend, u: Array, order: int) -> Array:
+        return self._score(be, u, order) * self._pdf(be, u)
+
+    def _score(self, be: Backend, u: Array, order: int) -> Array:
+        # k' = -k tanh(u/2) and, with tanh(u/2)' = 2k, k'' = k (tanh(u/2)^2 - 2k)
+        if order == 0:
+            return u * 0.0 + 1.0
+        slope = be.xp.tanh(0.5 * u)
+        return -slope if order == 1 else slope * slope - 2.0 * self._pdf(be, u)
+
+    def _quantile(self, be: Backend, p: Array) -> Array:
+        return be.xp.log(p) - be.xp.log1p(-p)
+
 
 class Laplace(Kernel):
     r"""Laplace kernel :math:`k(u) = e^{-|u|}/2`."""
@@ -332,6 +414,30 @@ class Laplace(Kernel):
 
     def _sample_np(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         return rng.laplace(size=shape)
+
+    quadrature_range = 40.0  # P(|U| > 40) = 4e-18
+    panel_scale = 4.0
+
+    def _density_derivative(self, be: Backend, u: Array, order: int) -> Array:
+        return self._score(be, u, order) * self._pdf(be, u)
+
+    def _score(self, be: Backend, u: Array, order: int) -> Array:
+        # k' = -sign(u) k; k'' = k away from 0, where k' jumps by -1 (an atom)
+        return -be.xp.sign(u) if order == 1 else u * 0.0 + 1.0
+
+    def _derivative_atoms(self, order: int) -> tuple[tuple[float, float], ...]:
+        return ((0.0, -1.0),) if order == 2 else ()
+
+    def _panel_edges(self, panels: int) -> np.ndarray:
+        # an even count puts an edge at the density's kink u = 0
+        return super()._panel_edges(panels + panels % 2)
+
+    def _quantile(self, be: Backend, p: Array) -> Array:
+        xp = be.xp
+        lower = p < 0.5
+        safe = xp.where(lower, p, 1.0 - p)
+        magnitude = xp.log(2.0 * safe)
+        return xp.where(lower, magnitude, -magnitude)
 
     def _floor_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
         # The step sums are geometric; with rho = |r|:
@@ -380,6 +486,36 @@ class Cauchy(Kernel):
 
     def _sample_np(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         return rng.standard_cauchy(shape)
+
+    def _density_derivative(self, be: Backend, u: Array, order: int) -> Array:
+        return self._score(be, u, order) * self._pdf(be, u)
+
+    def _score(self, be: Backend, u: Array, order: int) -> Array:
+        # k' / k = -2u / (1 + u^2), k'' / k = (6u^2 - 2) / (1 + u^2)^2
+        q = 1.0 + u * u
+        return (u * 0.0 + 1.0, -2.0 * u / q, (6.0 * u * u - 2.0) / (q * q))[order]
+
+    # The heavy tails are integrated in the angle: u = tan(theta), k(u) du = d theta / pi.
+    def _panel_edges(self, panels: int) -> np.ndarray:
+        # stopping 1e-12 short of +-pi/2 drops a mass of 6e-13 and keeps tan finite
+        half = 0.5 * math.pi * (1.0 - 1e-12)
+        return np.linspace(-half, half, panels + 1)
+
+    def _panel_point(self, be: Backend, t: Array) -> Array:
+        return be.xp.tan(t)
+
+    def _panel_weight(self, be: Backend, t: Array, order: int) -> Array:
+        # k^(n)(tan t) sec^2 t: 1/pi, -sin(2t)/pi, (6 sin^2 cos^2 - 2 cos^4)/pi
+        if order == 0:
+            return t * 0.0 + 1.0 / math.pi
+        sin, cos = be.xp.sin(t), be.xp.cos(t)
+        if order == 1:
+            return (-2.0 / math.pi) * sin * cos
+        cos2 = cos * cos
+        return (6.0 * sin * sin * cos2 - 2.0 * cos2 * cos2) / math.pi
+
+    def _quantile(self, be: Backend, p: Array) -> Array:
+        return be.xp.tan(math.pi * (p - 0.5))
 
     def _floor_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
         # Poisson kernel (principal value of the step sum):
@@ -440,6 +576,16 @@ class PolynomialKernel(Kernel):
         for j in range(2 * power + 1):
             self._boundary_derivatives.append((j, float(poly.value(d, Fraction(1)))))
             d = poly.derivative(d)
+        # the numerical engine: k^(n) as float polynomials; k^(n-1) must vanish at the
+        # edges below the top order (no delta' terms), and the score k^(n)/k ~ (1-u)^(p-n)
+        # is square-integrable against k ~ (1-u)^p when p >= 2n (or k^(n) = 0 inside)
+        self._derivative_coefficients = []
+        d = list(self.density)
+        for _ in range(3):
+            self._derivative_coefficients.append(tuple(float(c) for c in d) or (0.0,))
+            d = poly.derivative(d)
+        self.max_derivative_order = min(2, power + 1)
+        self.max_score_order = 1 if power == 0 else min(2, power // 2)
         self._bernoulli = {
             n: tuple(float(c / math.factorial(n)) for c in poly.bernoulli_polynomial(n))
             for n in range(2, 2 * power + 3)
@@ -488,6 +634,20 @@ class PolynomialKernel(Kernel):
 
     def _sample_np(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         return 2.0 * rng.beta(self.power + 1, self.power + 1, size=shape) - 1.0
+
+    def _density_derivative(self, be: Backend, u: Array, order: int) -> Array:
+        xp = be.xp
+        value = poly.horner(self._derivative_coefficients[order], u) + 0.0 * u  # constants too
+        return xp.where(xp.abs(u) < 1.0, value, be.const(0.0, u))
+
+    def _derivative_atoms(self, order: int) -> tuple[tuple[float, float], ...]:
+        # k^(n-1) jumps from 0 up to k^(n-1)(-1) at u = -1 and down from k^(n-1)(1) at 1
+        if not 1 <= order <= self.max_derivative_order:
+            return ()
+        edge = self._boundary_derivatives[order - 1][1]
+        if edge == 0.0:
+            return ()
+        return ((-1.0, (-1.0) ** (order - 1) * edge), (1.0, -edge))
 
     def _floor_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
         if width <= 1.5:

@@ -43,6 +43,11 @@ def width_like(be: Backend, width: Any, x: Array) -> Any:
     return be.xp.astype(width, x.dtype) if width.dtype != x.dtype else width
 
 
+# Python-float widths for which 1/w is a finite float32 (the fused forms scale by it);
+# array widths, which may be learnable, take the generic path
+_FAST_WIDTHS = (1e-30, 1e30)
+
+
 def apply_piecewise(
     f: Piecewise,
     x: Array,
@@ -62,7 +67,13 @@ def apply_piecewise(
     be, x_c, dtype = as_float_array(x)
     w = width_like(be, w, x_c)
     with be.quiet():
-        smooth = convolve(be, f, x_c, w, k)
+        fast = be.name == "torch" and not straight_through and isinstance(w, float)
+        if fast and _FAST_WIDTHS[0] < w < _FAST_WIDTHS[1]:
+            from ._torch_fast import smooth_piecewise
+
+            smooth = smooth_piecewise(be, f, x_c, w, k)
+        else:
+            smooth = convolve(be, f, x_c, w, k)
         if straight_through:
             exact = hard(be, x_c) if hard is not None else f._evaluate(be, x_c)
             smooth = _backend.straight_through(be, exact, smooth)

@@ -403,7 +403,9 @@ class Laplace(Kernel):
     smoothness = "C^1"
 
     def _pdf(self, be: Backend, u: Array) -> Array:
-        return 0.5 * be.xp.exp(-be.xp.abs(u))
+        # -|u| by reflection: its derivative at the kink is the right-hand one, as for
+        # the CDF (abs would give 0 there)
+        return 0.5 * be.xp.exp(_sign_consistent_reflection(be, u)[0])
 
     def _tail(self, be: Backend, s: Array, degree: int) -> Array:
         # E(s - U)_+^j = j! e^s / 2 for s <= 0

@@ -142,3 +142,39 @@ def test_torch_func_transforms():
     torch.testing.assert_close(per_row.reshape(5), mol.relu(x, width=0.5))
     grad = torch.func.vmap(torch.func.grad(lambda v: mol.relu(v, width=0.5)))(x)
     torch.testing.assert_close(grad, mol.step(x, width=0.5))
+
+
+@pytest.mark.parametrize("axis", [-1, 0, (0, 1)])
+def test_softmax_fast_path_agrees_with_the_generic_path(axis):
+    from mollifier._reductions import _axes, softmax_values
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 5, dtype=torch.float64) * 3
+    x[1, 2] = -float("inf")
+    weights = torch.randn(4, 5, dtype=torch.float64)
+    axes = _axes(axis, 2)
+    results = []
+    for fn in (
+        lambda v: mol.softmax(v, axis=axis, width=0.7),
+        lambda v: softmax_values(BE, v, axes, 0.7),
+    ):
+        v = x.clone().requires_grad_(True)
+        p = fn(v)
+        (first,) = torch.autograd.grad((p * weights).sum(), v, create_graph=True)
+        (second,) = torch.autograd.grad((first * weights).sum(), v)
+        results.append((p.detach(), first.detach(), second))
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-15)
+
+
+def test_softmax_saves_only_its_output():
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor)
+        return tensor
+
+    x = torch.randn(8, 16, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        p = mol.softmax(x, width=0.5)
+    assert len(saved) == 1 and saved[0].data_ptr() == p.data_ptr()

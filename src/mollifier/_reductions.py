@@ -206,6 +206,15 @@ def softmax(
 
 
 def _softmax(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> Array:
+    if be.name == "torch" and isinstance(w, float):
+        from ._torch_fast import softmax
+
+        return softmax(be, x, axes, w)
+    return softmax_values(be, x, axes, w)
+
+
+def softmax_values(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """The generic softmax: shifted by the max, all-``-inf`` slices give zeros."""
     xp = be.xp
     _, e, s = _shifted(be, x, axes, w)
     return e / xp.where(s > 0, s, be.const(1.0, s))

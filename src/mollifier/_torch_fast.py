@@ -140,3 +140,39 @@ def smooth_piecewise(be: Backend, f: Piecewise, x: Tensor, width: float, kernel:
     """The fast path's entry point: ``x`` is a float tensor in its compute dtype."""
     out: Tensor = SmoothPiecewise.apply(x, f, width, kernel, be)
     return out
+
+
+class SmoothSoftmax(torch.autograd.Function):
+    """Softmax with temperature ``w`` that saves only its output, like ``torch.softmax``.
+
+    Backward: ``p (g - sum(g p)) / w``, through torch's own softmax backward kernel
+    for a single axis.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, axes: tuple[int, ...], width: float, be: Backend) -> Tensor:
+        from ._reductions import softmax_values
+
+        return softmax_values(be, x, axes, width)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        _, ctx.axes, ctx.width, _ = inputs
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
+        (p,) = ctx.saved_tensors
+        if len(ctx.axes) == 1 and not torch.is_grad_enabled():
+            native = torch._softmax_backward_data(grad, p, ctx.axes[0], p.dtype)
+            return native * (1.0 / ctx.width), None, None, None
+        inner = torch.sum(grad * p, dim=ctx.axes, keepdim=True)
+        return p * (grad - inner) * (1.0 / ctx.width), None, None, None
+
+
+def softmax(be: Backend, x: Tensor, axes: tuple[int, ...], width: float) -> Tensor:
+    """Softmax over ``axes`` at temperature ``width`` through :class:`SmoothSoftmax`."""
+    out: Tensor = SmoothSoftmax.apply(x, axes, width, be)
+    return out

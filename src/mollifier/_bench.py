@@ -1,20 +1,24 @@
 """Benchmark mollifier against native torch ops and peers, side by side in one process.
 
 Run ``mollifier bench`` or ``python benchmarks/bench.py`` (``--size 1000000 --repeat 3``
-for a quick look). Needs torch (extra ``torch``).
-Prints a markdown table: median time of forward and forward+backward, the ratio to the
-native op measured in the same process, and the bytes autograd saves for backward.
+for a quick look; ``--compile`` adds torch.compile rows, ``--jax`` a jax.jit table).
+Needs torch (extra ``torch``).
+Prints markdown tables: median time of forward and forward+backward, the ratio to the
+native op measured in the same process, and the bytes autograd saves for backward
+(the memory a training step holds per op); then mollifier against its peers, op for op.
 The seed's windowed floor (sum over n = -M..N of sigmoid(t (x - n)), M=5, N=10, t=10)
-is written out plainly below as a peer; SoftTorch is used when it is installed.
+is written out plainly below; SoftTorch 0.1.1 is used when it is installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -98,13 +102,72 @@ def cases(x: torch.Tensor, matrix: torch.Tensor) -> list[tuple[str, str, Op, Op,
         ("softmax", "torch.softmax", lambda v: mol.softmax(v, width=w), soft, matrix),
         ("clone (bandwidth floor)", "x.clone", lambda v: v.clone(), lambda v: v.clone(), x),
     ]  # fmt: skip
-    try:  # a peer, when installed
-        import softtorch
-
-        rows.append(("SoftTorch round", "torch.round", softtorch.round, torch.round, x))
-    except Exception:  # any import failure just drops the row
-        pass
     return rows
+
+
+def peers(x: torch.Tensor) -> list[tuple[str, Op, str, Op]]:
+    """``(op, mollifier, peer name, peer)`` at the same softness (width 0.1)."""
+    w = 0.1
+    rows: list[tuple[str, Op, str, Op]] = [
+        ("floor", lambda v: mol.floor(v, width=w), "seed floor (M=5, N=10, t=1/w)", seed_floor),
+    ]
+    try:
+        import softtorch
+    except Exception:  # any import failure just drops SoftTorch's rows
+        return rows
+    for name, ours, theirs in [
+        ("round", lambda v: mol.round(v, width=w), softtorch.round),
+        ("relu", lambda v: mol.relu(v, width=w), softtorch.relu),
+        ("abs", lambda v: mol.abs(v, width=w), softtorch.abs),
+        ("sign", lambda v: mol.sign(v, width=w), softtorch.sign),
+        ("step", lambda v: mol.step(v, width=w), softtorch.heaviside),
+    ]:
+        rows.append((name, ours, "SoftTorch", functools.partial(theirs, softness=w)))
+    return rows
+
+
+def _jax_times(jax: Any, fn: Callable[[Any], Any], data: Any, repeat: int) -> tuple[float, float]:
+    forward = jax.jit(fn)
+    both = jax.jit(jax.value_and_grad(lambda v: fn(v).sum()))
+
+    def run_forward() -> object:
+        return forward(data).block_until_ready()
+
+    def run_both() -> object:
+        return both(data)[1].block_until_ready()
+
+    return median_seconds(run_forward, repeat), median_seconds(run_both, repeat)
+
+
+def jax_table(size: int, rows: int, repeat: int) -> None:
+    """mollifier under jax.jit against jax.nn, forward and value_and_grad."""
+    import jax
+    import jax.numpy as jnp
+
+    w = 0.1
+    x = jnp.asarray(torch.randn(size).numpy() * 3)
+    matrix = jnp.asarray(torch.randn(rows, rows).numpy())
+    cases_ = [
+        ("relu (logistic)", "jax.nn.softplus", lambda v: mol.relu(v, width=w),
+         lambda v: w * jax.nn.softplus(v / w), x),
+        ("step (logistic)", "jax.nn.sigmoid", lambda v: mol.step(v, width=w),
+         lambda v: jax.nn.sigmoid(v / w), x),
+        ("gelu", "jax.nn.gelu", mol.gelu, lambda v: jax.nn.gelu(v, approximate=False), x),
+        ("floor (logistic)", "jnp.round", lambda v: mol.floor(v, width=w), jnp.round, x),
+        ("logsumexp", "jax.nn.logsumexp", lambda v: mol.logsumexp(v, width=w),
+         lambda v: w * jax.nn.logsumexp(v / w, axis=-1), matrix),
+        ("softmax", "jax.nn.softmax", lambda v: mol.softmax(v, width=w),
+         lambda v: jax.nn.softmax(v / w, axis=-1), matrix),
+    ]  # fmt: skip
+    print(f"\njax {jax.__version__} (jax.jit, CPU), same data\n")
+    print("| op | vs | fwd ms | fwd ratio | value_and_grad ms | ratio |")
+    print("|---|---|---|---|---|---|")
+    for name, native_name, ours, native, data in cases_:
+        times = [_jax_times(jax, fn, data, repeat) for fn in (ours, native)]
+        (fwd, bwd), (nfwd, nbwd) = times
+        cells = [name, native_name, f"{fwd * 1e3:.1f}", f"{fwd / nfwd:.2f}",
+                 f"{bwd * 1e3:.1f}", f"{bwd / nbwd:.2f}"]  # fmt: skip
+        print("| " + " | ".join(cells) + " |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=4096, help="matrix side for reductions")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument("--jax", action="store_true", help="also time jax.jit against jax.nn")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     x = torch.randn(args.size) * 3
@@ -145,6 +209,20 @@ def main(argv: list[str] | None = None) -> None:
             ]
             cells = [label, native_name, *timings, f"{saved:.0f}", f"{nsaved:.0f}"]
             print("| " + " | ".join(cells) + " |", flush=True)
+    print("\n| op | peer | mollifier fwd+bwd ms | peer fwd+bwd ms | speed-up "
+          "| mollifier saved MB | peer saved MB |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for mode, wrap in modes:
+        for name, ours, peer_name, peer in peers(x):
+            _, both = measure(wrap(ours), x, args.repeat)
+            _, pboth = measure(wrap(peer), x, args.repeat)
+            label = name if mode == "eager" else f"{name} [compiled]"
+            cells = [label, peer_name, f"{both * 1e3:.1f}", f"{pboth * 1e3:.1f}",
+                     f"{pboth / both:.1f}x", f"{saved_bytes(ours, x) / 2**20:.0f}",
+                     f"{saved_bytes(peer, x) / 2**20:.0f}"]  # fmt: skip
+            print("| " + " | ".join(cells) + " |", flush=True)
+    if args.jax:
+        jax_table(args.size, args.rows, args.repeat)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ whose pathwise derivative is zero almost everywhere.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,10 @@ class Engine:
         """``f(x - w u)``, checked to be elementwise and cast to ``x``'s dtype."""
         return call_elementwise(be, self.f, x - self.width * u)
 
+    def _f_at_panel_point(self, be: Backend, x: Array, t: Array) -> Array:
+        """``f(x - w u(t))`` at the quadrature variable ``t``."""
+        return self._f(be, x, self.kernel._panel_point(be, t))
+
     def _finish(
         self, be: Backend, x: Array, orders: Sequence[int], sums: list[Array]
     ) -> list[Array]:
@@ -115,8 +120,7 @@ class Engine:
     def _quadrature(self, be: Backend, x: Array, orders: Sequence[int]) -> list[Array]:
         xp = be.xp
         edges = self.kernel._panel_edges(self.panels)
-        size = max(1, math.prod(x.shape))
-        group = max(1, min(len(edges) - 1, _CHUNK_ELEMENTS // size))
+        group = _group_size(x, len(edges) - 1)
         sums: list[Array] = [xp.zeros_like(x) for _ in orders]
         for start in range(0, len(edges) - 1, group):
             chunk = edges[start : start + group + 1]
@@ -128,7 +132,7 @@ class Engine:
                 length = right - left
                 for fraction, weight in zip(_FRACTIONS, _WEIGHTS, strict=True):
                     t = left + fraction * length
-                    values = self._f(be, x, self.kernel._panel_point(be, t))
+                    values = self._f_at_panel_point(be, x, t)
                     for i, order in enumerate(orders):
                         scale = (weight * length) * self.kernel._panel_weight(be, t, order)
                         sums[i] = sums[i] + xp.sum(values * scale, axis=0)
@@ -149,7 +153,7 @@ class Engine:
             return 0.5 * (lo + hi)
 
         def at(t: Array) -> Array:
-            return self._f(be, x, self.kernel._panel_point(be, t))
+            return self._f_at_panel_point(be, x, t)
 
         def halve(_: Any, state: tuple[Array, ...]) -> tuple[Array, ...]:
             lo, hi, mid, f_lo, f_mid, f_hi = state
@@ -174,8 +178,7 @@ class Engine:
         xp = be.xp
         draws = self.samples // 2 if self.antithetic else self.samples
         u = self.kernel._quantile(be, uniform_samples(be, self.seed, draws, x))
-        size = max(1, math.prod(x.shape))
-        group = max(1, min(draws, _CHUNK_ELEMENTS // size))
+        group = _group_size(x, draws)
         sums: list[Array] = [xp.zeros_like(x) for _ in orders]
         # per-element sums of (p - p_0) and (p - p_0)^2 over the independent draws p
         # (pair means when antithetic), shifted by the first draw to avoid cancellation
@@ -206,6 +209,11 @@ class Engine:
             variance = (shifted_squares - float(draws) * mean * mean) / float(max(draws - 1, 1))
             stderr = xp.sqrt(xp.maximum(variance, be.const(0.0, x)) / float(draws))
         return sums, stderr
+
+
+def _group_size(x: Array, count: int) -> int:
+    """How many of ``count`` panels or samples to evaluate ``f`` on at once."""
+    return max(1, min(count, _CHUNK_ELEMENTS // max(1, math.prod(x.shape))))
 
 
 def fori_loop(
@@ -294,8 +302,6 @@ def seed_kind(seed: Any) -> str:
     TypeError
         For anything that is not a seed of one of them.
     """
-    import sys
-
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(seed, torch.Generator):
         return "torch"

@@ -112,3 +112,21 @@ def require_float_width(width: Any, what: str) -> float:
             "the width's value"
         )
     return width
+
+
+def one_of(value: Any, allowed: tuple[str, ...], name: str) -> str:
+    """Return ``value`` if it is one of the strings ``allowed``, or raise naming it."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return value
+
+
+def count(value: Any, default: int, name: str, minimum: int) -> int:
+    """An integer knob: ``default`` for ``None``, else an int ``>= minimum``."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    return int(value)

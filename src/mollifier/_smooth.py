@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from typing import Any
 
-from ._backend import Array, Backend, as_float_array, finish
+from ._backend import Array, Backend, as_float_array, backend_of, finish
 from ._backend import straight_through as _straight_through
 from ._elementwise import KernelLike, apply_piecewise, resolve_width
 from ._kernels import get_kernel
 from ._numerical import METHODS, NODES_PER_PANEL, Engine, call_elementwise, seed_kind
-from ._params import positive_real
+from ._params import count, one_of, positive_real
 from ._piecewise import Piecewise, check_admissible
 
 DEFAULT_NODES = 256
@@ -136,8 +135,8 @@ def smooth(
     >>> bool(np.max(np.abs(g(x) - mol.floor(x, kernel="gaussian", width=0.3))) < 1e-9)
     True
     """
-    method = _choose(method, METHODS + ("auto", "exact"), "method")
-    gradient = _choose(gradient, GRADIENTS, "gradient")
+    method = one_of(method, METHODS + ("auto", "exact"), "method")
+    gradient = one_of(gradient, GRADIENTS, "gradient")
     k = get_kernel(kernel)
     if method == "auto":
         method = "exact" if isinstance(f, Piecewise) else "quadrature"
@@ -167,12 +166,12 @@ def smooth(
         if numerical[name] is not None:
             raise ValueError(f"{name} applies to the other method, not method={method!r}")
     if quadrature:
-        panels = -(-_count(nodes, DEFAULT_NODES, "nodes", 1) // NODES_PER_PANEL)
-        halvings = _count(bisections, DEFAULT_BISECTIONS, "bisections", 0)
+        panels = -(-count(nodes, DEFAULT_NODES, "nodes", 1) // NODES_PER_PANEL)
+        halvings = count(bisections, DEFAULT_BISECTIONS, "bisections", 0)
         draws = 0
     else:
         panels = halvings = 0
-        draws = _count(samples, DEFAULT_SAMPLES, "samples", 2 if antithetic else 1)
+        draws = count(samples, DEFAULT_SAMPLES, "samples", 2 if antithetic else 1)
         if antithetic and draws % 2:
             raise ValueError(f"samples must be even when antithetic=True; got {draws}")
         seed_kind(seed)
@@ -249,8 +248,6 @@ class SmoothedFunction:
             return cached
         import jax
 
-        from ._backend import backend_of
-
         engine = self.engine
 
         @jax.custom_jvp
@@ -287,8 +284,6 @@ def _torch_score_function() -> Any:
         return _TORCH_FUNCTION[0]
     import torch
 
-    from ._backend import backend_of
-
     class ScoreDerivative(torch.autograd.Function):
         """``g^(n)(x)``; backward multiplies by ``g^(n+1)(x)``, itself differentiable."""
 
@@ -312,22 +307,6 @@ def _torch_score_function() -> Any:
 
     _TORCH_FUNCTION.append(ScoreDerivative)
     return ScoreDerivative
-
-
-def _choose(value: Any, allowed: tuple[str, ...], name: str) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
-    return value
-
-
-def _count(value: Any, default: int, name: str, minimum: int) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer; got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {value}")
-    return int(value)
 
 
 def _name(f: Any) -> str:

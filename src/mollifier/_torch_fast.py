@@ -9,7 +9,8 @@ and backward evaluates the closed-form derivative
 (the smoothed derivative plus one kernel bump per jump ``h_i`` at ``c_i``) from the
 saved input, like ``F.gelu``. Backward is built from differentiable torch operations,
 so double backward works. For the logistic and Gaussian step, sign, ReLU and abs the
-value and derivative are fused into the one or two native kernels they reduce to.
+value and derivative are fused into the one or two native kernels they reduce to
+(the logistic step and sign save their output instead, like ``torch.sigmoid``).
 
 Imported only when a torch tensor arrives.
 """
@@ -18,12 +19,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from ._backend import Backend
+from ._elementwise import _ABS, _RELU, _SIGN, _STEP
 from ._kernels import Kernel
 from ._piecewise import Piecewise, convolve
 
@@ -32,7 +34,7 @@ _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 
 Tensor = torch.Tensor
 Value = Callable[[Tensor, float], Tensor]
-Backward = Callable[[Tensor, Tensor, float], Tensor]  # (grad, x, w) -> grad * g'(x)
+Backward = Callable[[Tensor, Tensor, float], Tensor]  # (grad, saved, w) -> grad * g'(x)
 
 
 def _softplus_threshold(x: Tensor) -> float:
@@ -62,55 +64,52 @@ def _logistic_abs_backward(grad: Tensor, x: Tensor, w: float) -> Tensor:
     return torch.lerp(grad, _logistic_relu_backward(grad, x, w), 2.0)
 
 
-def _sigmoid_density(grad: Tensor, x: Tensor, scale: float, w: float) -> Tensor:
-    """``grad * scale * sigmoid(t) sigmoid(-t) / w``, accurate in the tails."""
-    return torch.ops.aten.sigmoid_backward(grad * (scale / w), torch.sigmoid(x * (1.0 / w)))
-
-
 def _gaussian_density(grad: Tensor, x: Tensor, scale: float, w: float) -> Tensor:
     t = x * (1.0 / w)
     return grad * torch.exp(-0.5 * t * t) * (scale * _INV_SQRT_2PI / w)
 
 
-# (value, backward) by (function, kernel name): one or two native kernels each way
-_STEP = Piecewise([0.0], [[0.0], [1.0]])
-_SIGN = Piecewise([0.0], [[-1.0], [1.0]])
-_RELU = Piecewise([0.0], [[0.0], [0.0, 1.0]])
-_ABS = Piecewise([0.0], [[0.0, -1.0], [0.0, 1.0]])
-FUSED: dict[tuple[Piecewise, str], tuple[Value, Backward]] = {
-    (_STEP, "logistic"): (
+class Fused(NamedTuple):
+    """A closed form in one or two native kernels each way.
+
+    ``backward(grad, saved, w)`` gets ``x``, or the output ``y`` when ``from_output``:
+    for the logistic step and sign ``g'`` is a function of ``y``, as for
+    ``torch.sigmoid`` and ``torch.tanh``; saving ``y`` (the same bytes) makes backward
+    one native kernel, and double backward flows through ``y``'s own graph to ``x``.
+    """
+
+    value: Value
+    backward: Backward
+    from_output: bool = False
+
+
+FUSED: dict[tuple[Piecewise, str], Fused] = {
+    (_STEP, "logistic"): Fused(
         lambda x, w: torch.sigmoid(x * (1.0 / w)),
-        lambda grad, x, w: _sigmoid_density(grad, x, 1.0, w),
+        lambda grad, y, w: torch.ops.aten.sigmoid_backward(grad * (1.0 / w), y),
+        from_output=True,
     ),
-    (_SIGN, "logistic"): (  # 2 sigmoid(t) - 1 = tanh(t / 2)
+    (_SIGN, "logistic"): Fused(  # 2 sigmoid(t) - 1 = tanh(t / 2)
         lambda x, w: torch.tanh(x * (0.5 / w)),
-        lambda grad, x, w: _sigmoid_density(grad, x, 2.0, w),
+        lambda grad, y, w: torch.ops.aten.tanh_backward(grad * (0.5 / w), y),
+        from_output=True,
     ),
-    (_RELU, "logistic"): (_logistic_relu, _logistic_relu_backward),
-    (_ABS, "logistic"): (_logistic_abs, _logistic_abs_backward),
-    (_STEP, "gaussian"): (
+    (_RELU, "logistic"): Fused(_logistic_relu, _logistic_relu_backward),
+    (_ABS, "logistic"): Fused(_logistic_abs, _logistic_abs_backward),
+    (_STEP, "gaussian"): Fused(
         lambda x, w: torch.special.ndtr(x * (1.0 / w)),
         lambda grad, x, w: _gaussian_density(grad, x, 1.0, w),
     ),
-    (_SIGN, "gaussian"): (
+    (_SIGN, "gaussian"): Fused(
         lambda x, w: torch.special.erf(x * (_INV_SQRT_2 / w)),
         lambda grad, x, w: _gaussian_density(grad, x, 2.0, w),
     ),
 }
 
 
-# For these the derivative is a function of the output y, as for torch.sigmoid and
-# torch.tanh: saving y instead of x (the same bytes) makes backward one native kernel.
-# Double backward flows through y's own graph back to x.
-FROM_OUTPUT: dict[tuple[Piecewise, str], Backward] = {
-    (_STEP, "logistic"): lambda grad, y, w: torch.ops.aten.sigmoid_backward(grad * (1.0 / w), y),
-    (_SIGN, "logistic"): lambda grad, y, w: torch.ops.aten.tanh_backward(grad * (0.5 / w), y),
-}
-
-
 class SmoothPiecewise(torch.autograd.Function):
     """``(f * k_w)(x)`` with a backward that recomputes ``g'`` from ``x`` alone
-    (or from the output, for the forms in :data:`FROM_OUTPUT`).
+    (or from the output, for the :class:`Fused` forms marked ``from_output``).
 
     Written in the ``setup_context`` style with a generated vmap rule, so that
     ``torch.func`` transforms (``vmap``, ``grad``, ``jacrev``) work as well.
@@ -121,29 +120,27 @@ class SmoothPiecewise(torch.autograd.Function):
     @staticmethod
     def forward(x: Tensor, f: Piecewise, width: float, kernel: Kernel, be: Backend) -> Tensor:
         fused = FUSED.get((f, kernel.name))
-        return fused[0](x, width) if fused else convolve(be, f, x, width, kernel)
+        return fused.value(x, width) if fused else convolve(be, f, x, width, kernel)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
         x, ctx.f, ctx.width, ctx.kernel, ctx.be = inputs
-        ctx.from_output = FROM_OUTPUT.get((ctx.f, ctx.kernel.name))
-        ctx.save_for_backward(output if ctx.from_output is not None else x)
+        ctx.fused = FUSED.get((ctx.f, ctx.kernel.name))
+        ctx.save_for_backward(output if ctx.fused and ctx.fused.from_output else x)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
-        (x,) = ctx.saved_tensors
-        if ctx.from_output is not None:  # x holds the output here
-            return ctx.from_output(grad, x, ctx.width), None, None, None, None
-        fused = FUSED.get((ctx.f, ctx.kernel.name))
-        if fused is not None:
-            return fused[1](grad, x, ctx.width), None, None, None, None
-        return grad * derivative(ctx.be, ctx.f, x, ctx.width, ctx.kernel), None, None, None, None
+        (saved,) = ctx.saved_tensors  # x, or the output for from_output forms
+        if ctx.fused is not None:
+            return ctx.fused.backward(grad, saved, ctx.width), None, None, None, None
+        slope = derivative(ctx.be, ctx.f, saved, ctx.width, ctx.kernel)
+        return grad * slope, None, None, None, None
 
 
 def derivative(be: Backend, f: Piecewise, x: Tensor, width: float, kernel: Kernel) -> Tensor:
     """``g'(x) = (f' * k_w)(x) + sum_i h_i k_w(x - c_i)`` as differentiable torch ops."""
     out = convolve(be, f.derivative(), x, width, kernel)
-    for (c, _), height in zip(f.jumps(), f.value_jumps(), strict=True):
+    for c, (height, _, _) in f.jumps():
         if height != 0.0:
             out = out + (height / width) * kernel._pdf(be, (x - c) / width)
     return torch.where(torch.isnan(x), x, out)

@@ -14,7 +14,8 @@ import mollifier as mol
 from mollifier import _backend
 from mollifier._elementwise import _ABS, _RELU, _SIGN, _STEP
 from mollifier._piecewise import Piecewise, convolve
-from mollifier._torch_fast import FUSED, smooth_piecewise
+from mollifier._staircase import STAIRCASES
+from mollifier._torch_fast import FUSED, smooth_piecewise, smooth_staircase
 
 BE = _backend._torch_backend()
 FUNCTIONS = {
@@ -180,3 +181,95 @@ def test_softmax_saves_only_its_output():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         p = mol.softmax(x, width=0.5)
     assert len(saved) == 1 and saved[0].data_ptr() == p.data_ptr()
+
+
+# -- staircases ------------------------------------------------------------------------
+STAIRCASE_OPS = ["floor", "ceil", "round", "trunc", "frac"]
+
+
+def staircase(op: str, kernel: str, width: float, *, fast_path: bool):
+    k = mol.get_kernel(kernel)
+    if fast_path:
+        return lambda x: smooth_staircase(BE, op, x, width, k)
+    return lambda x: STAIRCASES[op][0](BE, x, width, k)
+
+
+@pytest.mark.parametrize("op", STAIRCASE_OPS)
+@pytest.mark.parametrize("kernel", sorted(mol.kernels))
+@pytest.mark.parametrize("width", [0.05, 0.4, 2.5])  # direct sums, Fourier, Bernoulli forms
+def test_staircase_fast_path_agrees_with_the_generic_path(op, kernel, width):
+    # off the grid of kernel edges: compact kernels have kinks at r = +-w (mod 1)
+    values = np.concatenate([np.linspace(-6, 6, 241) + 0.0123, [-1e6 + 0.3, 0.0, 0.5, 1e6 + 0.7]])
+    for dtype in (torch.float32, torch.float64):
+        x = torch.tensor(values, dtype=dtype)
+        eps = torch.finfo(dtype).eps
+        fast_results = derivatives(staircase(op, kernel, width, fast_path=True), x)
+        generic_results = derivatives(staircase(op, kernel, width, fast_path=False), x)
+        for order, (got, want) in enumerate(zip(fast_results, generic_results, strict=True)):
+            assert torch.all(torch.isfinite(got))
+            # a few ulps of the result's natural scale: |x| for the value, the wrapped
+            # density's peak ~1/w for the slope (it is summed in another order)
+            scale = torch.clamp(want.abs(), min=max(1.0, width**-order))
+            error = (got - want).abs()
+            assert torch.all(error <= 64 * eps * scale), (order, error.max())
+
+
+@pytest.mark.parametrize("kernel", sorted(mol.kernels))
+@pytest.mark.parametrize("width", [0.05, 0.3, 1.0, 2.5])
+def test_wrapped_density_against_mpmath(kernel, width):
+    """``floor_w'`` (every form: direct, Fourier, Laplace's geometric sum, the Poisson
+    kernel, Bernoulli polynomials) against the step-by-step sum of kernel densities."""
+    from mollifier import _reference
+    from mollifier._staircase import _floor_slope
+
+    x = np.array([-3.4567, -0.4987, -0.31, 0.0123, 0.27, 0.49, 12.875])  # off the kinks
+    got = _floor_slope(_backend._numpy_backend(), x, width, mol.get_kernel(kernel))
+    want = np.array([float(_reference.floor_slope(kernel, width, v)) for v in x])
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("op", [mol.floor, mol.ceil, mol.round, mol.trunc, mol.frac])
+def test_staircases_save_only_x(op):
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor)
+        return tensor
+
+    x = torch.randn(1000, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        op(x, width=0.1)
+    assert len(saved) == 1 and saved[0] is x
+
+
+def test_staircase_special_values():
+    x = torch.tensor([float("nan"), -float("inf"), float("inf"), 2.5], requires_grad=True)
+    y = mol.floor(x, width=0.1)
+    np.testing.assert_allclose(y.detach().numpy(), [np.nan, -np.inf, np.inf, 2.0], rtol=1e-6)
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    assert torch.isnan(grad[0]) and torch.all(torch.isfinite(grad[1:]))
+    frac = mol.frac(x, width=0.1)
+    (grad,) = torch.autograd.grad(frac.sum(), x)
+    assert torch.isnan(frac[2]) and torch.isnan(grad[0]) and torch.all(torch.isfinite(grad[1:]))
+
+
+@pytest.mark.parametrize("kernel", ["logistic", "gaussian", "epanechnikov"])
+def test_staircase_compile_fullgraph_matches_eager(kernel):
+    def model(x):
+        return mol.floor(x, width=0.2, kernel=kernel) + mol.round(x, width=0.3, kernel=kernel)
+
+    compiled = torch.compile(model, fullgraph=True)
+    x = torch.linspace(-3, 3, 37, requires_grad=True)
+    eager = model(x)
+    out = compiled(x)
+    torch.testing.assert_close(out, eager)
+    torch.testing.assert_close(
+        torch.autograd.grad(out.sum(), x)[0], torch.autograd.grad(eager.sum(), x)[0]
+    )
+
+
+def test_staircase_under_torch_func():
+    x = torch.linspace(-2, 2, 9, dtype=torch.float64)
+    grad = torch.func.vmap(torch.func.grad(lambda v: mol.floor(v, width=0.3)))(x)
+    slope = torch.autograd.grad(mol.floor(x.requires_grad_(), width=0.3).sum(), x)[0]
+    torch.testing.assert_close(grad, slope)

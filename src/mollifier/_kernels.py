@@ -234,12 +234,28 @@ class Kernel:
         Fourier series damped by the characteristic function (Poisson summation), with
         term counts chosen so the truncation error is below ``eps``.
         """
-        n_direct, n_fourier = _staircase_terms(self, width, eps)
-        if n_direct is not None and (n_fourier is None or 2 * n_direct + 1 <= n_fourier):
-            return self._floor_offset_direct(be, r, width, n_direct)
-        if n_fourier is None:  # pragma: no cover - kernels without either form override
-            raise ValueError(f"no convergent staircase form for the {self.name} kernel")
-        return self._floor_offset_fourier(be, r, width, n_fourier)
+        form, terms = _staircase_form(self, width, eps)
+        if form == "direct":
+            return self._floor_offset_direct(be, r, width, terms)
+        return self._floor_offset_fourier(be, r, width, terms)
+
+    def _floor_slope(self, be: Backend, r: Array, width: float, eps: float) -> Array:
+        """``S'(r) = sum_n k_w(r - n)``: the kernel wrapped on the circle, the derivative
+        of every smooth staircase; the exact derivative of :meth:`_floor_offset` (same
+        form, same terms)."""
+        form, terms = _staircase_form(self, width, eps)
+        xp = be.xp
+        if form == "direct":
+            inv_w = 1.0 / width
+            total = self._pdf(be, -r * inv_w)
+            for n in range(1, terms + 1):
+                total = total + (self._pdf(be, (r - n) * inv_w) + self._pdf(be, -(r + n) * inv_w))
+            return total * inv_w
+        # d/dr [r - 1/2 + sum_k c_k sin(2 pi k r)] = 1 + sum_k 2 pi k c_k cos(2 pi k r)
+        total = r * 0.0 + 1.0
+        for k, c_k in enumerate(_fourier_coefficients(self, width, terms), start=1):
+            total = total + (2.0 * math.pi * k * c_k) * xp.cos((2.0 * math.pi * k) * r)
+        return total
 
     def _floor_offset_direct(self, be: Backend, r: Array, width: float, terms: int) -> Array:
         # floor_w(m + r) = m + sum_{n>=1} K((r - n)/w) - sum_{n>=0} K(-(n + r)/w)
@@ -268,6 +284,17 @@ def density_at_zero(kernel: Kernel) -> float:
 def _fourier_coefficients(kernel: Kernel, width: float, terms: int) -> tuple[float, ...]:
     k = np.arange(1, terms + 1, dtype=np.float64)
     return tuple(float(c) for c in kernel.char_fn(2.0 * math.pi * k * width) / (math.pi * k))
+
+
+@memoize
+def _staircase_form(kernel: Kernel, width: float, eps: float) -> tuple[str, int]:
+    """``("direct", N)`` or ``("fourier", K)``: the cheaper form within ``eps``."""
+    n_direct, n_fourier = _staircase_terms(kernel, width, eps)
+    if n_direct is not None and (n_fourier is None or 2 * n_direct + 1 <= n_fourier):
+        return "direct", n_direct
+    if n_fourier is None:  # pragma: no cover - kernels without either form override
+        raise ValueError(f"no convergent staircase form for the {kernel.name} kernel")
+    return "fourier", n_fourier
 
 
 @memoize
@@ -451,6 +478,13 @@ class Laplace(Kernel):
         excess = xp.exp(-rho / width) * xp.expm1(-(1.0 - 2.0 * rho) / width) / denominator
         return xp.where(right, -excess, excess - 1.0)
 
+    def _floor_slope(self, be: Backend, r: Array, width: float, eps: float) -> Array:
+        # the wrapped density, a geometric sum: (e^{-rho/w} + e^{-(1-rho)/w}) / (2w (1 - e^{-1/w}))
+        xp = be.xp
+        rho = -_sign_consistent_reflection(be, r)[0]
+        near = xp.exp(-rho / width) + xp.exp(-(1.0 - rho) / width)
+        return near * (1.0 / (-2.0 * width * math.expm1(-1.0 / width)))
+
 
 class Cauchy(Kernel):
     r"""Cauchy kernel :math:`k(u) = 1/(\pi(1+u^2))`; ``w`` is the seed's ``a``.
@@ -530,6 +564,20 @@ class Cauchy(Kernel):
         angle = xp.atan2(xp.sin(2.0 * math.pi * r), lift + 2.0 * sin_half * sin_half)
         return r - 0.5 + angle / math.pi
 
+    def _floor_slope(self, be: Backend, r: Array, width: float, eps: float) -> Array:
+        # the wrapped Cauchy density sinh(2 pi a) / (cosh(2 pi a) - cos(2 pi r)); with
+        # L = expm1(2 pi a) it is L (L + 2) / (L^2 + 4 (L + 1) sin^2(pi r)), divided by L
+        # or L^2 so that no coefficient overflows
+        lift = math.expm1(2.0 * math.pi * width) if width < 100.0 else math.inf
+        if lift * eps > 1.0:  # the same cut as the value: the limit slope 1
+            return r * 0.0 + 1.0
+        sin_half = be.xp.sin(math.pi * r)
+        if lift < 1.0:
+            coefficient = 4.0 * (1.0 + lift) / lift
+            return (lift + 2.0) / (lift + coefficient * (sin_half * sin_half))
+        coefficient = 4.0 * (1.0 / lift + 1.0 / (lift * lift))
+        return (1.0 + 2.0 / lift) / (1.0 + coefficient * (sin_half * sin_half))
+
 
 def cauchy_g(be: Backend, s: Array) -> Array:
     """``|s| arctan(1/|s|)`` for ``s <= 0``; tends to 1 as ``s -> -inf`` without ``inf * 0``."""
@@ -590,7 +638,7 @@ class PolynomialKernel(Kernel):
         self.max_score_order = 1 if power == 0 else min(2, power // 2)
         self._bernoulli = {
             n: tuple(float(c / math.factorial(n)) for c in poly.bernoulli_polynomial(n))
-            for n in range(2, 2 * power + 3)
+            for n in range(1, 2 * power + 3)
         }
 
     @staticmethod
@@ -671,6 +719,25 @@ class PolynomialKernel(Kernel):
             )
             frac = frac - (k_j / width ** (j + 1)) * bracket
         return r - frac
+
+    def _floor_slope(self, be: Backend, r: Array, width: float, eps: float) -> Array:
+        if width <= 1.5:
+            return super()._floor_slope(be, r, width, eps)
+        # d/dr of the Bernoulli form, with F_n' = F_{n-1} (F_1 = {y} - 1/2 for uniform)
+        xp = be.xp
+        below, above = r - width, r + width
+        frac_below = below - xp.floor(below)
+        frac_above = above - xp.floor(above)
+        slope = r * 0.0 + 1.0
+        for j, k_j in self._boundary_derivatives:
+            if k_j == 0.0:
+                continue
+            coefficients = self._bernoulli[j + 1]
+            bracket = poly.horner(coefficients, frac_below) - (-1.0) ** j * poly.horner(
+                coefficients, frac_above
+            )
+            slope = slope + (k_j / width ** (j + 1)) * bracket
+        return slope
 
 
 kernels: dict[str, Kernel] = {

@@ -112,6 +112,28 @@ def floor(kernel: str, width: float, x: float) -> mp.mpf:
             n += 1
 
 
+def floor_slope(kernel: str, width: float, x: float) -> mp.mpf:
+    """``d/dx floor_w(x) = sum_n k((x - n)/w)/w``, the kernel wrapped on the circle,
+    summed outward from the nearest integer."""
+    with mp.workdps(max(DIGITS, mp.mp.dps)):
+        x_ = mp.mpf(x)
+        r, w = x_ - mp.nint(x_), mp.mpf(width)
+
+        def pair(n: mp.mpf) -> mp.mpf:
+            return (pdf(kernel, (r - n) / w) + pdf(kernel, (r + n) / w)) / w
+
+        total = pdf(kernel, r / w) / w
+        if kernel == "cauchy":
+            return total + mp.nsum(pair, [1, mp.inf])
+        n = 1
+        while True:
+            value = pair(mp.mpf(n))
+            total += value
+            if n > 2 * width + 2 and abs(value) < mp.mpf(10) ** (-DIGITS + 5):
+                return total
+            n += 1
+
+
 def gate(kernel: str, width: float, x: float) -> mp.mpf:
     """Product form ``x K(x / w)`` (GELU, swish)."""
     with mp.workdps(max(DIGITS, mp.mp.dps)):

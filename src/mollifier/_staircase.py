@@ -10,11 +10,12 @@ finite ``x``, unlike a sum over a fixed window of steps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from . import _backend
 from ._backend import Array, Backend, as_float_array, finish
-from ._elementwise import KernelLike, resolve_width
+from ._elementwise import _FAST_WIDTHS, KernelLike, resolve_width
 from ._kernels import Kernel, get_kernel
 from ._params import positive_real, real, require_float_width
 
@@ -41,6 +42,85 @@ def _smooth_floor(be: Backend, x: Array, width: float, kernel: Kernel) -> tuple[
     finite, m, r = _reduce(be, x)
     offset = _offset(be, r, width, kernel)
     return xp.where(finite, m, x), xp.where(finite, offset, be.const(0.0, x))
+
+
+# -- values and slopes, one pair per op --------------------------------------------------
+# The slopes are the closed-form derivatives: every staircase differentiates to the kernel
+# wrapped on the circle, P(r) = sum_n k_w(r - n) (kernel._floor_slope), give or take
+# a step; the torch fast path backpropagates through them and saves only x.
+
+
+def _floor_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
+    m, offset = _smooth_floor(be, x, width, kernel)
+    return m + offset
+
+
+def _ceil_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
+    m, offset = _smooth_floor(be, x, width, kernel)
+    return m + (offset + 1.0)
+
+
+def _round_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
+    finite, m, r = _reduce(be, x)
+    m2, offset = _smooth_floor(be, r + 0.5, width, kernel)  # r + 1/2 in [0, 1]
+    return be.xp.where(finite, m + (m2 + offset), x)
+
+
+def _trunc_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
+    m, offset = _smooth_floor(be, x, width, kernel)
+    return m + (offset + kernel._cdf(be, -x / width))
+
+
+def _frac_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
+    finite, _, r = _reduce(be, x)
+    return be.xp.where(finite, r - _offset(be, r, width, kernel), x - x)  # frac(±inf): NaN
+
+
+def _wrapped_density(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
+    return kernel._floor_slope(be, r, width, float(be.xp.finfo(r.dtype).eps) / 4.0)
+
+
+def _floor_slope(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
+    # ceil = floor + 1 has the same slope; at ±inf the mean slope 1 (the generic
+    # formula's derivative there)
+    finite, _, r = _reduce(be, x)
+    return be.xp.where(finite, _wrapped_density(be, r, width, kernel), be.const(1.0, x))
+
+
+def _round_slope(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
+    finite, _, r = _reduce(be, x)
+    _, _, shifted = _reduce(be, r + 0.5)
+    return be.xp.where(finite, _wrapped_density(be, shifted, width, kernel), be.const(1.0, x))
+
+
+def _trunc_slope(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
+    # trunc = floor + K(-x/w): the step at 0 is taken back out
+    return _floor_slope(be, x, width, kernel) - kernel._pdf(be, -x / width) * (1.0 / width)
+
+
+def _frac_slope(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
+    finite, _, r = _reduce(be, x)
+    return be.xp.where(finite, 1.0 - _wrapped_density(be, r, width, kernel), be.const(0.0, x))
+
+
+Formula = Callable[[Backend, Array, float, Kernel], Array]
+STAIRCASES: dict[str, tuple[Formula, Formula]] = {
+    "floor": (_floor_value, _floor_slope),
+    "ceil": (_ceil_value, _floor_slope),
+    "round": (_round_value, _round_slope),
+    "trunc": (_trunc_value, _trunc_slope),
+    "frac": (_frac_value, _frac_slope),
+}
+"""``op -> (value, slope)``: the smooth staircase and its closed-form derivative."""
+
+
+def _smooth(op: str, be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
+    with be.quiet():
+        if be.name == "torch" and _FAST_WIDTHS[0] < width < _FAST_WIDTHS[1]:
+            from ._torch_fast import smooth_staircase
+
+            return smooth_staircase(be, op, x, width, kernel)
+        return STAIRCASES[op][0](be, x, width, kernel)
 
 
 def _finish(
@@ -106,8 +186,8 @@ def floor(
     array([0.000000e+00, 2.000000e+00, 1.000000e+06])
     """
     be, x_c, dtype, w, k = _common("floor", x, width, tol, kernel)
-    m, offset = _smooth_floor(be, x_c, w, k)
-    return _finish(be, x_c, m + offset, be.xp.floor, straight_through, dtype)
+    smooth = _smooth("floor", be, x_c, w, k)
+    return _finish(be, x_c, smooth, be.xp.floor, straight_through, dtype)
 
 
 def ceil(
@@ -133,8 +213,8 @@ def ceil(
     array([1., 3.])
     """
     be, x_c, dtype, w, k = _common("ceil", x, width, tol, kernel)
-    m, offset = _smooth_floor(be, x_c, w, k)
-    return _finish(be, x_c, m + (offset + 1.0), be.xp.ceil, straight_through, dtype)
+    smooth = _smooth("ceil", be, x_c, w, k)
+    return _finish(be, x_c, smooth, be.xp.ceil, straight_through, dtype)
 
 
 def round(
@@ -164,11 +244,8 @@ def round(
     array([ 0.,  1., -1.])
     """
     be, x_c, dtype, w, k = _common("round", x, width, tol, kernel)
-    xp = be.xp
-    finite, m, r = _reduce(be, x_c)
-    m2, offset = _smooth_floor(be, r + 0.5, w, k)  # floor_w(m + r + 1/2) - m, r + 1/2 in [0, 1]
-    smooth = xp.where(finite, m + (m2 + offset), x_c)
-    return _finish(be, x_c, smooth, xp.round, straight_through, dtype)
+    smooth = _smooth("round", be, x_c, w, k)
+    return _finish(be, x_c, smooth, be.xp.round, straight_through, dtype)
 
 
 def trunc(
@@ -195,10 +272,8 @@ def trunc(
     array([-1.,  0.,  1.])
     """
     be, x_c, dtype, w, k = _common("trunc", x, width, tol, kernel)
-    m, offset = _smooth_floor(be, x_c, w, k)
-    with be.quiet():
-        step_down = k._cdf(be, -x_c / w)
-    return _finish(be, x_c, m + (offset + step_down), be.xp.trunc, straight_through, dtype)
+    smooth = _smooth("trunc", be, x_c, w, k)
+    return _finish(be, x_c, smooth, be.xp.trunc, straight_through, dtype)
 
 
 def frac(
@@ -225,9 +300,7 @@ def frac(
     """
     be, x_c, dtype, w, k = _common("frac", x, width, tol, kernel)
     xp = be.xp
-    finite, _, r = _reduce(be, x_c)
-    with be.quiet():
-        smooth = xp.where(finite, r - _offset(be, r, w, k), x_c - x_c)  # frac(±inf): NaN
+    smooth = _smooth("frac", be, x_c, w, k)
     return _finish(be, x_c, smooth, lambda v: v - xp.floor(v), straight_through, dtype)
 
 

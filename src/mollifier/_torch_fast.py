@@ -53,15 +53,18 @@ def _logistic_relu_backward(grad: Tensor, x: Tensor, w: float) -> Tensor:
 
 
 def _logistic_abs(x: Tensor, w: float) -> Tensor:
-    # w (sp(t) + sp(-t)) = |x| + 2 w sp(-|t|); softplus with beta = -1/w gives -w sp(-|t|)
-    magnitude = x.abs()
-    negative_tail = F.softplus(magnitude, beta=-1.0 / w, threshold=_softplus_threshold(x))
-    return torch.sub(magnitude, negative_tail, alpha=2.0)
+    # w (sp(t) + sp(-t)) = 2 w sp(t) - x, as 2 (s - x/2) so that nothing overflows at
+    # |x| near the dtype's max; +inf would give inf - inf there, so it is put back.
+    # In place on a fresh buffer: forward runs without autograd, and in eager mode each
+    # 64 MB allocation costs about as much as a pass over the data.
+    smooth = F.softplus(x, beta=1.0 / w, threshold=_softplus_threshold(x))
+    smooth.sub_(x, alpha=0.5).mul_(2.0)
+    return smooth.masked_fill_(x == math.inf, math.inf)
 
 
 def _logistic_abs_backward(grad: Tensor, x: Tensor, w: float) -> Tensor:
-    # 2 sigmoid(t) - 1 = tanh(t / 2), from softplus's backward kernel and one lerp
-    return torch.lerp(grad, _logistic_relu_backward(grad, x, w), 2.0)
+    # 2 sigmoid(t) - 1 = tanh(t / 2): softplus's backward kernel, then 2 (g s - g/2)
+    return _logistic_relu_backward(grad, x, w).sub_(grad, alpha=0.5).mul_(2.0)
 
 
 def _gaussian_density(grad: Tensor, x: Tensor, scale: float, w: float) -> Tensor:
@@ -85,13 +88,13 @@ class Fused(NamedTuple):
 
 FUSED: dict[tuple[Piecewise, str], Fused] = {
     (_STEP, "logistic"): Fused(
-        lambda x, w: torch.sigmoid(x * (1.0 / w)),
-        lambda grad, y, w: torch.ops.aten.sigmoid_backward(grad * (1.0 / w), y),
+        lambda x, w: torch.mul(x, 1.0 / w).sigmoid_(),
+        lambda grad, y, w: torch.ops.aten.sigmoid_backward(grad, y).mul_(1.0 / w),
         from_output=True,
     ),
     (_SIGN, "logistic"): Fused(  # 2 sigmoid(t) - 1 = tanh(t / 2)
-        lambda x, w: torch.tanh(x * (0.5 / w)),
-        lambda grad, y, w: torch.ops.aten.tanh_backward(grad * (0.5 / w), y),
+        lambda x, w: torch.mul(x, 0.5 / w).tanh_(),
+        lambda grad, y, w: torch.ops.aten.tanh_backward(grad, y).mul_(0.5 / w),
         from_output=True,
     ),
     (_RELU, "logistic"): Fused(_logistic_relu, _logistic_relu_backward),
@@ -149,6 +152,41 @@ def derivative(be: Backend, f: Piecewise, x: Tensor, width: float, kernel: Kerne
 def smooth_piecewise(be: Backend, f: Piecewise, x: Tensor, width: float, kernel: Kernel) -> Tensor:
     """The fast path's entry point: ``x`` is a float tensor in its compute dtype."""
     out: Tensor = SmoothPiecewise.apply(x, f, width, kernel, be)
+    return out
+
+
+class SmoothStaircase(torch.autograd.Function):
+    """A smooth staircase (floor, ceil, round, trunc, frac) that saves only ``x``.
+
+    Backward is the closed-form slope, the kernel wrapped on the circle
+    (``floor_w'(x) = sum_n k_w(x - n)``), built from differentiable torch operations.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, op: str, width: float, kernel: Kernel, be: Backend) -> Tensor:
+        from ._staircase import STAIRCASES
+
+        return STAIRCASES[op][0](be, x, width, kernel)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        x, ctx.op, ctx.width, ctx.kernel, ctx.be = inputs
+        ctx.save_for_backward(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
+        from ._staircase import STAIRCASES
+
+        (x,) = ctx.saved_tensors
+        slope = STAIRCASES[ctx.op][1](ctx.be, x, ctx.width, ctx.kernel)
+        return grad * torch.where(torch.isnan(x), x, slope), None, None, None, None
+
+
+def smooth_staircase(be: Backend, op: str, x: Tensor, width: float, kernel: Kernel) -> Tensor:
+    """The staircases' fast-path entry point: ``x`` is a float tensor."""
+    out: Tensor = SmoothStaircase.apply(x, op, width, kernel, be)
     return out
 
 

@@ -309,3 +309,65 @@ def test_blocked_evaluation_matches_the_plain_formula(op, monkeypatch):
     (grad_blocked,) = torch.autograd.grad(blocked.sum(), x)
     (grad_plain,) = torch.autograd.grad(op(x).sum(), x, create_graph=True)
     torch.testing.assert_close(grad_blocked, grad_plain.detach(), rtol=4e-7, atol=4e-6)
+
+
+@pytest.mark.parametrize("axis", [-1, 0, (0, 1), None])
+def test_logsumexp_fast_path_agrees_with_the_generic_path(axis):
+    from mollifier._reductions import _axes, logsumexp_values
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 5, dtype=torch.float64) * 3
+    x[1, 2] = -float("inf")
+    x[3, :] = -float("inf")  # an all -inf row: -inf, zero gradient
+    weights = torch.randn(4, 5, dtype=torch.float64)
+    axes = _axes(axis, 2)
+    results = []
+    for fn in (
+        lambda v: mol.logsumexp(v, axis=axis, width=0.7, keepdims=True),
+        lambda v: logsumexp_values(BE, v, axes, 0.7),
+    ):
+        v = x.clone().requires_grad_(True)
+        out = fn(v)
+        finite = torch.where(torch.isfinite(out), out, 0.0)
+        (first,) = torch.autograd.grad(finite.sum(), v, create_graph=True)
+        (second,) = torch.autograd.grad((first * weights).sum(), v)
+        results.append((out.detach(), first.detach(), second))
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-15)
+
+
+def test_logsumexp_saves_only_x():
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor)
+        return tensor
+
+    x = torch.randn(8, 16, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        mol.logsumexp(x, width=0.5)
+    assert len(saved) == 1 and saved[0] is x
+
+
+@pytest.mark.parametrize("op", [mol.softmax, mol.logsumexp])
+def test_row_blocked_reductions_match_the_plain_formula(op, monkeypatch):
+    from mollifier import _torch_fast
+
+    rows = []
+    original = _torch_fast._in_row_blocks
+
+    def counting(fn, x, axes):
+        return original(lambda v, a: rows.append(v.shape[0]) or fn(v, a), x, axes)
+
+    monkeypatch.setattr(_torch_fast, "_in_row_blocks", counting)
+    torch.manual_seed(0)
+    x = torch.randn(4 * 873 + 17, 300, requires_grad=True)  # 873 rows of 300 make 1 MB
+    blocked = op(x, width=0.1)
+    assert rows == [873] * 4 + [17]
+    plain = op(x.t().contiguous().t(), width=0.1)  # a transposed copy is not blockable
+    torch.testing.assert_close(blocked, plain, rtol=4e-7, atol=1e-7)
+    weights = torch.randn_like(blocked)
+    (grad_blocked,) = torch.autograd.grad((blocked * weights).sum(), x)
+    (grad_plain,) = torch.autograd.grad((plain * weights).sum(), x)
+    # p (g - sum g p) / w cancels: a few ulps of |g| / w = 30 absolute
+    torch.testing.assert_close(grad_blocked, grad_plain, rtol=1e-5, atol=3e-5)

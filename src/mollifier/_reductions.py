@@ -158,14 +158,25 @@ def logsumexp(
         out = xp.sum(x_c, axis=axes, keepdims=True) + be.const(-math.inf, x_c)
         return _finish_reduction(be, out, axes, keepdims, dtype)
     with be.quiet():
-        m, _, s = _shifted(be, x_c, axes, w)
-        positive = s > 0
-        s_safe = xp.where(positive, s, be.const(1.0, s))
-        empty = xp.where(s == 0, be.const(-math.inf, s), s)  # -inf, or NaN from a NaN entry
-        out = xp.where(positive, m + w * xp.log(s_safe), empty)
+        if be.name == "torch" and isinstance(w, float):
+            from ._torch_fast import logsumexp as torch_logsumexp
+
+            out = torch_logsumexp(be, x_c, axes, w)
+        else:
+            out = logsumexp_values(be, x_c, axes, w)
         if straight_through:
             out = _backend.straight_through(be, xp.max(x_c, axis=axes, keepdims=True), out)
     return _finish_reduction(be, out, axes, keepdims, dtype)
+
+
+def logsumexp_values(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """The generic smooth max over ``axes`` (kept): ``m + w log sum exp((x - m)/w)``."""
+    xp = be.xp
+    m, _, s = _shifted(be, x, axes, w)
+    positive = s > 0
+    s_safe = xp.where(positive, s, be.const(1.0, s))
+    empty = xp.where(s == 0, be.const(-math.inf, s), s)  # -inf, or NaN from a NaN entry
+    return xp.where(positive, m + w * xp.log(s_safe), empty)
 
 
 def softmax(

@@ -63,15 +63,7 @@ def _in_blocks(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     for double backward, GPUs and small or strided inputs take the plain call.
     """
     block = _BLOCK_BYTES // x.element_size()
-    plain = (
-        x.numel() < 4 * block
-        or x.device.type != "cpu"
-        or not x.is_contiguous()
-        or torch.is_grad_enabled()
-        or torch.compiler.is_compiling()
-        or torch._C._functorch.is_functorch_wrapped_tensor(x)
-    )
-    if plain:
+    if x.numel() < 4 * block or not _blockable(x):
         return fn(x)
     torch.empty(_ALLOCATOR_HINT_BYTES, dtype=torch.uint8)  # freed at once: see above
     flat = x.view(-1)
@@ -80,6 +72,42 @@ def _in_blocks(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     for start in range(0, flat.numel(), block):
         flat_out[start : start + block] = fn(flat[start : start + block])
     return out
+
+
+def _blockable(x: Tensor) -> bool:
+    return not (
+        x.device.type != "cpu"
+        or not x.is_contiguous()
+        or torch.is_grad_enabled()
+        or torch.compiler.is_compiling()
+        or torch._C._functorch.is_functorch_wrapped_tensor(x)
+    )
+
+
+def _in_row_blocks(
+    fn: Callable[[Tensor, tuple[int, ...]], Tensor], x: Tensor, axes: tuple[int, ...]
+) -> Tensor:
+    """``fn(x, axes)`` for a reduction or normalization over the trailing ``axes``
+    (keeping them as size-1 or full dimensions), evaluated over blocks of about 1 MB of
+    whole rows, as :func:`_in_blocks` does for elementwise formulas."""
+    inner = len(axes)
+    trailing = axes == tuple(range(x.ndim - inner, x.ndim))
+    if not trailing or inner == x.ndim or not _blockable(x):
+        return fn(x, axes)
+    row_shape = x.shape[x.ndim - inner :]
+    row_size = max(1, math.prod(row_shape))
+    rows = max(1, _BLOCK_BYTES // (x.element_size() * row_size))
+    flat = x.view(-1, *row_shape)
+    if flat.shape[0] < 4 * rows:
+        return fn(x, axes)
+    torch.empty(_ALLOCATOR_HINT_BYTES, dtype=torch.uint8)  # see _ALLOCATOR_HINT_BYTES
+    block_axes = tuple(range(1, inner + 1))
+    first = fn(flat[:rows], block_axes)
+    out = torch.empty((flat.shape[0], *first.shape[1:]), dtype=first.dtype, device=x.device)
+    out[:rows] = first
+    for start in range(rows, flat.shape[0], rows):
+        out[start : start + rows] = fn(flat[start : start + rows], block_axes)
+    return out.view(*x.shape[: x.ndim - inner], *first.shape[1:])
 
 
 def _softplus_threshold(x: Tensor) -> float:
@@ -269,7 +297,7 @@ class SmoothSoftmax(torch.autograd.Function):
     def forward(x: Tensor, axes: tuple[int, ...], width: float, be: Backend) -> Tensor:
         from ._reductions import softmax_values
 
-        return softmax_values(be, x, axes, width)
+        return _in_row_blocks(lambda v, a: softmax_values(be, v, a, width), x, axes)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
@@ -281,7 +309,7 @@ class SmoothSoftmax(torch.autograd.Function):
         (p,) = ctx.saved_tensors
         if len(ctx.axes) == 1 and not torch.is_grad_enabled():
             native = torch._softmax_backward_data(grad, p, ctx.axes[0], p.dtype)
-            return native * (1.0 / ctx.width), None, None, None
+            return native.mul_(1.0 / ctx.width), None, None, None
         inner = torch.sum(grad * p, dim=ctx.axes, keepdim=True)
         return p * (grad - inner) * (1.0 / ctx.width), None, None, None
 
@@ -289,4 +317,36 @@ class SmoothSoftmax(torch.autograd.Function):
 def softmax(be: Backend, x: Tensor, axes: tuple[int, ...], width: float) -> Tensor:
     """Softmax over ``axes`` at temperature ``width`` through :class:`SmoothSoftmax`."""
     out: Tensor = SmoothSoftmax.apply(x, axes, width, be)
+    return out
+
+
+class SmoothLogsumexp(torch.autograd.Function):
+    """``w log sum exp(x / w)`` over ``axes`` (kept as size-1 dimensions) that saves
+    ``x``, as ``torch.logsumexp`` does; backward is ``grad * softmax(x / w)``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, axes: tuple[int, ...], width: float, be: Backend) -> Tensor:
+        from ._reductions import logsumexp_values
+
+        return _in_row_blocks(lambda v, a: logsumexp_values(be, v, a, width), x, axes)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        x, ctx.axes, ctx.width, ctx.be = inputs
+        ctx.save_for_backward(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
+        from ._reductions import softmax_values
+
+        (x,) = ctx.saved_tensors
+        p = _in_row_blocks(lambda v, a: softmax_values(ctx.be, v, a, ctx.width), x, ctx.axes)
+        return _times(grad, p), None, None, None
+
+
+def logsumexp(be: Backend, x: Tensor, axes: tuple[int, ...], width: float) -> Tensor:
+    """Smooth max over ``axes`` (kept) through :class:`SmoothLogsumexp`."""
+    out: Tensor = SmoothLogsumexp.apply(x, axes, width, be)
     return out

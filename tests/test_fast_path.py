@@ -215,16 +215,20 @@ def test_staircase_fast_path_agrees_with_the_generic_path(op, kernel, width):
 
 
 @pytest.mark.parametrize("kernel", sorted(mol.kernels))
-@pytest.mark.parametrize("width", [0.05, 0.3, 1.0, 2.5])
+@pytest.mark.parametrize("width", [0.004, 0.05, 0.3, 1.0, 2.5])
 def test_wrapped_density_against_mpmath(kernel, width):
     """``floor_w'`` (every form: direct, Fourier, Laplace's geometric sum, the Poisson
     kernel, Bernoulli polynomials) against the step-by-step sum of kernel densities."""
     from mollifier import _reference
-    from mollifier._staircase import _floor_slope
+    from mollifier._staircase import _floor_slope, _round_slope
 
     x = np.array([-3.4567, -0.4987, -0.31, 0.0123, 0.27, 0.49, 12.875])  # off the kinks
     got = _floor_slope(_backend._numpy_backend(), x, width, mol.get_kernel(kernel))
     want = np.array([float(_reference.floor_slope(kernel, width, v)) for v in x])
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13)
+    # round_w(x) = floor_w(x + 1/2): its slope is the wrapped density half a period on
+    got = _round_slope(_backend._numpy_backend(), x, width, mol.get_kernel(kernel))
+    want = np.array([float(_reference.floor_slope(kernel, width, v + 0.5)) for v in x])
     np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13)
 
 

@@ -257,6 +257,17 @@ class Kernel:
             total = total + (2.0 * math.pi * k * c_k) * xp.cos((2.0 * math.pi * k) * r)
         return total
 
+    def _round_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
+        """``round_w(m + r) - m = floor_w(m + r + 1/2) - m`` for integer ``m``, ``|r| <= 1/2``."""
+        shifted = r + 0.5  # in [0, 1]: reduced again about its nearest integer
+        nearest = be.xp.round(shifted)
+        return nearest + self._floor_offset(be, shifted - nearest, width, eps)
+
+    def _round_slope(self, be: Backend, r: Array, width: float, eps: float) -> Array:
+        """The derivative of :meth:`_round_offset`: the wrapped density at ``r + 1/2``."""
+        shifted = r + 0.5
+        return self._floor_slope(be, shifted - be.xp.round(shifted), width, eps)
+
     def _floor_offset_direct(self, be: Backend, r: Array, width: float, terms: int) -> Array:
         # floor_w(m + r) = m + sum_{n>=1} K((r - n)/w) - sum_{n>=0} K(-(n + r)/w)
         inv_w = 1.0 / width
@@ -284,6 +295,11 @@ def density_at_zero(kernel: Kernel) -> float:
 def _fourier_coefficients(kernel: Kernel, width: float, terms: int) -> tuple[float, ...]:
     k = np.arange(1, terms + 1, dtype=np.float64)
     return tuple(float(c) for c in kernel.char_fn(2.0 * math.pi * k * width) / (math.pi * k))
+
+
+def _pair_constant(c: float, half: float) -> float:
+    """``G_c = 2 cosh(c) e^{-U} = e^{c - U} + e^{-c - U}`` (inf once it is beyond any float)."""
+    return math.exp(c - half) + math.exp(-c - half) if c - half < 700.0 else math.inf
 
 
 @memoize
@@ -394,6 +410,71 @@ class Logistic(Kernel):
             return z
         # E(s - U)_+^2 = -2 Li_2(-e^s) = 2 [Li_2(u) + z^2 / 2], u = sigmoid(s) (Landen)
         return 2.0 * poly.horner(_DILOG_SERIES, z) + z * z
+
+    # -- staircases: up- and down-steps in symmetric pairs ---------------------------
+    # sigma(u - c) + sigma(u + c) - 1 = sinh u / (cosh u + cosh c), with u = r/w, c the
+    # step's distance in units of w. Scaled by e^{-U}, U = 1/(2w) >= |u|, every pair is
+    # D / (P + G_c) with A = e^{u - U}, B = e^{-u - U}, D = A - B, P = A + B and the
+    # constant G_c = 2 cosh(c) e^{-U}: two exponentials for all the pairs, and nothing
+    # overflows (A, B <= 1; an underflowing A or B is negligible beside G_c >= 1).
+    def _pair_basis(self, be: Backend, r: Array, width: float) -> tuple[Array, Array]:
+        xp = be.xp
+        u, half = r * (1.0 / width), 0.5 / width
+        a, b = xp.exp(u - half), xp.exp(-u - half)
+        return a - b, a + b
+
+    def _pair_sum(self, be: Backend, r: Array, width: float, centres: list[float]) -> Array:
+        difference, total_ab = self._pair_basis(be, r, width)
+        total = 0.0 * r
+        for c in centres:
+            total = total + difference / (total_ab + _pair_constant(c / width, 0.5 / width))
+        return total
+
+    def _pair_slope(self, be: Backend, r: Array, width: float, centres: list[float]) -> Array:
+        # d/du D / (P + G) = (P^2 - D^2 + P G) / (P + G)^2 with P^2 - D^2 = 4 AB = 4 e^{-2U};
+        # divided through by G^2 (with g = 1/G, 0 for a step too far to matter)
+        _, total_ab = self._pair_basis(be, r, width)
+        four_ab = 4.0 * math.exp(-1.0 / width)
+        total = 0.0 * r
+        for c in centres:
+            g = 1.0 / _pair_constant(c / width, 0.5 / width)
+            scaled = total_ab * g
+            denominator = scaled + 1.0
+            total = total + (scaled + four_ab * g * g) / (denominator * denominator)
+        return total * (1.0 / width)
+
+    def _floor_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
+        form, terms = _staircase_form(self, width, eps)
+        if form != "direct":
+            return super()._floor_offset(be, r, width, eps)
+        # the step at 0 alone (-sigma(-u) keeps its relative accuracy), then pairs at +-n
+        centre = -be.expit(-r * (1.0 / width))
+        if terms == 0:
+            return centre
+        return centre + self._pair_sum(be, r, width, [float(n) for n in range(1, terms + 1)])
+
+    def _floor_slope(self, be: Backend, r: Array, width: float, eps: float) -> Array:
+        form, terms = _staircase_form(self, width, eps)
+        if form != "direct":
+            return super()._floor_slope(be, r, width, eps)
+        below = be.expit(-r * (1.0 / width))
+        centre = below * (1.0 - below) * (1.0 / width)
+        if terms == 0:
+            return centre
+        return centre + self._pair_slope(be, r, width, [float(n) for n in range(1, terms + 1)])
+
+    def _round_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
+        # every step of round is paired about r = 0: at +-1/2, +-3/2, ...
+        form, terms = _staircase_form(self, width, eps)
+        if form != "direct":
+            return super()._round_offset(be, r, width, eps)
+        return self._pair_sum(be, r, width, [j + 0.5 for j in range(terms + 1)])
+
+    def _round_slope(self, be: Backend, r: Array, width: float, eps: float) -> Array:
+        form, terms = _staircase_form(self, width, eps)
+        if form != "direct":
+            return super()._round_slope(be, r, width, eps)
+        return self._pair_slope(be, r, width, [j + 0.5 for j in range(terms + 1)])
 
     def _char_fn_np(self, omega: np.ndarray) -> np.ndarray:
         x = np.pi * omega

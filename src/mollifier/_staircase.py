@@ -30,10 +30,15 @@ def _reduce(be: Backend, x: Array) -> tuple[Array, Array, Array]:
     return finite, m, x_safe - m
 
 
+def _truncation(r: Array, be: Backend) -> float:
+    """Series are truncated below a quarter of the dtype's epsilon."""
+    return float(be.xp.finfo(r.dtype).eps) / 4.0
+
+
 def _offset(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
-    """``S(r) = floor_w(m + r) - m``, truncated below a quarter of the dtype's epsilon."""
+    """``S(r) = floor_w(m + r) - m``."""
     with be.quiet():
-        return kernel._floor_offset(be, r, width, float(be.xp.finfo(r.dtype).eps) / 4.0)
+        return kernel._floor_offset(be, r, width, _truncation(r, be))
 
 
 def _smooth_floor(be: Backend, x: Array, width: float, kernel: Kernel) -> tuple[Array, Array]:
@@ -62,8 +67,8 @@ def _ceil_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
 
 def _round_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
     finite, m, r = _reduce(be, x)
-    m2, offset = _smooth_floor(be, r + 0.5, width, kernel)  # r + 1/2 in [0, 1]
-    return be.xp.where(finite, m + (m2 + offset), x)
+    offset = kernel._round_offset(be, r, width, _truncation(r, be))
+    return be.xp.where(finite, m + offset, x)
 
 
 def _trunc_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
@@ -77,7 +82,7 @@ def _frac_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
 
 
 def _wrapped_density(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
-    return kernel._floor_slope(be, r, width, float(be.xp.finfo(r.dtype).eps) / 4.0)
+    return kernel._floor_slope(be, r, width, _truncation(r, be))
 
 
 def _floor_slope(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
@@ -89,8 +94,8 @@ def _floor_slope(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
 
 def _round_slope(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
     finite, _, r = _reduce(be, x)
-    _, _, shifted = _reduce(be, r + 0.5)
-    return be.xp.where(finite, _wrapped_density(be, shifted, width, kernel), be.const(1.0, x))
+    slope = kernel._round_slope(be, r, width, _truncation(r, be))
+    return be.xp.where(finite, slope, be.const(1.0, x))
 
 
 def _trunc_slope(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:

@@ -15,7 +15,7 @@ from mollifier import _backend
 from mollifier._elementwise import _ABS, _RELU, _SIGN, _STEP
 from mollifier._piecewise import Piecewise, convolve
 from mollifier._staircase import STAIRCASES
-from mollifier._torch_fast import FUSED, smooth_piecewise, smooth_staircase
+from mollifier._torch_fast import FUSED, smooth_formula, smooth_piecewise
 
 BE = _backend._torch_backend()
 FUNCTIONS = {
@@ -190,7 +190,7 @@ STAIRCASE_OPS = ["floor", "ceil", "round", "trunc", "frac"]
 def staircase(op: str, kernel: str, width: float, *, fast_path: bool):
     k = mol.get_kernel(kernel)
     if fast_path:
-        return lambda x: smooth_staircase(BE, op, x, width, k)
+        return lambda x: smooth_formula(BE, op, x, width, k)
     return lambda x: STAIRCASES[op][0](BE, x, width, k)
 
 
@@ -375,3 +375,40 @@ def test_row_blocked_reductions_match_the_plain_formula(op, monkeypatch):
     (grad_plain,) = torch.autograd.grad((plain * weights).sum(), x)
     # p (g - sum g p) / w cancels: a few ulps of |g| / w = 30 absolute
     torch.testing.assert_close(grad_blocked, grad_plain, rtol=1e-5, atol=3e-5)
+
+
+@pytest.mark.parametrize("kernel", sorted(mol.kernels))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gate_fast_path_agrees_with_the_generic_path(kernel, dtype):
+    """GELU/swish ``x K(x/w)``: one node saving x, slope K(t) + t k(t) in closed form."""
+    k = mol.get_kernel(kernel)
+    width = 0.7
+    x = torch.tensor(
+        np.concatenate([np.linspace(-6, 6, 241) + 0.0123, [-1e6, 0.0, 1e6]]), dtype=dtype
+    )
+    eps = torch.finfo(dtype).eps
+    fast_results = derivatives(lambda v: smooth_formula(BE, "gate", v, width, k), x)
+    generic_results = derivatives(lambda v: k._gate(BE, v, width), x)
+    for order, (got, want) in enumerate(zip(fast_results, generic_results, strict=True)):
+        assert torch.all(torch.isfinite(got))
+        finite = torch.isfinite(want)
+        scale = torch.clamp(want.abs(), min=width**-order)
+        error = (got - want).abs()[finite]
+        assert torch.all(error <= 64 * eps * scale[finite]), (order, error.max())
+
+
+@pytest.mark.parametrize("op", [mol.gelu, mol.swish])
+def test_gates_save_only_x_and_handle_special_values(op):
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor)
+        return tensor
+
+    x = torch.tensor([float("nan"), -float("inf"), float("inf"), 1.0], requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = op(x)
+    assert len(saved) == 1 and saved[0] is x
+    assert torch.isnan(y[0]) and y[1] == 0.0 and y[2] == float("inf")
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    assert torch.isnan(grad[0]) and grad[1] == 0.0 and grad[2] == 1.0

@@ -512,10 +512,31 @@ def _gate(
     be, x_c, dtype = as_float_array(x)
     w = width_like(be, w, x_c)
     with be.quiet():
-        out = k._gate(be, x_c, w)
+        if be.name == "torch" and isinstance(w, float) and _FAST_WIDTHS[0] < w < _FAST_WIDTHS[1]:
+            from ._torch_fast import smooth_formula
+
+            out = smooth_formula(be, "gate", x_c, w, k)
+        else:
+            out = k._gate(be, x_c, w)
     if straight_through:
         out = _backend.straight_through(be, _RELU._evaluate(be, x_c), out)
     return finish(be, out, dtype)
+
+
+def _gate_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
+    return kernel._gate(be, x, width)
+
+
+def _gate_slope(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
+    # d/dx x K(x/w) = K(x/w) + (x/w) k(x/w); the second term tends to 0 at +-inf
+    t = x / width
+    xp = be.xp
+    bump = xp.where(xp.isinf(t), be.const(0.0, x), t * kernel._pdf(be, t))
+    return kernel._cdf(be, t) + bump
+
+
+GATE = (_gate_value, _gate_slope)
+"""``(value, slope)`` of the gates ``x K(x/w)``: the torch fast path's closed forms."""
 
 
 def gelu(

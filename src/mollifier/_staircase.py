@@ -122,9 +122,9 @@ STAIRCASES: dict[str, tuple[Formula, Formula]] = {
 def _smooth(op: str, be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
     with be.quiet():
         if be.name == "torch" and _FAST_WIDTHS[0] < width < _FAST_WIDTHS[1]:
-            from ._torch_fast import smooth_staircase
+            from ._torch_fast import smooth_formula
 
-            return smooth_staircase(be, op, x, width, kernel)
+            return smooth_formula(be, op, x, width, kernel)
         return STAIRCASES[op][0](be, x, width, kernel)
 
 

@@ -244,20 +244,30 @@ def smooth_piecewise(be: Backend, f: Piecewise, x: Tensor, width: float, kernel:
     return out
 
 
-class SmoothStaircase(torch.autograd.Function):
-    """A smooth staircase (floor, ceil, round, trunc, frac) that saves only ``x``.
+Formula = Callable[[Backend, Tensor, float, Kernel], Tensor]
 
-    Backward is the closed-form slope, the kernel wrapped on the circle
-    (``floor_w'(x) = sum_n k_w(x - n)``), built from differentiable torch operations.
+
+def _formulas(op: str) -> tuple[Formula, Formula]:
+    """``(value, slope)`` of the ops with a closed-form slope: staircases and ``"gate"``."""
+    from ._elementwise import GATE
+    from ._staircase import STAIRCASES
+
+    return GATE if op == "gate" else STAIRCASES[op]
+
+
+class SmoothFormula(torch.autograd.Function):
+    """An elementwise op with a closed-form slope that saves only ``x``: the staircases
+    (floor, ceil, round, trunc, frac: the slope is the kernel wrapped on the circle,
+    ``floor_w'(x) = sum_n k_w(x - n)``) and the gates ``x K(x/w)`` (GELU, swish).
+
+    Backward is built from differentiable torch operations (double backward works).
     """
 
     generate_vmap_rule = True
 
     @staticmethod
     def forward(x: Tensor, op: str, width: float, kernel: Kernel, be: Backend) -> Tensor:
-        from ._staircase import STAIRCASES
-
-        value = STAIRCASES[op][0]
+        value = _formulas(op)[0]
         return _in_blocks(lambda v: value(be, v, width, kernel), x)
 
     @staticmethod
@@ -267,10 +277,8 @@ class SmoothStaircase(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
-        from ._staircase import STAIRCASES
-
         (x,) = ctx.saved_tensors
-        formula = STAIRCASES[ctx.op][1]
+        formula = _formulas(ctx.op)[1]
 
         def slope(v: Tensor) -> Tensor:
             return torch.where(torch.isnan(v), v, formula(ctx.be, v, ctx.width, ctx.kernel))
@@ -278,9 +286,9 @@ class SmoothStaircase(torch.autograd.Function):
         return _times(grad, _in_blocks(slope, x)), None, None, None, None
 
 
-def smooth_staircase(be: Backend, op: str, x: Tensor, width: float, kernel: Kernel) -> Tensor:
-    """The staircases' fast-path entry point: ``x`` is a float tensor."""
-    out: Tensor = SmoothStaircase.apply(x, op, width, kernel, be)
+def smooth_formula(be: Backend, op: str, x: Tensor, width: float, kernel: Kernel) -> Tensor:
+    """Entry point for the staircases and gates: ``x`` is a float tensor."""
+    out: Tensor = SmoothFormula.apply(x, op, width, kernel, be)
     return out
 
 

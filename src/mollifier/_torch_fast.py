@@ -74,13 +74,19 @@ def _in_blocks(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return out
 
 
+# a private torch API: where a torch version lacks it, blocks are never used
+_is_functorch_wrapped: Callable[[Tensor], bool] = getattr(
+    torch._C._functorch, "is_functorch_wrapped_tensor", lambda tensor: True
+)
+
+
 def _blockable(x: Tensor) -> bool:
     return not (
         x.device.type != "cpu"
         or not x.is_contiguous()
         or torch.is_grad_enabled()
         or torch.compiler.is_compiling()
-        or torch._C._functorch.is_functorch_wrapped_tensor(x)
+        or _is_functorch_wrapped(x)
     )
 
 

@@ -42,6 +42,30 @@ def fast(name: str, kernel: str, width: float):
     return lambda x: smooth_piecewise(BE, FUNCTIONS[name], x, width, mol.get_kernel(kernel))
 
 
+def saved_for_backward(run):
+    """``(tensors autograd saved, result)`` of ``run()``."""
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        result = run()
+    return saved, result
+
+
+def assert_compiled_matches_eager(model, x):
+    """``torch.compile(fullgraph=True)`` (no graph break) gives eager's value and gradient."""
+    compiled = torch.compile(model, fullgraph=True)
+    eager = model(x)
+    out = compiled(x)
+    torch.testing.assert_close(out, eager)
+    torch.testing.assert_close(
+        torch.autograd.grad(out.sum(), x)[0], torch.autograd.grad(eager.sum(), x)[0]
+    )
+
+
 def derivatives(fn, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
     x = x.detach().requires_grad_(True)
     value = fn(x)
@@ -82,15 +106,8 @@ def test_fused_forms_cover_the_common_ops():
 @pytest.mark.parametrize("op", [mol.relu, mol.step, mol.abs, mol.sign, mol.hinge])
 def test_one_tensor_is_saved_for_backward(op):
     """Only x (or, for the logistic step and sign, the output y, as torch.sigmoid does)."""
-    saved = []
-
-    def pack(tensor):
-        saved.append(tensor)
-        return tensor
-
     x = torch.randn(1000, requires_grad=True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        y = op(x, width=0.1)
+    saved, y = saved_for_backward(lambda: op(x, width=0.1))
     assert len(saved) == 1
     assert saved[0] is x or saved[0].data_ptr() == y.data_ptr()
 
@@ -114,14 +131,7 @@ def test_compile_fullgraph_matches_eager(kernel):
     def model(x):
         return mol.relu(x, width=0.2, kernel=kernel) + mol.sign(x, width=0.3, kernel=kernel)
 
-    compiled = torch.compile(model, fullgraph=True)
-    x = torch.linspace(-2, 2, 33, requires_grad=True)
-    eager = model(x)
-    out = compiled(x)
-    torch.testing.assert_close(out, eager)
-    torch.testing.assert_close(
-        torch.autograd.grad(out.sum(), x)[0], torch.autograd.grad(eager.sum(), x)[0]
-    )
+    assert_compiled_matches_eager(model, torch.linspace(-2, 2, 33, requires_grad=True))
 
 
 def test_autocast_and_half_inputs():
@@ -171,15 +181,8 @@ def test_softmax_fast_path_agrees_with_the_generic_path(axis):
 
 
 def test_softmax_saves_only_its_output():
-    saved = []
-
-    def pack(tensor):
-        saved.append(tensor)
-        return tensor
-
     x = torch.randn(8, 16, requires_grad=True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        p = mol.softmax(x, width=0.5)
+    saved, p = saved_for_backward(lambda: mol.softmax(x, width=0.5))
     assert len(saved) == 1 and saved[0].data_ptr() == p.data_ptr()
 
 
@@ -234,15 +237,8 @@ def test_wrapped_density_against_mpmath(kernel, width):
 
 @pytest.mark.parametrize("op", [mol.floor, mol.ceil, mol.round, mol.trunc, mol.frac])
 def test_staircases_save_only_x(op):
-    saved = []
-
-    def pack(tensor):
-        saved.append(tensor)
-        return tensor
-
     x = torch.randn(1000, requires_grad=True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        op(x, width=0.1)
+    saved, _ = saved_for_backward(lambda: op(x, width=0.1))
     assert len(saved) == 1 and saved[0] is x
 
 
@@ -262,14 +258,7 @@ def test_staircase_compile_fullgraph_matches_eager(kernel):
     def model(x):
         return mol.floor(x, width=0.2, kernel=kernel) + mol.round(x, width=0.3, kernel=kernel)
 
-    compiled = torch.compile(model, fullgraph=True)
-    x = torch.linspace(-3, 3, 37, requires_grad=True)
-    eager = model(x)
-    out = compiled(x)
-    torch.testing.assert_close(out, eager)
-    torch.testing.assert_close(
-        torch.autograd.grad(out.sum(), x)[0], torch.autograd.grad(eager.sum(), x)[0]
-    )
+    assert_compiled_matches_eager(model, torch.linspace(-3, 3, 37, requires_grad=True))
 
 
 def test_staircase_under_torch_func():
@@ -341,15 +330,8 @@ def test_logsumexp_fast_path_agrees_with_the_generic_path(axis):
 
 
 def test_logsumexp_saves_only_x():
-    saved = []
-
-    def pack(tensor):
-        saved.append(tensor)
-        return tensor
-
     x = torch.randn(8, 16, requires_grad=True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        mol.logsumexp(x, width=0.5)
+    saved, _ = saved_for_backward(lambda: mol.logsumexp(x, width=0.5))
     assert len(saved) == 1 and saved[0] is x
 
 
@@ -399,15 +381,8 @@ def test_gate_fast_path_agrees_with_the_generic_path(kernel, dtype):
 
 @pytest.mark.parametrize("op", [mol.gelu, mol.swish])
 def test_gates_save_only_x_and_handle_special_values(op):
-    saved = []
-
-    def pack(tensor):
-        saved.append(tensor)
-        return tensor
-
     x = torch.tensor([float("nan"), -float("inf"), float("inf"), 1.0], requires_grad=True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        y = op(x)
+    saved, y = saved_for_backward(lambda: op(x))
     assert len(saved) == 1 and saved[0] is x
     assert torch.isnan(y[0]) and y[1] == 0.0 and y[2] == float("inf")
     (grad,) = torch.autograd.grad(y.sum(), x)

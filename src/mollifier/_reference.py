@@ -100,16 +100,7 @@ def floor(kernel: str, width: float, x: float) -> mp.mpf:
         def term(n: mp.mpf) -> mp.mpf:
             return cdf(kernel, (r - n) / w) - cdf(kernel, -(r + n) / w)
 
-        total = m - cdf(kernel, -r / w)
-        if kernel == "cauchy":
-            return total + mp.nsum(term, [1, mp.inf])
-        n = 1
-        while True:
-            value = term(mp.mpf(n))
-            total += value
-            if n > 2 * width + 2 and abs(value) < mp.mpf(10) ** (-DIGITS + 5):
-                return total
-            n += 1
+        return m - cdf(kernel, -r / w) + _sum_outward(term, kernel, width)
 
 
 def floor_slope(kernel: str, width: float, x: float) -> mp.mpf:
@@ -122,16 +113,21 @@ def floor_slope(kernel: str, width: float, x: float) -> mp.mpf:
         def pair(n: mp.mpf) -> mp.mpf:
             return (pdf(kernel, (r - n) / w) + pdf(kernel, (r + n) / w)) / w
 
-        total = pdf(kernel, r / w) / w
-        if kernel == "cauchy":
-            return total + mp.nsum(pair, [1, mp.inf])
-        n = 1
-        while True:
-            value = pair(mp.mpf(n))
-            total += value
-            if n > 2 * width + 2 and abs(value) < mp.mpf(10) ** (-DIGITS + 5):
-                return total
-            n += 1
+        return pdf(kernel, r / w) / w + _sum_outward(pair, kernel, width)
+
+
+def _sum_outward(term: Callable[[mp.mpf], mp.mpf], kernel: str, width: float) -> mp.mpf:
+    """``sum_{n>=1} term(n)``: term by term until past the kernel's reach and below
+    1e-35 (mpmath's series acceleration for the Cauchy kernel's slow tail)."""
+    if kernel == "cauchy":
+        return mp.nsum(term, [1, mp.inf])
+    total, n = mp.mpf(0), 1
+    while True:
+        value = term(mp.mpf(n))
+        total += value
+        if n > 2 * width + 2 and abs(value) < mp.mpf(10) ** (-DIGITS + 5):
+            return total
+        n += 1
 
 
 def gate(kernel: str, width: float, x: float) -> mp.mpf:

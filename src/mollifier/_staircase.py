@@ -333,7 +333,7 @@ def quantize(
     Examples
     --------
     >>> import numpy as np, mollifier as mol
-    >>> mol.quantize(np.array([0.1, 0.4, 0.9]), 0.5, width=0.001)
+    >>> mol.quantize(np.array([0.1, 0.4, 0.9]), 0.5, width=0.001).round(12)  # 0.1: 4e-66
     array([0. , 0.5, 1. ])
     """
     s = positive_real(step, "step")

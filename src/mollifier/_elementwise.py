@@ -48,6 +48,13 @@ def width_like(be: Backend, width: Any, x: Array) -> Any:
 _FAST_WIDTHS = (1e-30, 1e30)
 
 
+def use_torch_fast_path(be: Backend, width: Any) -> bool:
+    """Whether an op on ``be`` at ``width`` goes through the torch fast path."""
+    if be.name != "torch" or not isinstance(width, float):
+        return False
+    return _FAST_WIDTHS[0] < width < _FAST_WIDTHS[1]
+
+
 def apply_piecewise(
     f: Piecewise,
     x: Array,
@@ -67,8 +74,7 @@ def apply_piecewise(
     be, x_c, dtype = as_float_array(x)
     w = width_like(be, w, x_c)
     with be.quiet():
-        fast = be.name == "torch" and not straight_through and isinstance(w, float)
-        if fast and _FAST_WIDTHS[0] < w < _FAST_WIDTHS[1]:
+        if not straight_through and use_torch_fast_path(be, w):
             from ._torch_fast import smooth_piecewise
 
             smooth = smooth_piecewise(be, f, x_c, w, k)
@@ -512,7 +518,7 @@ def _gate(
     be, x_c, dtype = as_float_array(x)
     w = width_like(be, w, x_c)
     with be.quiet():
-        if be.name == "torch" and isinstance(w, float) and _FAST_WIDTHS[0] < w < _FAST_WIDTHS[1]:
+        if use_torch_fast_path(be, w):
             from ._torch_fast import smooth_formula
 
             out = smooth_formula(be, "gate", x_c, w, k)

@@ -244,18 +244,21 @@ class Kernel:
         of every smooth staircase; the exact derivative of :meth:`_floor_offset` (same
         form, same terms)."""
         form, terms = _staircase_form(self, width, eps)
-        xp = be.xp
         if form == "direct":
-            inv_w = 1.0 / width
-            total = self._pdf(be, -r * inv_w)
-            for n in range(1, terms + 1):
-                total = total + (self._pdf(be, (r - n) * inv_w) + self._pdf(be, -(r + n) * inv_w))
-            return total * inv_w
+            return self._floor_slope_direct(be, r, width, terms)
         # d/dr [r - 1/2 + sum_k c_k sin(2 pi k r)] = 1 + sum_k 2 pi k c_k cos(2 pi k r)
         total = r * 0.0 + 1.0
         for k, c_k in enumerate(_fourier_coefficients(self, width, terms), start=1):
-            total = total + (2.0 * math.pi * k * c_k) * xp.cos((2.0 * math.pi * k) * r)
+            total = total + (2.0 * math.pi * k * c_k) * be.xp.cos((2.0 * math.pi * k) * r)
         return total
+
+    def _floor_slope_direct(self, be: Backend, r: Array, width: float, terms: int) -> Array:
+        # d/dr of the direct sum: the nearest 2 terms + 1 densities
+        inv_w = 1.0 / width
+        total = self._pdf(be, -r * inv_w)
+        for n in range(1, terms + 1):
+            total = total + (self._pdf(be, (r - n) * inv_w) + self._pdf(be, -(r + n) * inv_w))
+        return total * inv_w
 
     def _round_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
         """``round_w(m + r) - m = floor_w(m + r + 1/2) - m`` for integer ``m``, ``|r| <= 1/2``."""
@@ -786,39 +789,31 @@ class PolynomialKernel(Kernel):
             return self._floor_offset_direct(be, r, width, 1 if width > 0.5 else 0)
         # Bernoulli form: frac_w = 1/2 - sum_j w^-(j+1) [F_{j+2}(r - w u) k^(j)(u)]_{u=-1}^{1}
         # with F_n = B_n({.})/n! and k^(j)(-1) = (-1)^j k^(j)(1).
-        xp = be.xp
-        below, above = r - width, r + width
-        frac_below = below - xp.floor(below)
-        frac_above = above - xp.floor(above)
-        frac = 0.5 + 0.0 * r
-        for j, k_j in self._boundary_derivatives:
-            if k_j == 0.0:
-                continue
-            coefficients = self._bernoulli[j + 2]
-            bracket = poly.horner(coefficients, frac_below) - (-1.0) ** j * poly.horner(
-                coefficients, frac_above
-            )
-            frac = frac - (k_j / width ** (j + 1)) * bracket
-        return r - frac
+        return r - (0.5 - self._bernoulli_sum(be, r, width, 2))
 
     def _floor_slope(self, be: Backend, r: Array, width: float, eps: float) -> Array:
         if width <= 1.5:
-            return super()._floor_slope(be, r, width, eps)
+            return self._floor_slope_direct(be, r, width, 1 if width > 0.5 else 0)
         # d/dr of the Bernoulli form, with F_n' = F_{n-1} (F_1 = {y} - 1/2 for uniform)
+        return 1.0 + self._bernoulli_sum(be, r, width, 1)
+
+    def _bernoulli_sum(self, be: Backend, r: Array, width: float, shift: int) -> Array:
+        """``sum_j w^-(j+1) k^(j)(1) [F_{j+shift}({r - w}) - (-1)^j F_{j+shift}({r + w})]``:
+        ``1/2 - frac_w`` for ``shift`` 2, the slope of ``frac_w`` negated for 1."""
         xp = be.xp
         below, above = r - width, r + width
         frac_below = below - xp.floor(below)
         frac_above = above - xp.floor(above)
-        slope = r * 0.0 + 1.0
+        total = 0.0 * r
         for j, k_j in self._boundary_derivatives:
             if k_j == 0.0:
                 continue
-            coefficients = self._bernoulli[j + 1]
+            coefficients = self._bernoulli[j + shift]
             bracket = poly.horner(coefficients, frac_below) - (-1.0) ** j * poly.horner(
                 coefficients, frac_above
             )
-            slope = slope + (k_j / width ** (j + 1)) * bracket
-        return slope
+            total = total + (k_j / width ** (j + 1)) * bracket
+        return total
 
 
 kernels: dict[str, Kernel] = {

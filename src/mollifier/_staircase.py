@@ -15,7 +15,7 @@ from typing import Any
 
 from . import _backend
 from ._backend import Array, Backend, as_float_array, finish
-from ._elementwise import _FAST_WIDTHS, KernelLike, resolve_width
+from ._elementwise import KernelLike, resolve_width, use_torch_fast_path
 from ._kernels import Kernel, get_kernel
 from ._params import positive_real, real, require_float_width
 
@@ -121,7 +121,7 @@ STAIRCASES: dict[str, tuple[Formula, Formula]] = {
 
 def _smooth(op: str, be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
     with be.quiet():
-        if be.name == "torch" and _FAST_WIDTHS[0] < width < _FAST_WIDTHS[1]:
+        if use_torch_fast_path(be, width):
             from ._torch_fast import smooth_formula
 
             return smooth_formula(be, op, x, width, kernel)

@@ -62,16 +62,7 @@ def _in_blocks(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     Compiled graphs (Inductor fuses them anyway), functorch transforms, graphs recorded
     for double backward, GPUs and small or strided inputs take the plain call.
     """
-    block = _BLOCK_BYTES // x.element_size()
-    if x.numel() < 4 * block or not _blockable(x):
-        return fn(x)
-    torch.empty(_ALLOCATOR_HINT_BYTES, dtype=torch.uint8)  # freed at once: see above
-    flat = x.view(-1)
-    out = torch.empty_like(x)
-    flat_out = out.view(-1)
-    for start in range(0, flat.numel(), block):
-        flat_out[start : start + block] = fn(flat[start : start + block])
-    return out
+    return _in_row_blocks(lambda v, _: fn(v), x, ())  # rows of no axes: single elements
 
 
 # a private torch API: where a torch version lacks it, blocks are never used
@@ -95,7 +86,7 @@ def _in_row_blocks(
 ) -> Tensor:
     """``fn(x, axes)`` for a reduction or normalization over the trailing ``axes``
     (keeping them as size-1 or full dimensions), evaluated over blocks of about 1 MB of
-    whole rows, as :func:`_in_blocks` does for elementwise formulas."""
+    whole rows (see :func:`_in_blocks`; there ``axes`` is empty)."""
     inner = len(axes)
     trailing = axes == tuple(range(x.ndim - inner, x.ndim))
     if not trailing or inner == x.ndim or not _blockable(x):

@@ -12,10 +12,16 @@ import torch
 
 import mollifier as mol
 from mollifier import _backend
-from mollifier._elementwise import _ABS, _RELU, _SIGN, _STEP
-from mollifier._piecewise import Piecewise, convolve
-from mollifier._staircase import STAIRCASES
-from mollifier._torch_fast import FUSED, smooth_formula, smooth_piecewise
+from mollifier._adapters import torch as adapter
+from mollifier._adapters.torch import FUSED
+from mollifier._dispatch import axes_of
+from mollifier._engine import gate
+from mollifier._engine import staircase as stairs
+from mollifier._engine.piecewise import ABS as _ABS
+from mollifier._engine.piecewise import RELU as _RELU
+from mollifier._engine.piecewise import SIGN as _SIGN
+from mollifier._engine.piecewise import STEP as _STEP
+from mollifier._engine.piecewise import Piecewise, convolve, formula
 
 BE = _backend._torch_backend()
 FUNCTIONS = {
@@ -39,7 +45,8 @@ def generic(name: str, kernel: str, width: float):
 
 
 def fast(name: str, kernel: str, width: float):
-    return lambda x: smooth_piecewise(BE, FUNCTIONS[name], x, width, mol.get_kernel(kernel))
+    f = formula(FUNCTIONS[name], width, mol.get_kernel(kernel))
+    return lambda x: adapter.elementwise(BE, f, x)
 
 
 def saved_for_backward(run):
@@ -100,7 +107,22 @@ def test_fast_path_agrees_with_the_generic_path(name, kernel, dtype):
 
 
 def test_fused_forms_cover_the_common_ops():
-    assert {(f, k) for f, k in FUSED} >= {(_RELU, "logistic"), (_STEP, "logistic")}
+    logistic = type(mol.kernels["logistic"])
+    assert {(f, k) for f, k in FUSED} >= {(_RELU, logistic), (_STEP, logistic)}
+
+
+def test_a_user_kernel_named_logistic_gets_no_fused_form():
+    """Fused forms are keyed by the kernel's class, never by its name."""
+
+    class Impostor(type(mol.kernels["gaussian"])):
+        name = "logistic"
+
+    x = torch.linspace(-3, 3, 7, dtype=torch.float64)
+    for op in (mol.relu, mol.step):
+        got = op(x, width=0.5, kernel=Impostor())
+        want = op(x, width=0.5, kernel="gaussian")  # the Gaussian class has no fused ReLU
+        assert torch.equal(got, want) or op is mol.step
+        assert not torch.allclose(got, op(x, width=0.5, kernel="logistic"))
 
 
 @pytest.mark.parametrize("op", [mol.relu, mol.step, mol.abs, mol.sign, mol.hinge])
@@ -159,13 +181,13 @@ def test_torch_func_transforms():
 
 @pytest.mark.parametrize("axis", [-1, 0, (0, 1)])
 def test_softmax_fast_path_agrees_with_the_generic_path(axis):
-    from mollifier._reductions import _axes, softmax_values
+    from mollifier._engine.lse import softmax_values
 
     torch.manual_seed(0)
     x = torch.randn(4, 5, dtype=torch.float64) * 3
     x[1, 2] = -float("inf")
     weights = torch.randn(4, 5, dtype=torch.float64)
-    axes = _axes(axis, 2)
+    axes = axes_of(axis, 2)
     results = []
     for fn in (
         lambda v: mol.softmax(v, axis=axis, width=0.7),
@@ -188,13 +210,15 @@ def test_softmax_saves_only_its_output():
 
 # -- staircases ------------------------------------------------------------------------
 STAIRCASE_OPS = ["floor", "ceil", "round", "trunc", "frac"]
+RULES = {op: getattr(stairs, op.upper()) for op in STAIRCASE_OPS}
 
 
 def staircase(op: str, kernel: str, width: float, *, fast_path: bool):
     k = mol.get_kernel(kernel)
     if fast_path:
-        return lambda x: smooth_formula(BE, op, x, width, k)
-    return lambda x: STAIRCASES[op][0](BE, x, width, k)
+        f = stairs.formula(RULES[op], width, k)
+        return lambda x: adapter.elementwise(BE, f, x)
+    return lambda x: RULES[op][0](BE, x, width, k)
 
 
 @pytest.mark.parametrize("op", STAIRCASE_OPS)
@@ -223,7 +247,7 @@ def test_wrapped_density_against_mpmath(kernel, width):
     """``floor_w'`` (every form: direct, Fourier, Laplace's geometric sum, the Poisson
     kernel, Bernoulli polynomials) against the step-by-step sum of kernel densities."""
     from mollifier import _reference
-    from mollifier._staircase import _floor_slope, _round_slope
+    from mollifier._engine.staircase import _floor_slope, _round_slope
 
     x = np.array([-3.4567, -0.4987, -0.31, 0.0123, 0.27, 0.49, 12.875])  # off the kinks
     got = _floor_slope(_backend._numpy_backend(), x, width, mol.get_kernel(kernel))
@@ -282,7 +306,7 @@ def test_staircase_under_torch_func():
 def test_blocked_evaluation_matches_the_plain_formula(op, monkeypatch):
     """Large contiguous CPU tensors are evaluated in cache-sized blocks; a strided view
     of the same data (and a graph recorded for double backward) takes the plain call."""
-    from mollifier import _torch_fast
+    from mollifier._adapters import torch as _torch_fast
 
     calls = []
     original = _torch_fast._in_blocks
@@ -306,14 +330,14 @@ def test_blocked_evaluation_matches_the_plain_formula(op, monkeypatch):
 
 @pytest.mark.parametrize("axis", [-1, 0, (0, 1), None])
 def test_logsumexp_fast_path_agrees_with_the_generic_path(axis):
-    from mollifier._reductions import _axes, logsumexp_values
+    from mollifier._engine.lse import logsumexp_values
 
     torch.manual_seed(0)
     x = torch.randn(4, 5, dtype=torch.float64) * 3
     x[1, 2] = -float("inf")
     x[3, :] = -float("inf")  # an all -inf row: -inf, zero gradient
     weights = torch.randn(4, 5, dtype=torch.float64)
-    axes = _axes(axis, 2)
+    axes = axes_of(axis, 2)
     results = []
     for fn in (
         lambda v: mol.logsumexp(v, axis=axis, width=0.7, keepdims=True),
@@ -337,7 +361,7 @@ def test_logsumexp_saves_only_x():
 
 @pytest.mark.parametrize("op", [mol.softmax, mol.logsumexp])
 def test_row_blocked_reductions_match_the_plain_formula(op, monkeypatch):
-    from mollifier import _torch_fast
+    from mollifier._adapters import torch as _torch_fast
 
     rows = []
     original = _torch_fast._in_row_blocks
@@ -369,7 +393,7 @@ def test_gate_fast_path_agrees_with_the_generic_path(kernel, dtype):
         np.concatenate([np.linspace(-6, 6, 241) + 0.0123, [-1e6, 0.0, 1e6]]), dtype=dtype
     )
     eps = torch.finfo(dtype).eps
-    fast_results = derivatives(lambda v: smooth_formula(BE, "gate", v, width, k), x)
+    fast_results = derivatives(lambda v: adapter.elementwise(BE, gate.gate(width, k), v), x)
     generic_results = derivatives(lambda v: k._gate(BE, v, width), x)
     for order, (got, want) in enumerate(zip(fast_results, generic_results, strict=True)):
         assert torch.all(torch.isfinite(got))

@@ -23,8 +23,8 @@ from ._elementwise import (
     swish,
     where,
 )
+from ._engine.piecewise import Piecewise
 from ._kernels import Kernel, get_kernel, kernels
-from ._piecewise import Piecewise
 from ._reductions import (
     argmax,
     argmin,

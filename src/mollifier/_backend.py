@@ -63,6 +63,14 @@ class Backend:
             return np.errstate(all="ignore")
         return contextlib.nullcontext()
 
+    def vector_norm(self, x: Array, ord: float, axes: tuple[int, ...]) -> Array:
+        """The framework's own vector norm over ``axes`` (kept as size-1 dimensions)."""
+        if self.name == "torch":
+            return self.xp._torch.linalg.vector_norm(x, ord=ord, dim=axes, keepdim=True)
+        if self.name == "jax":
+            return self.xp.linalg.vector_norm(x, ord=ord, axis=axes, keepdims=True)
+        return self.xp.linalg.vector_norm(x, ord=ord, axis=axes, keepdims=True)
+
     def softplus(self, t: Array) -> Array:
         """``log(1 + exp(t)) = logaddexp(t, 0)``: no overflow, and derivative 1/2 at 0.
 
@@ -112,8 +120,8 @@ def _build_torch() -> Backend:
 
 _TORCH_FUNCTIONS = (
     "abs", "asarray", "atan", "atan2", "ceil", "exp", "expm1", "finfo", "float32", "floor",
-    "isfinite", "isinf", "isnan", "log", "log1p", "logaddexp", "maximum", "round", "sign",
-    "sin", "trunc", "where", "reshape", "cos", "tan", "tanh", "sqrt", "zeros_like",
+    "isfinite", "isinf", "isnan", "log", "log1p", "logaddexp", "maximum", "minimum", "round",
+    "sign", "sin", "trunc", "where", "reshape", "cos", "tan", "tanh", "sqrt", "zeros_like",
 )  # fmt: skip
 
 

@@ -12,77 +12,22 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-import mpmath as mp
 import numpy as np
 
-from . import _reference as ref
+from . import _elementwise, _reductions, _staircase  # noqa: F401  (their ops register)
+from ._backend import backend_of
 from ._bounds import error_bound
-from ._elementwise import abs as smooth_abs
-from ._elementwise import clip, gelu, hinge, leaky_relu, relu, sign, step, swish
+from ._catalogue import CATALOGUE, Op, referenced
 from ._kernels import kernels
-from ._staircase import ceil, floor, frac, quantize, round, trunc
 
 TOLERANCE = 1e-12
 
 
-@dataclass(frozen=True)
-class OpSpec:
-    smooth: Callable[..., Any]
-    hard: Callable[[np.ndarray], np.ndarray]
-    reference: Callable[[str, float, float], Any]
-    widths: tuple[float, ...]
-    grows: bool = False  # diverges with the Cauchy kernel
-
-
-def _piecewise_reference(f: Callable[[Any], Any], breakpoints: list[float]) -> Callable[..., Any]:
-    return lambda kernel, w, x: ref.convolve(f, breakpoints, kernel, w, x)
-
-
-def _unit(y: Any) -> Any:
-    return mp.mpf(1) if y >= 0 else mp.mpf(0)
-
-
-_PIECEWISE_WIDTHS = (1e-4, 0.05, 1.0, 1e3)
-_STAIR_WIDTHS = (1e-3, 0.2, 0.6, 2.5)
-
-SPECS: dict[str, OpSpec] = {
-    "step": OpSpec(step, lambda x: (x >= 0).astype(float), _piecewise_reference(_unit, [0.0]),
-                   _PIECEWISE_WIDTHS),
-    "sign": OpSpec(sign, lambda x: np.where(x >= 0, 1.0, -1.0),
-                   _piecewise_reference(lambda y: 2 * _unit(y) - 1, [0.0]), _PIECEWISE_WIDTHS),
-    "relu": OpSpec(relu, lambda x: np.maximum(x, 0.0),
-                   _piecewise_reference(lambda y: max(y, 0), [0.0]), _PIECEWISE_WIDTHS, True),
-    "leaky_relu": OpSpec(lambda x, **k: leaky_relu(x, 0.1, **k),
-                         lambda x: np.where(x >= 0, x, 0.1 * x),
-                         _piecewise_reference(lambda y: y if y >= 0 else y / 10, [0.0]),
-                         _PIECEWISE_WIDTHS, True),
-    "abs": OpSpec(smooth_abs, np.abs, _piecewise_reference(abs, [0.0]), _PIECEWISE_WIDTHS, True),
-    "clip": OpSpec(lambda x, **k: clip(x, -1.0, 2.0, **k), lambda x: np.clip(x, -1.0, 2.0),
-                   _piecewise_reference(lambda y: min(max(y, -1), 2), [-1.0, 2.0]),
-                   _PIECEWISE_WIDTHS),
-    "hinge": OpSpec(hinge, lambda x: np.maximum(1.0 - x, 0.0),
-                    _piecewise_reference(lambda y: max(1 - y, 0), [1.0]), _PIECEWISE_WIDTHS, True),
-    "floor": OpSpec(floor, np.floor, lambda k, w, x: ref.floor(k, w, x), _STAIR_WIDTHS),
-    "ceil": OpSpec(ceil, np.ceil, lambda k, w, x: ref.floor(k, w, x) + 1, _STAIR_WIDTHS),
-    "round": OpSpec(round, lambda x: np.floor(x + 0.5),
-                    lambda k, w, x: ref.floor(k, w, mp.mpf(x) + mp.mpf(1) / 2), _STAIR_WIDTHS),
-    "trunc": OpSpec(trunc, np.trunc,
-                    ref.trunc, _STAIR_WIDTHS),
-    "frac": OpSpec(frac, lambda x: x - np.floor(x),
-                   lambda k, w, x: mp.mpf(x) - ref.floor(k, w, x), _STAIR_WIDTHS),
-    "quantize": OpSpec(lambda x, **k: quantize(x, 0.25, **k),
-                       lambda x: 0.25 * np.floor(4 * x + 0.5),
-                       lambda k, w, x: ref.floor(k, 4 * w, 4 * mp.mpf(x) + mp.mpf(1) / 2) / 4,
-                       tuple(w / 4 for w in _STAIR_WIDTHS)),
-    "gelu": OpSpec(gelu, lambda x: np.maximum(x, 0.0),
-                   ref.gate, _PIECEWISE_WIDTHS),
-    "swish": OpSpec(swish, lambda x: np.maximum(x, 0.0),
-                    ref.gate, _PIECEWISE_WIDTHS),
-}  # fmt: skip
+def _hard(op: Op, x: np.ndarray) -> np.ndarray:
+    return np.asarray(op.hard_value(backend_of(x), x))
 
 
 @dataclass
@@ -103,21 +48,22 @@ def sample_points(width: float, quick: bool) -> list[float]:
 
 
 def check_pair(op: str, kernel: str, quick: bool = False) -> Row:
-    spec = SPECS[op]
+    spec = CATALOGUE[op]
+    assert spec.reference is not None
     worst, sup_error, bound, within_bound = 0.0, 0.0, 0.0, True
     widths = spec.widths[1:3] if quick else spec.widths
     for w in widths:
         xs = sample_points(w, quick)
-        got = np.asarray(spec.smooth(np.array(xs), width=w, kernel=kernel), dtype=np.float64)
+        got = np.asarray(spec.example(np.array(xs), width=w, kernel=kernel), dtype=np.float64)
         for x, value in zip(xs, got):
             expected = float(spec.reference(kernel, w, x))
             worst = max(worst, abs(value - expected) / max(1.0, abs(expected)))
         grid = np.linspace(-4.0, 4.0, 8001) * max(w, 0.5) + 0.5 * w * 1e-3
         grid = np.concatenate([grid, [0.0, 1.0, -1.0, 0.5, 2.0]])
         deviation = float(
-            np.max(np.abs(spec.smooth(grid, width=w, kernel=kernel) - spec.hard(grid)))
+            np.max(np.abs(spec.example(grid, width=w, kernel=kernel) - _hard(spec, grid)))
         )
-        bound_here = error_bound(op, kernel=kernel, width=w, step=0.25)
+        bound_here = error_bound(op, kernel=kernel, width=w, **spec.params)
         within_bound = within_bound and deviation <= bound_here * (1 + 1e-9) + 1e-15
         sup_error = max(sup_error, deviation)
         bound = max(bound, bound_here)
@@ -129,9 +75,10 @@ def pairs(
     ops: list[str] | None = None, kernel_names: list[str] | None = None
 ) -> list[tuple[str, str]]:
     out = []
-    for op in ops or list(SPECS):
+    checked = referenced()
+    for op in ops or list(checked):
         for kernel in kernel_names or list(kernels):
-            if kernel == "cauchy" and SPECS[op].grows:
+            if not checked[op].admits(kernels[kernel]):
                 continue
             out.append((op, kernel))
     return out

@@ -2,116 +2,70 @@ r"""Elementwise smooth ops: each is a piecewise polynomial convolved with a kern
 
 ``op_w(x) = (op * k_w)(x) = E[op(x - w U)]`` with ``U`` drawn from the kernel, computed in
 closed form. Every function has the signature
-``op(x, /, [op parameters], *, width=None, tol=None, kernel="logistic", straight_through=False)``.
+``op(x, /, [op parameters], *, width=None, tol=None, kernel="logistic", straight_through=False)``
+and is one call of the dispatcher with its catalogue entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from . import _backend
-from ._backend import Array, Backend, as_float_array, finish
-from ._bounds import width_for
-from ._kernels import Kernel, density_at_zero, get_kernel
-from ._params import real, width_or_tol
-from ._piecewise import Piecewise, check_admissible, convolve
+from . import _dispatch
+from ._backend import Array, Backend, as_float_array, memoize
+from ._catalogue import Op, register
+from ._engine import gate as gates
+from ._engine import piecewise as shapes
+from ._engine.bound import Bound
+from ._kernels import Kernel, get_kernel
+from ._params import real
 
 KernelLike = str | Kernel
 
 
-def resolve_width(
-    op: Any, width: Any, tol: Any, kernel: Kernel, params: dict[str, Any] | None = None
-) -> Any:
-    """The width: ``width`` validated (a float or an array), or the one that meets ``tol``."""
-    w, t = width_or_tol(width, tol)
-    if w is not None:
-        return w
-    assert t is not None  # width_or_tol returns exactly one of the two
-    return width_for(op, kernel=kernel, tol=t, **(params or {}))
+def _reference() -> Any:
+    from . import _reference
+
+    return _reference
 
 
-def width_like(be: Backend, width: Any, x: Array) -> Any:
-    """A float width as is; an array width in ``x``'s compute dtype (no silent upcast)."""
-    if isinstance(width, float):
-        return width
-    if _backend.backend_of(width) is not be:
-        raise TypeError(
-            f"an array width must be an array of the same framework as x ({be.name}); got "
-            f"{type(width).__name__}"
-        )
-    return be.xp.astype(width, x.dtype) if width.dtype != x.dtype else width
+def _piecewise_reference(f: Any, breakpoints: list[float]) -> Any:
+    return lambda kernel, w, x: _reference().convolve(f, breakpoints, kernel, w, x)
 
 
-# Python-float widths for which 1/w is a finite float32 (the fused forms scale by it);
-# array widths, which may be learnable, take the generic path
-_FAST_WIDTHS = (1e-30, 1e30)
+def _unit(y: Any) -> Any:
+    return 1 if y >= 0 else 0
 
 
-def use_torch_fast_path(be: Backend, width: Any) -> bool:
-    """Whether an op on ``be`` at ``width`` goes through the torch fast path."""
-    if be.name != "torch" or not isinstance(width, float):
-        return False
-    return _FAST_WIDTHS[0] < width < _FAST_WIDTHS[1]
+_WIDTHS = (1e-4, 0.05, 1.0, 1e3)
 
 
-def apply_piecewise(
-    f: Piecewise,
-    x: Array,
-    *,
-    op: Any,
-    width: Any,
-    tol: Any,
-    kernel: KernelLike,
-    straight_through: bool,
-    params: dict[str, Any] | None = None,
-    hard: Callable[[Backend, Array], Array] | None = None,
+def _piecewise_op(name: str, shape: Any, hard: Any, reference: Any, **entry: Any) -> Op:
+    return Op(name, hard=hard, shape=shape, reference=reference, widths=_WIDTHS, **entry)
+
+
+def _evaluated(shape: Any) -> Any:
+    # the piecewise function itself, for ops without a framework counterpart
+    return lambda be, x, **params: shape(**params)._evaluate(be, x)
+
+
+def _smooth_piecewise(
+    op: Op, x: Any, width: Any, tol: Any, kernel: Any, straight_through: Any, **params: Any
 ) -> Array:
-    """Smooth ``f`` at ``x``; the shared body of every piecewise op."""
-    k = get_kernel(kernel)
-    check_admissible(f, k)
-    w = resolve_width(op, width, tol, k, params)
-    be, x_c, dtype = as_float_array(x)
-    w = width_like(be, w, x_c)
-    with be.quiet():
-        if not straight_through and use_torch_fast_path(be, w):
-            from ._torch_fast import smooth_piecewise
-
-            smooth = smooth_piecewise(be, f, x_c, w, k)
-        else:
-            smooth = convolve(be, f, x_c, w, k)
-        if straight_through:
-            exact = hard(be, x_c) if hard is not None else f._evaluate(be, x_c)
-            smooth = _backend.straight_through(be, exact, smooth)
-    return finish(be, smooth, dtype)
+    assert op.shape is not None
+    shape = op.shape(**params)
+    return _dispatch.elementwise(
+        op, lambda w, k: shapes.formula(shape, w, k), x, width=width, tol=tol, kernel=kernel,
+        straight_through=straight_through, params=params,
+    )  # fmt: skip
 
 
-_STEP = Piecewise([0.0], [[0.0], [1.0]])
-_SIGN = Piecewise([0.0], [[-1.0], [1.0]])
-_RELU = Piecewise([0.0], [[0.0], [0.0, 1.0]])
-_ABS = Piecewise([0.0], [[0.0, -1.0], [0.0, 1.0]])
+_STEP = _piecewise_op(
+    "step", lambda: shapes.STEP, _evaluated(lambda: shapes.STEP),
+    _piecewise_reference(_unit, [0.0]), module="SmoothStep",
+)  # fmt: skip
 
 
-def _leaky_relu(negative_slope: float) -> Piecewise:
-    return Piecewise([0.0], [[0.0, negative_slope], [0.0, 1.0]])
-
-
-def _clip(lower: float, upper: float) -> Piecewise:
-    return Piecewise([lower, upper], [[lower], [0.0, 1.0], [upper]])
-
-
-def _hinge(margin: float) -> Piecewise:
-    return Piecewise([margin], [[margin, -1.0], [0.0]])
-
-
-def _native_sign(be: Backend, x: Array) -> Array:
-    return be.xp.sign(x)
-
-
-def _native_abs(be: Backend, x: Array) -> Array:
-    return be.xp.abs(x)
-
-
+@register(_STEP, "heaviside")
 def step(
     x: Array,
     /,
@@ -165,15 +119,19 @@ def step(
     >>> mol.step(np.array([-1.0, 0.0, 1.0]), width=0.5)  # sigmoid(2x)
     array([0.11920292, 0.5       , 0.88079708])
     """
-    return apply_piecewise(
-        _STEP, x, op="step", width=width, tol=tol, kernel=kernel,
-        straight_through=straight_through,
-    )  # fmt: skip
+    return _smooth_piecewise(_STEP, x, width, tol, kernel, straight_through)
 
 
 heaviside = step
 
 
+_SIGN = _piecewise_op(
+    "sign", lambda: shapes.SIGN, lambda be, x: be.xp.sign(x),
+    _piecewise_reference(lambda y: 2 * _unit(y) - 1, [0.0]), module="SmoothSign",
+)  # fmt: skip
+
+
+@register(_SIGN)
 def sign(
     x: Array,
     /,
@@ -199,12 +157,16 @@ def sign(
     >>> mol.sign(np.array([-2.0, 0.0, 2.0]), kernel="gaussian", width=1.0)  # erf(x/sqrt 2)
     array([-0.95449974,  0.        ,  0.95449974])
     """
-    return apply_piecewise(
-        _SIGN, x, op="sign", width=width, tol=tol, kernel=kernel,
-        straight_through=straight_through, hard=_native_sign,
-    )  # fmt: skip
+    return _smooth_piecewise(_SIGN, x, width, tol, kernel, straight_through)
 
 
+_RELU = _piecewise_op(
+    "relu", lambda: shapes.RELU, lambda be, x: be.xp.maximum(x, be.const(0.0, x)),
+    _piecewise_reference(lambda y: max(y, 0), [0.0]), module="SmoothReLU",
+)  # fmt: skip
+
+
+@register(_RELU)
 def relu(
     x: Array,
     /,
@@ -235,12 +197,25 @@ def relu(
     >>> mol.relu(np.array([-1.0, 0.0, 1.0]), width=1.0)  # softplus
     array([0.31326169, 0.69314718, 1.31326169])
     """
-    return apply_piecewise(
-        _RELU, x, op="relu", width=width, tol=tol, kernel=kernel,
-        straight_through=straight_through,
-    )  # fmt: skip
+    return _smooth_piecewise(_RELU, x, width, tol, kernel, straight_through)
 
 
+def _leaky_shape(negative_slope: float = 0.01) -> Any:
+    return shapes.leaky_relu(real(negative_slope, "negative_slope"))
+
+
+def _leaky_hard(be: Backend, x: Array, negative_slope: float = 0.01) -> Array:
+    return be.xp.where(x >= 0, x, negative_slope * x)
+
+
+_LEAKY_RELU = _piecewise_op(
+    "leaky_relu", _leaky_shape, _leaky_hard,
+    _piecewise_reference(lambda y: y if y >= 0 else y / 10, [0.0]),
+    params={"negative_slope": 0.1}, module="SmoothLeakyReLU",
+)  # fmt: skip
+
+
+@register(_LEAKY_RELU)
 def leaky_relu(
     x: Array,
     /,
@@ -267,12 +242,16 @@ def leaky_relu(
     array([-1., 10.])
     """
     a = real(negative_slope, "negative_slope")
-    return apply_piecewise(
-        _leaky_relu(a), x, op="leaky_relu", width=width, tol=tol, kernel=kernel,
-        straight_through=straight_through, params={"negative_slope": a},
-    )  # fmt: skip
+    return _smooth_piecewise(_LEAKY_RELU, x, width, tol, kernel, straight_through, negative_slope=a)
 
 
+_ABS = _piecewise_op(
+    "abs", lambda: shapes.ABS, lambda be, x: be.xp.abs(x),
+    _piecewise_reference(lambda y: -y if y < 0 else y, [0.0]), module="SmoothAbs",
+)  # fmt: skip
+
+
+@register(_ABS)
 def abs(
     x: Array,
     /,
@@ -297,12 +276,30 @@ def abs(
     >>> mol.abs(np.array([0.0, 3.0]), kernel="uniform", width=1.0)  # (x^2 + w^2) / 2w inside
     array([0.5, 3. ])
     """
-    return apply_piecewise(
-        _ABS, x, op="abs", width=width, tol=tol, kernel=kernel,
-        straight_through=straight_through, hard=_native_abs,
-    )  # fmt: skip
+    return _smooth_piecewise(_ABS, x, width, tol, kernel, straight_through)
 
 
+def _clip_shape(lower: float = 0.0, upper: float = 1.0) -> Any:
+    # the bound does not depend on the corners: error_bound("clip") needs none
+    lo, hi = real(lower, "lower"), real(upper, "upper")
+    if not lo < hi:
+        raise ValueError(f"clip needs lower < upper; got lower={lo}, upper={hi}")
+    return shapes.clip(lo, hi)
+
+
+def _clip_hard(be: Backend, x: Array, lower: float, upper: float) -> Array:
+    xp = be.xp
+    return xp.minimum(xp.maximum(x, be.const(lower, x)), be.const(upper, x))
+
+
+_CLIP = _piecewise_op(
+    "clip", _clip_shape, _clip_hard,
+    _piecewise_reference(lambda y: min(max(y, -1), 2), [-1.0, 2.0]),
+    params={"lower": -1.0, "upper": 2.0}, module="SmoothClip",
+)  # fmt: skip
+
+
+@register(_CLIP)
 def clip(
     x: Array,
     /,
@@ -336,14 +333,24 @@ def clip(
     array([-1.,  0.,  1.])
     """
     lo, hi = real(lower, "lower"), real(upper, "upper")
-    if not lo < hi:
-        raise ValueError(f"clip needs lower < upper; got lower={lo}, upper={hi}")
-    return apply_piecewise(
-        _clip(lo, hi), x, op="clip", width=width, tol=tol, kernel=kernel,
-        straight_through=straight_through,
-    )  # fmt: skip
+    return _smooth_piecewise(_CLIP, x, width, tol, kernel, straight_through, lower=lo, upper=hi)
 
 
+def _hinge_shape(margin: float = 1.0) -> Any:
+    return shapes.hinge(real(margin, "margin"))
+
+
+def _hinge_hard(be: Backend, x: Array, margin: float = 1.0) -> Array:
+    return be.xp.maximum(margin - x, be.const(0.0, x))
+
+
+_HINGE = _piecewise_op(
+    "hinge", _hinge_shape, _hinge_hard, _piecewise_reference(lambda y: max(1 - y, 0), [1.0]),
+    params={"margin": 1.0}, module="SmoothHinge",
+)  # fmt: skip
+
+
+@register(_HINGE)
 def hinge(
     x: Array,
     /,
@@ -368,12 +375,13 @@ def hinge(
     array([2., 0.])
     """
     m = real(margin, "margin")
-    return apply_piecewise(
-        _hinge(m), x, op="hinge", width=width, tol=tol, kernel=kernel,
-        straight_through=straight_through,
-    )  # fmt: skip
+    return _smooth_piecewise(_HINGE, x, width, tol, kernel, straight_through, margin=m)
 
 
+_GREATER = Op("greater", hard=_evaluated(lambda: shapes.STEP), shape=lambda: shapes.STEP)
+
+
+@register(_GREATER)
 def greater(
     x1: Array,
     x2: Array | float,
@@ -396,10 +404,13 @@ def greater(
     >>> mol.greater(np.array([1.0, 3.0]), 2.0, width=1e-3)
     array([0., 1.])
     """
-    return step(x1 - x2, width=width, tol=tol, kernel=kernel,
-                straight_through=straight_through)  # fmt: skip
+    return _smooth_piecewise(_GREATER, x1 - x2, width, tol, kernel, straight_through)
 
 
+_LESS = Op("less", hard=_evaluated(lambda: shapes.STEP), shape=lambda: shapes.STEP)
+
+
+@register(_LESS)
 def less(
     x1: Array,
     x2: Array | float,
@@ -418,10 +429,17 @@ def less(
     >>> mol.less(np.array([1.0, 3.0]), 2.0, width=1e-3)
     array([1., 0.])
     """
-    return step(x2 - x1, width=width, tol=tol, kernel=kernel,
-                straight_through=straight_through)  # fmt: skip
+    return _smooth_piecewise(_LESS, x2 - x1, width, tol, kernel, straight_through)
 
 
+_WHERE = Op(
+    "where",
+    no_bound="its hard counterpart is discontinuous with data-dependent jumps",
+    module="",
+)
+
+
+@register(_WHERE)
 def where(
     x: Array,
     a: Array | float,
@@ -447,10 +465,28 @@ def where(
     >>> mol.where(np.array([-1.0, 0.0, 1.0]), 10.0, 0.0, width=1e-3)
     array([ 0.,  5., 10.])
     """
-    gate = step(x, width=width, kernel=kernel, straight_through=straight_through)
-    return b + (a - b) * gate
+    k = get_kernel(kernel)
+    w = _dispatch.resolve_width(_WHERE, width, None, k)
+    be, x_c, dtype = as_float_array(x)
+    w = _dispatch.width_like(be, w, x_c)
+    gate = _dispatch.evaluate(be, shapes.formula(shapes.STEP, w, k), x_c)
+    with be.quiet():
+        a_c, b_c = _dispatch.operand(be, a, x_c), _dispatch.operand(be, b, x_c)
+        smooth = b_c + (a_c - b_c) * gate
+        hard = None
+        if straight_through:
+            a_h, b_h = (
+                _dispatch.caller_dtype(be, a_c, dtype),
+                _dispatch.caller_dtype(be, b_c, dtype),
+            )
+            hard = be.xp.where(_dispatch.caller_dtype(be, x_c, dtype) >= 0, a_h, b_h)
+    return _dispatch.finish(be, smooth, dtype, hard)
 
 
+_DELTA = Op("delta", no_bound="the nascent delta converges to a distribution, not a function")
+
+
+@register(_DELTA)
 def delta(x: Array, /, *, width: float, kernel: KernelLike = "logistic") -> Array:
     r"""The nascent Dirac delta :math:`k_w(x) = k(x/w) / w`, the derivative of :func:`step`.
 
@@ -466,14 +502,20 @@ def delta(x: Array, /, *, width: float, kernel: KernelLike = "logistic") -> Arra
     array([1.])
     """
     k = get_kernel(kernel)
-    w, _ = width_or_tol(width, None)
-    assert w is not None
+    w = _dispatch.resolve_width(_DELTA, width, None, k)
     be, x_c, dtype = as_float_array(x)
-    w = width_like(be, w, x_c)
-    with be.quiet():
-        return finish(be, k._pdf(be, x_c / w) / w, dtype)
+    w = _dispatch.width_like(be, w, x_c)
+    return _dispatch.finish(be, _dispatch.evaluate(be, gates.delta(w, k), x_c), dtype)
 
 
+_EQUAL = Op(
+    "equal",
+    hard=lambda be, d: be.xp.astype(d == 0.0, d.dtype),
+    no_bound="its hard counterpart is discontinuous with data-dependent jumps",
+)
+
+
+@register(_EQUAL)
 def equal(
     x1: Array,
     x2: Array | float,
@@ -495,56 +537,46 @@ def equal(
     >>> mol.equal(np.array([0.0, 1.0]), 0.0, kernel="gaussian", width=1.0)
     array([1.        , 0.60653066])
     """
-    k = get_kernel(kernel)
-    w, _ = width_or_tol(width, None)
-    assert w is not None
-    be, d, dtype = as_float_array(x1 - x2)
-    w = width_like(be, w, d)
-    peak = density_at_zero(k)
-    bump = k._pdf(be, d / w) / peak
-    if straight_through:
-        hard = be.xp.astype(d == 0.0, d.dtype)
-        bump = _backend.straight_through(be, hard, bump)
-    return finish(be, bump, dtype)
+    return _dispatch.elementwise(
+        _EQUAL, gates.bump, x1 - x2, width=width, tol=None, kernel=kernel,
+        straight_through=straight_through,
+    )  # fmt: skip
+
+
+@memoize
+def _gate_bound(kernel: Kernel) -> Bound:
+    return Bound(
+        slope=kernel._gate_constant(),
+        description="x K(x/w) misses ReLU by at most w sup_s s K(-s)",
+    )
+
+
+def _gate_op(name: str, module: str) -> Op:
+    return Op(
+        name,
+        hard=lambda be, x: be.xp.maximum(x, be.const(0.0, x)),  # the ReLU it gates
+        bound=_gate_bound,
+        reference=lambda kernel, w, x: _reference().gate(kernel, w, x),
+        widths=_WIDTHS,
+        module=module,
+    )
 
 
 def _gate(
-    x: Any, width: Any, tol: Any, kernel: KernelLike, op: str, straight_through: bool
+    op: Op, x: Any, width: Any, tol: Any, kernel: KernelLike, straight_through: bool
 ) -> Array:
-    k = get_kernel(kernel)
     if width is None and tol is None:
         width = 1.0  # the standard GELU / SiLU
-    w = resolve_width(op, width, tol, k)
-    be, x_c, dtype = as_float_array(x)
-    w = width_like(be, w, x_c)
-    with be.quiet():
-        if use_torch_fast_path(be, w):
-            from ._torch_fast import smooth_formula
-
-            out = smooth_formula(be, "gate", x_c, w, k)
-        else:
-            out = k._gate(be, x_c, w)
-    if straight_through:
-        out = _backend.straight_through(be, _RELU._evaluate(be, x_c), out)
-    return finish(be, out, dtype)
+    return _dispatch.elementwise(
+        op, gates.gate, x, width=width, tol=tol, kernel=kernel, straight_through=straight_through
+    )
 
 
-def _gate_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
-    return kernel._gate(be, x, width)
+_GELU = _gate_op("gelu", "SmoothGELU")
+_SWISH = _gate_op("swish", "SmoothSwish")
 
 
-def _gate_slope(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
-    # d/dx x K(x/w) = K(x/w) + (x/w) k(x/w); the second term tends to 0 at +-inf
-    t = x / width
-    xp = be.xp
-    bump = xp.where(xp.isinf(t), be.const(0.0, x), t * kernel._pdf(be, t))
-    return kernel._cdf(be, t) + bump
-
-
-GATE = (_gate_value, _gate_slope)
-"""``(value, slope)`` of the gates ``x K(x/w)``: the torch fast path's closed forms."""
-
-
+@register(_GELU)
 def gelu(
     x: Array,
     /,
@@ -573,9 +605,10 @@ def gelu(
     >>> mol.gelu(np.array([1.0]))  # x Phi(x)
     array([0.84134475])
     """
-    return _gate(x, width, tol, kernel, "gelu", straight_through)
+    return _gate(_GELU, x, width, tol, kernel, straight_through)
 
 
+@register(_SWISH)
 def swish(
     x: Array,
     /,
@@ -596,4 +629,4 @@ def swish(
     >>> mol.swish(np.array([1.0]))  # x sigmoid(x)
     array([0.73105858])
     """
-    return _gate(x, width, tol, kernel, "swish", straight_through)
+    return _gate(_SWISH, x, width, tol, kernel, straight_through)

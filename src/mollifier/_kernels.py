@@ -112,6 +112,48 @@ class Kernel:
         out = x * self._cdf(be, x / width)
         return xp.where(x == -math.inf, be.const(0.0, x), out)  # -inf * 0 is NaN
 
+    def _gate_constant(self) -> float:
+        """``sup_{s >= 0} s K(-s)``: the product form ``x K(x / w)`` misses ReLU by ``w``
+        times it (numerically, on a fine grid of ``[0, 60]``)."""
+        s = np.linspace(0.0, 60.0, 600001)
+        values = s * np.asarray(self.cdf(-s))
+        return float(values.max()) * (1.0 + 1e-9)
+
+    # -- what the exact engine may ask of this kernel ------------------------------
+    def _check_piecewise(self, degree: int, slopes: tuple[float, float]) -> None:
+        """Raise ``ValueError`` where a piecewise polynomial of ``degree`` whose outer
+        pieces have ``slopes`` has no finite convolution with this kernel.
+
+        Decided by the kernel's moments: a quadratic piece needs ``E[U^2] < inf``, and a
+        function that grows like ``|x|`` (outer slopes that differ) needs ``E|U| < inf``.
+        """
+        if degree > 1 and not math.isfinite(self.second_moment):
+            raise ValueError(
+                f"kernel='{self.name}': the closed form covers pieces of degree <= 1 only "
+                f"(the {self.name} kernel has no second moment, E[U^2] = inf); use another "
+                "kernel"
+            )
+        if slopes[0] != slopes[1] and not math.isfinite(self.mean_abs):
+            raise ValueError(
+                f"kernel='{self.name}' diverges for this function: its outer pieces have "
+                f"different slopes ({slopes[0]} and {slopes[1]}), so it grows like |x| and "
+                f"the {self.name} kernel has no mean (E|U| = inf). ReLU, abs, hinge and "
+                "leaky ReLU are such functions; step, sign, clip and the staircases are fine"
+            )
+
+    def _ramp_sum(self, be: Backend, ramps: list[tuple[float, float, Array]], width: float) -> Any:
+        """``sum_i b_i w [P_1(t_i) - t_i theta(t_i)]`` over the slope changes ``b_i`` at
+        ``c_i``, given as ``(c_i, b_i, t_i)`` with ``t_i = (x - c_i) / w``.
+
+        Kernels without a mean override it with a principal value (the slope changes of
+        an admissible function sum to zero).
+        """
+        total: Any = 0.0
+        for _, b, t in ramps:
+            s, right = _sign_consistent_reflection(be, t)
+            total = total + (b * width) * self._beyond(be, s, right, 1)
+        return total
+
     # -- numerical engine data (``mollifier.smooth`` of an arbitrary callable) ------
     quadrature_range: float = math.inf
     """Half-width of the ``u`` range integrated numerically (mass beyond < 1e-17)."""
@@ -601,6 +643,30 @@ class Cauchy(Kernel):
         positive = be.xp.where(right, x, be.const(0.0, x))
         return positive - (width / math.pi) * cauchy_g(be, s)
 
+    def _gate_constant(self) -> float:
+        return 1.0 / math.pi  # s arctan(1/s)/pi increases to 1/pi
+
+    def _ramp_sum(self, be: Backend, ramps: list[tuple[float, float, Array]], width: float) -> Any:
+        """Slope changes smoothed by the Cauchy kernel (principal value).
+
+        Each ramp uses the regularized tail ``R(t) = -(g(t) + log1p(t^2) / 2) / pi`` with
+        ``g(t) = |t| arctan(1 / |t|)``; the slope changes sum to zero (checked by
+        :meth:`_check_piecewise`), so the logarithms are taken in differences against
+        the first ramp, ``log1p(t_i^2) - log1p(t_0^2)``, written as ``log1p`` of a ratio
+        where that difference is small.
+        """
+        if not ramps:
+            return 0.0
+        c0, _, t0 = ramps[0]
+        g0 = cauchy_g(be, _sign_consistent_reflection(be, t0)[0])
+        total: Any = 0.0
+        for c, b, t in ramps[1:]:
+            delta = (c0 - c) / width  # t - t0
+            log_difference = _log1p_square_difference(be, t, t0, delta)
+            g = cauchy_g(be, _sign_consistent_reflection(be, t)[0])
+            total = total + (-b * width / math.pi) * ((g - g0) + 0.5 * log_difference)
+        return total
+
     def _char_fn_np(self, omega: np.ndarray) -> np.ndarray:
         return np.exp(-omega)
 
@@ -674,6 +740,40 @@ def cauchy_g(be: Backend, s: Array) -> Array:
     v_safe = xp.where(tiny, be.const(0.5, s), v)
     far_value = xp.where(tiny, 1.0 - v * v / 3.0, xp.atan(v_safe) / v_safe)
     return xp.where(far, far_value, near)
+
+
+def _log1p_square(be: Backend, t: Array) -> Array:
+    """``log1p(t^2)`` without overflowing ``t^2``."""
+    xp = be.xp
+    big = xp.abs(t) > 1.0
+    small_t = xp.where(big, be.const(0.0, t), t)
+    big_t = xp.where(big, t, be.const(2.0, t))
+    inverse = 1.0 / big_t  # squared after inverting: inf * inf would poison the gradient
+    big_value = 2.0 * xp.log(xp.abs(big_t)) + xp.log1p(inverse * inverse)
+    return xp.where(big, big_value, xp.log1p(small_t * small_t))
+
+
+def _log1p_square_difference(be: Backend, t: Array, t0: Array, delta: float) -> Array:
+    """``log1p(t^2) - log1p(t0^2)`` given ``delta = t - t0`` exactly.
+
+    ``(1 + t^2) / (1 + t0^2) = 1 + z`` with ``z = delta (2 t0 + delta) / (1 + t0^2)``,
+    written in ``v = 1 / t0`` for ``|t0| > 1`` so that ``t0 = ±inf`` gives ``z = 0``.
+    ``log1p(z)`` is used where ``z > -1/2``; otherwise the two logs differ by more than
+    ``log 2`` and their direct difference is well conditioned.
+    """
+    xp = be.xp
+    big = xp.abs(t0) > 1.0
+    v = 1.0 / xp.where(big, t0, be.const(2.0, t0))
+    t0_small = xp.where(big, be.const(0.0, t0), t0)
+    z = xp.where(
+        big,
+        delta * v * (2.0 + delta * v) / (1.0 + v * v),
+        delta * (2.0 * t0_small + delta) / (1.0 + t0_small * t0_small),
+    )
+    use_ratio = z > -0.5
+    ratio = xp.log1p(xp.where(use_ratio, z, be.const(0.0, z)))
+    direct = _log1p_square(be, t) - _log1p_square(be, t0)
+    return xp.where(use_ratio, ratio, direct)
 
 
 class PolynomialKernel(Kernel):

@@ -20,31 +20,29 @@ from typing import Any
 
 import numpy as np
 
-from . import _backend
-from ._backend import Array, Backend, as_float_array, finish, memoize
-from ._elementwise import KernelLike, relu, width_like
-from ._elementwise import abs as smooth_abs
-from ._kernels import density_at_zero, get_kernel
+from . import _dispatch
+from ._backend import Array, Backend, as_float_array, backend_of, finish
+from ._catalogue import Op, register
+from ._engine import gate as gates
+from ._engine import lse
+from ._engine import piecewise as shapes
+from ._kernels import Kernel, get_kernel
 from ._params import width_or_tol
 
+KernelLike = str | Kernel
 _METHODS = ("logsumexp", "softmax", "power")
 
 
-def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
-    """Normalize ``axis`` (int, tuple of ints or None) to sorted non-negative ints."""
-    if axis is None:
-        return tuple(range(ndim))
-    items = axis if isinstance(axis, tuple) else (axis,)
-    out = []
-    for a in items:
-        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
-            raise TypeError(f"axis must be an int, a tuple of ints or None; got {axis!r}")
-        if not -ndim <= a < ndim:
-            raise ValueError(f"axis {a} is out of range for an array with {ndim} dimensions")
-        out.append(int(a) % ndim if ndim else 0)
-    if len(set(out)) != len(out):
-        raise ValueError(f"axis contains repeated entries: {axis!r}")
-    return tuple(sorted(out))
+def _reduction_op(name: str, module: str = "") -> Op:
+    return Op(name, no_bound="the bounds of reductions are documented per method", module=module)
+
+
+def _prepare(x: Any, axis: Any, where: Any) -> tuple[Backend, Array, Any, tuple[int, ...]]:
+    be, x_c, dtype = as_float_array(x)
+    axes = _dispatch.axes_of(axis, x_c.ndim)
+    if where is not None:
+        x_c = be.xp.where(where, x_c, be.const(-math.inf, x_c))
+    return be, x_c, dtype, axes
 
 
 def _reduced_size(x: Array, axes: tuple[int, ...]) -> int:
@@ -52,14 +50,6 @@ def _reduced_size(x: Array, axes: tuple[int, ...]) -> int:
     for a in axes:  # a loop, not math.prod(generator): torch.compile traces it
         size *= int(x.shape[a])
     return size
-
-
-def _prepare(x: Any, axis: Any, where: Any) -> tuple[Backend, Array, Any, tuple[int, ...]]:
-    be, x_c, dtype = as_float_array(x)
-    axes = _axes(axis, x_c.ndim)
-    if where is not None:
-        x_c = be.xp.where(where, x_c, be.const(-math.inf, x_c))
-    return be, x_c, dtype, axes
 
 
 def _width(width: Any, tol: Any, n: int, gap_per_width: float, method: str = "logsumexp") -> float:
@@ -74,25 +64,8 @@ def _width(width: Any, tol: Any, n: int, gap_per_width: float, method: str = "lo
     return t / gap_per_width
 
 
-def _shifted(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> tuple[Array, Array, Array]:
-    """``(m, e, s)``: the stop-gradient max, ``exp((x - m)/w)`` and its sum over ``axes``.
-
-    ``m`` is replaced by 0 where it is not finite (an all ``-inf`` slice, or ``+inf``),
-    so that ``x - m`` is never ``inf - inf``.
-    """
-    xp = be.xp
-    m = xp.max(x, axis=axes, keepdims=True)
-    m = be.stop_gradient(xp.where(xp.isfinite(m), m, be.const(0.0, m)))
-    e = xp.exp((x - m) / w)
-    return m, e, xp.sum(e, axis=axes, keepdims=True)
-
-
-def _finish_reduction(
-    be: Backend, out: Array, axes: tuple[int, ...], keepdims: bool, dtype: Any
-) -> Array:
-    if not keepdims:
-        out = be.xp.squeeze(out, axis=axes)
-    return finish(be, out, dtype)
+def _hard_max(be: Backend, x: Array, axes: tuple[int, ...], dtype: Any) -> Array:
+    return be.xp.max(_dispatch.caller_dtype(be, x, dtype), axis=axes, keepdims=True)
 
 
 def _check_method(method: str) -> None:
@@ -100,6 +73,10 @@ def _check_method(method: str) -> None:
         raise ValueError(f"method must be one of {list(_METHODS)}; got {method!r}")
 
 
+_LOGSUMEXP = _reduction_op("logsumexp", "SmoothLogSumExp")
+
+
+@register(_LOGSUMEXP)
 def logsumexp(
     x: Array,
     /,
@@ -152,33 +129,20 @@ def logsumexp(
     """
     be, x_c, dtype, axes = _prepare(x, axis, where)
     n = _reduced_size(x_c, axes)
-    w = width_like(be, _width(width, tol, n, math.log(n) if n > 1 else 0.0), x_c)
+    w = _dispatch.width_like(be, _width(width, tol, n, math.log(n) if n > 1 else 0.0), x_c)
     xp = be.xp
     if n == 0:  # log of an empty sum
         out = xp.sum(x_c, axis=axes, keepdims=True) + be.const(-math.inf, x_c)
-        return _finish_reduction(be, out, axes, keepdims, dtype)
-    with be.quiet():
-        if be.name == "torch" and isinstance(w, float):
-            from ._torch_fast import logsumexp as torch_logsumexp
-
-            out = torch_logsumexp(be, x_c, axes, w)
-        else:
-            out = logsumexp_values(be, x_c, axes, w)
-        if straight_through:
-            out = _backend.straight_through(be, xp.max(x_c, axis=axes, keepdims=True), out)
-    return _finish_reduction(be, out, axes, keepdims, dtype)
+        return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
+    out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), x_c, axes)
+    hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
+    return _dispatch.reduction_finish(be, out, axes, keepdims, dtype, hard)
 
 
-def logsumexp_values(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:
-    """The generic smooth max over ``axes`` (kept): ``m + w log sum exp((x - m)/w)``."""
-    xp = be.xp
-    m, _, s = _shifted(be, x, axes, w)
-    positive = s > 0
-    s_safe = xp.where(positive, s, be.const(1.0, s))
-    empty = xp.where(s == 0, be.const(-math.inf, s), s)  # -inf, or NaN from a NaN entry
-    return xp.where(positive, m + w * xp.log(s_safe), empty)
+_SOFTMAX = _reduction_op("softmax", "SmoothSoftmax")
 
 
+@register(_SOFTMAX)
 def softmax(
     x: Array,
     /,
@@ -208,36 +172,18 @@ def softmax(
     """
     be, x_c, dtype, axes = _prepare(x, axis, where)
     w, _ = width_or_tol(width, None)
-    w = width_like(be, w, x_c)
-    with be.quiet():
-        p = _softmax(be, x_c, axes, w)
-        if straight_through:
-            p = _backend.straight_through(be, _hard_one_hot(be, x_c, axes), p)
-    return finish(be, p, dtype)
+    w = _dispatch.width_like(be, w, x_c)
+    p = _dispatch.evaluate_reduction(be, lse.softmax(w), x_c, axes)
+    hard = None
+    if straight_through:
+        hard = lse.hard_one_hot(be, _dispatch.caller_dtype(be, x_c, dtype), axes)
+    return _dispatch.finish(be, p, dtype, hard)
 
 
-def _softmax(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> Array:
-    if be.name == "torch" and isinstance(w, float):
-        from ._torch_fast import softmax
-
-        return softmax(be, x, axes, w)
-    return softmax_values(be, x, axes, w)
+_MAX = _reduction_op("max", "SmoothMax")
 
 
-def softmax_values(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:
-    """The generic softmax: shifted by the max, all-``-inf`` slices give zeros."""
-    xp = be.xp
-    _, e, s = _shifted(be, x, axes, w)
-    return e / xp.where(s > 0, s, be.const(1.0, s))
-
-
-def _hard_one_hot(be: Backend, x: Array, axes: tuple[int, ...]) -> Array:
-    xp = be.xp
-    hits = xp.astype(x == xp.max(x, axis=axes, keepdims=True), x.dtype)
-    count = xp.sum(hits, axis=axes, keepdims=True)
-    return hits / xp.where(count > 0, count, be.const(1.0, count))
-
-
+@register(_MAX)
 def max(
     x: Array,
     /,
@@ -281,31 +227,23 @@ def max(
     n = _reduced_size(x_c, axes)
     if n == 0:
         raise ValueError("max of an empty axis is undefined")
-    xp = be.xp
     with be.quiet():
         if method == "softmax":
-            gap = _boltzmann_gap(n)
-            w = width_like(be, _width(width, tol, n, gap), x_c)
+            gap = lse.boltzmann_gap(n)
+            w = _dispatch.width_like(be, _width(width, tol, n, gap), x_c)
             out = _softmax_mean(be, x_c, axes, w)
         else:
-            w = width_like(be, _width(width, tol, n, 1.0 if n > 1 else 0.0, method="power"), x_c)
+            w = _dispatch.width_like(
+                be, _width(width, tol, n, 1.0 if n > 1 else 0.0, method="power"), x_c
+            )
             out = _power_max(be, x_c, axes, w)
-        if straight_through:
-            out = _backend.straight_through(be, xp.max(x_c, axis=axes, keepdims=True), out)
-    return _finish_reduction(be, out, axes, keepdims, dtype)
-
-
-@memoize
-def _boltzmann_gap(n: int) -> float:
-    """``W((n - 1)/e)``: the sharp bound on ``(max - softmax mean) / w``."""
-    from scipy.special import lambertw
-
-    return float(lambertw((n - 1) / math.e).real) if n > 1 else 0.0
+    hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
+    return _dispatch.reduction_finish(be, out, axes, keepdims, dtype, hard)
 
 
 def _softmax_mean(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> Array:
     xp = be.xp
-    p = _softmax(be, x, axes, w)
+    p = _dispatch.evaluate_reduction(be, lse.softmax(w), x, axes)
     finite_x = xp.where(xp.isfinite(x), x, be.const(0.0, x))  # p is 0 at -inf entries
     out = xp.sum(p * finite_x, axis=axes, keepdims=True)
     m = xp.max(x, axis=axes, keepdims=True)
@@ -315,10 +253,14 @@ def _softmax_mean(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> Arr
 def _power_max(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> Array:
     # the p-norm with p = 1/w; negative entries are outside its domain
     negative = be.xp.min(x, axis=axes, keepdims=True) < 0
-    out = _p_norm(be, x, axes, w)
+    out = lse.p_norm(be, x, axes, w)
     return be.xp.where(negative, be.const(math.nan, out), out)
 
 
+_MIN = _reduction_op("min", "SmoothMin")
+
+
+@register(_MIN)
 def min(
     x: Array,
     /,
@@ -354,9 +296,14 @@ def min(
         x_c = be.xp.where(where, x_c, be.const(math.inf, x_c))
     out = max(-x_c, axis=axis, width=width, tol=tol, method=method, keepdims=keepdims,
               straight_through=straight_through)  # fmt: skip
+    # -max(-x): negation is exact, so the straight-through value is min(x) bit for bit
     return finish(be, -out, dtype)
 
 
+_ARGMAX = _reduction_op("argmax", "SmoothArgmax")
+
+
+@register(_ARGMAX)
 def argmax(
     x: Array,
     /,
@@ -384,11 +331,11 @@ def argmax(
     p = softmax(x, axis=axis, width=width, where=where, straight_through=straight_through)
     if not index:
         return p
-    be = _backend.backend_of(p)
+    be = backend_of(p)
     xp = be.xp
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
         raise ValueError("index=True needs a single int axis")
-    (ax,) = _axes(axis, p.ndim)
+    (ax,) = _dispatch.axes_of(axis, p.ndim)
     n = int(p.shape[ax])
     positions = xp.arange(n, dtype=p.dtype, device=p.device if be.name == "torch" else None)
     shape = [1] * p.ndim
@@ -396,6 +343,10 @@ def argmax(
     return finish(be, xp.sum(p * xp.reshape(positions, tuple(shape)), axis=(ax,)), p.dtype)
 
 
+_ARGMIN = _reduction_op("argmin")
+
+
+@register(_ARGMIN)
 def argmin(
     x: Array,
     /,
@@ -419,6 +370,34 @@ def argmin(
                   straight_through=straight_through)  # fmt: skip
 
 
+def _pairwise(
+    op: Op, a: Any, b: Any, sign: float, width: Any, tol: Any, kernel: Any, straight_through: Any
+) -> Array:
+    """``maximum`` (``sign = 1``) or ``minimum`` (``-1``): ``sign (b' + relu_w(a' - b'))``
+    with ``a' = sign a``, ``b' = sign b``."""
+    k = get_kernel(kernel)
+    shapes.RELU.check_kernel(k)
+    w = _dispatch.resolve_width(op, width, tol, k)
+    if sign < 0:  # minimum(a, b) = -maximum(-a, -b)
+        a, b = -a, -b
+    be, difference, dtype = as_float_array(a - b)
+    b_c = _dispatch.operand(be, b, difference)
+    w = _dispatch.width_like(be, w, difference)
+    gap = _dispatch.evaluate(be, shapes.formula(shapes.RELU, w, k), difference)
+    smooth = gap + b_c if sign > 0 else -(gap + b_c)
+    hard = None
+    if straight_through:
+        a_h = _dispatch.caller_dtype(be, _dispatch.operand(be, a, difference), dtype)
+        b_h = _dispatch.caller_dtype(be, b_c, dtype)
+        xp = be.xp
+        hard = xp.maximum(a_h, b_h) if sign > 0 else xp.minimum(-a_h, -b_h)
+    return _dispatch.finish(be, smooth, dtype, hard)
+
+
+_MAXIMUM = Op("maximum", bound=lambda kernel: shapes.RELU.bound(kernel))
+
+
+@register(_MAXIMUM)
 def maximum(
     a: Array,
     b: Array | float,
@@ -444,10 +423,13 @@ def maximum(
     >>> mol.maximum(np.array([0.0, 3.0]), 1.0, width=1e-3)
     array([1., 3.])
     """
-    gap = relu(a - b, width=width, tol=tol, kernel=kernel, straight_through=straight_through)
-    return gap + b
+    return _pairwise(_MAXIMUM, a, b, 1.0, width, tol, kernel, straight_through)
 
 
+_MINIMUM = Op("minimum", bound=lambda kernel: shapes.RELU.bound(kernel))
+
+
+@register(_MINIMUM)
 def minimum(
     a: Array,
     b: Array | float,
@@ -466,10 +448,13 @@ def minimum(
     >>> mol.minimum(np.array([0.0, 3.0]), 1.0, width=1e-3)
     array([0., 1.])
     """
-    return -maximum(-a, -b, width=width, tol=tol, kernel=kernel,
-                    straight_through=straight_through)  # fmt: skip
+    return _pairwise(_MINIMUM, a, b, -1.0, width, tol, kernel, straight_through)
 
 
+_NORM = _reduction_op("norm", "SmoothNorm")
+
+
+@register(_NORM)
 def norm(
     x: Array,
     /,
@@ -505,45 +490,23 @@ def norm(
         raise ValueError("norm needs width= (units of x)")
     w, _ = width_or_tol(width, None)
     be, x_c, dtype = as_float_array(x)
-    w = width_like(be, w, x_c)
-    axes = _axes(axis, x_c.ndim)
+    w = _dispatch.width_like(be, w, x_c)
+    axes = _dispatch.axes_of(axis, x_c.ndim)
     xp = be.xp
+    if not (ord == 0 or ord == math.inf or (isinstance(ord, (int, float)) and 0 < ord < math.inf)):
+        raise ValueError(f"ord must be 0, a positive number or inf; got {ord!r}")
     with be.quiet():
         if ord == 0:
-            bump = k._pdf(be, x_c / w) / density_at_zero(k)
+            bump = _dispatch.evaluate(be, gates.bump(w, k), x_c)
             out = xp.sum(1.0 - bump, axis=axes, keepdims=True)
-            hard = xp.sum(xp.astype(x_c != 0, x_c.dtype), axis=axes, keepdims=True)
-        elif ord == math.inf:
-            out = logsumexp(smooth_abs(x_c, width=w, kernel=k), axis=axes, width=w, keepdims=True)
-            hard = xp.max(xp.abs(x_c), axis=axes, keepdims=True)
-        elif isinstance(ord, (int, float)) and 0 < ord < math.inf:
-            p = float(ord)
-            magnitude = smooth_abs(x_c, width=w, kernel=k)
-            out = _p_norm(be, magnitude, axes, 1.0 / p)
-            hard = _p_norm(be, xp.abs(x_c), axes, 1.0 / p)
         else:
-            raise ValueError(f"ord must be 0, a positive number or inf; got {ord!r}")
-        if straight_through:
-            out = _backend.straight_through(be, hard, out)
-    return _finish_reduction(be, out, axes, keepdims, dtype)
-
-
-def _p_norm(be: Backend, a: Array, axes: tuple[int, ...], w: Any) -> Array:
-    """``(sum a_i^p)^(1/p)`` with ``p = 1/w`` for ``a >= 0``, shared by ``max(method="power")``
-    and :func:`norm`.
-
-    ``m (sum (a/m)^p)^(1/p)`` with ``m = max a``, the powers taken in logs so that
-    ``n^(1/p)`` overflows only when the true value does; zeros go through ``where`` so
-    that ``0^p`` puts no ``inf * 0`` into the gradient.
-    """
-    xp = be.xp
-    m = xp.max(a, axis=axes, keepdims=True)
-    usable = (m > 0) & xp.isfinite(m)
-    m_safe = be.stop_gradient(xp.where(usable, m, be.const(1.0, m)))
-    ratio = xp.where(a > 0, a / m_safe, be.const(0.0, a))
-    ratio_safe = xp.where(ratio > 0, ratio, be.const(1.0, a))
-    powered = xp.where(ratio > 0, xp.exp(xp.log(ratio_safe) / w), be.const(0.0, a))
-    total = xp.sum(powered, axis=axes, keepdims=True)
-    total_safe = xp.where(total > 0, total, be.const(1.0, total))
-    out = m_safe * xp.exp(w * xp.log(total_safe))
-    return xp.where(usable, out, m)
+            shapes.ABS.check_kernel(k)
+            magnitude = _dispatch.evaluate(be, shapes.formula(shapes.ABS, w, k), x_c)
+            if ord == math.inf:
+                out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), magnitude, axes)
+            else:
+                out = lse.p_norm(be, magnitude, axes, 1.0 / float(ord))
+    hard = None
+    if straight_through:
+        hard = be.vector_norm(_dispatch.caller_dtype(be, x_c, dtype), float(ord), axes)
+    return _dispatch.reduction_finish(be, out, axes, keepdims, dtype, hard)

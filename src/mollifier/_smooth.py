@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._backend import Array, Backend, as_float_array, backend_of, finish
-from ._backend import straight_through as _straight_through
-from ._elementwise import KernelLike, apply_piecewise, resolve_width
-from ._kernels import get_kernel
-from ._numerical import METHODS, NODES_PER_PANEL, Engine, call_elementwise, seed_kind
+from . import _dispatch
+from ._backend import Array, as_float_array
+from ._catalogue import Op
+from ._engine import piecewise as shapes
+from ._engine.numerical import METHODS, NODES_PER_PANEL, Engine, call_elementwise, seed_kind
+from ._engine.piecewise import Piecewise
+from ._kernels import Kernel, get_kernel
 from ._params import count, one_of, positive_real
-from ._piecewise import Piecewise, check_admissible
+
+KernelLike = str | Kernel
 
 DEFAULT_NODES = 256
 DEFAULT_BISECTIONS = 30
@@ -180,15 +183,18 @@ def smooth(
 
 
 def _exact(
-    f: Piecewise, width: Any, tol: Any, k: Any, straight_through: bool
+    f: Piecewise, width: Any, tol: Any, k: Kernel, straight_through: bool
 ) -> Callable[[Array], Array]:
-    check_admissible(f, k)
-    w = resolve_width(f, width, tol, k)
+    f.check_kernel(k)
+    # the user's function as an op of its own: its hard value is itself, its bound its own
+    op = Op(repr(f), hard=lambda be, x: f._evaluate(be, x), shape=lambda: f)
+    w = _dispatch.resolve_width(op, width, tol, k)
 
     def smoothed(x: Any) -> Array:
-        return apply_piecewise(
-            f, x, op=f, width=w, tol=None, kernel=k, straight_through=straight_through
-        )
+        return _dispatch.elementwise(
+            op, lambda w_, k_: shapes.formula(f, w_, k_), x, width=w, tol=None, kernel=k,
+            straight_through=straight_through,
+        )  # fmt: skip
 
     shown = f"{w:g}" if isinstance(w, float) else "given as an array"
     smoothed.__doc__ = f"{f!r} convolved with the {k.name} kernel of width {shown}."
@@ -206,7 +212,6 @@ class SmoothedFunction:
         self.engine = engine
         self.gradient = gradient
         self.straight_through = straight_through
-        self._jax_derivatives: dict[int, Callable[[Array], Array]] = {}
 
     def __repr__(self) -> str:
         e = self.engine
@@ -227,86 +232,15 @@ class SmoothedFunction:
                 raise ValueError("return_stderr applies to method='monte_carlo'")
             with be.quiet():
                 value, stderr = self.engine.value_and_stderr(be, x_c)
-            return finish(be, value, dtype), finish(be, be.stop_gradient(stderr), dtype)
-        with be.quiet():
-            out = self._differentiable(be, x_c)
-            if self.straight_through:
-                out = _straight_through(be, call_elementwise(be, self.engine.f, x_c), out)
-        return finish(be, out, dtype)
-
-    def _differentiable(self, be: Backend, x: Array) -> Array:
-        if be.name == "numpy" or self.gradient == "autodiff":
-            return self.engine.derivatives(be, x, (0,))[0]
-        if be.name == "torch":
-            return _torch_score_function().apply(x, self.engine, 0)
-        return self._jax_derivative(0)(x)
-
-    def _jax_derivative(self, order: int) -> Callable[[Array], Array]:
-        """``g^(order)`` as a ``jax.custom_jvp`` whose tangent is ``g^(order+1)``."""
-        cached = self._jax_derivatives.get(order)
-        if cached is not None:
-            return cached
-        import jax
-
-        engine = self.engine
-
-        @jax.custom_jvp
-        def derivative(x: Array) -> Array:
-            x = jax.numpy.asarray(x)  # JAX may hand the rule a weakly typed Python float
-            return engine.derivatives(backend_of(x), x, (order,))[0]
-
-        def jvp(primals: tuple[Array], tangents: tuple[Array]) -> tuple[Array, Array]:
-            (x,), (t,) = primals, tangents
-            _check_order(engine, order + 1)
-            return derivative(x), self._jax_derivative(order + 1)(x) * t
-
-        derivative.defjvp(jvp)
-        self._jax_derivatives[order] = derivative
-        return derivative
-
-
-def _check_order(engine: Engine, order: int) -> None:
-    if order > engine.max_order:
-        kind = "quadrature" if engine.method == "quadrature" else "Monte Carlo score"
-        raise ValueError(
-            f"derivative order {order} of a function smoothed by the {engine.kernel.name} "
-            f"kernel is not available with {kind} (highest: {engine.max_order}); use "
-            "gradient='autodiff' for smooth f, or another kernel"
-        )
-
-
-_TORCH_FUNCTION: list[Any] = []
-
-
-def _torch_score_function() -> Any:
-    """The ``torch.autograd.Function`` for ``g^(n)``, built on first use."""
-    if _TORCH_FUNCTION:
-        return _TORCH_FUNCTION[0]
-    import torch
-
-    class ScoreDerivative(torch.autograd.Function):
-        """``g^(n)(x)``; backward multiplies by ``g^(n+1)(x)``, itself differentiable."""
-
-        @staticmethod
-        def forward(ctx: Any, x: Any, engine: Engine, order: int) -> Any:
-            # the next derivative comes from the same evaluations of f: compute it now
-            ahead = bool(ctx.needs_input_grad[0]) and order < engine.max_order
-            orders = (order, order + 1) if ahead else (order,)
-            results = engine.derivatives(backend_of(x), x, orders)
-            ctx.engine, ctx.order = engine, order
-            ctx.save_for_backward(x, results[1] if ahead else None)
-            return results[0]
-
-        @staticmethod
-        def backward(ctx: Any, grad: Any) -> tuple[Any, None, None]:
-            x, ahead = ctx.saved_tensors
-            _check_order(ctx.engine, ctx.order + 1)
-            if torch.is_grad_enabled() or ahead is None:  # create_graph: differentiable
-                ahead = ScoreDerivative.apply(x, ctx.engine, ctx.order + 1)
-            return grad * ahead, None, None
-
-    _TORCH_FUNCTION.append(ScoreDerivative)
-    return ScoreDerivative
+            return _dispatch.finish(be, value, dtype), _dispatch.finish(
+                be, be.stop_gradient(stderr), dtype
+            )
+        out = _dispatch.evaluate_numerical(be, self.engine, x_c, self.gradient == "score")
+        hard = None
+        if self.straight_through:
+            with be.quiet():
+                hard = call_elementwise(be, self.engine.f, _dispatch.caller_dtype(be, x_c, dtype))
+        return _dispatch.finish(be, out, dtype, hard)
 
 
 def _name(f: Any) -> str:

@@ -10,139 +10,45 @@ finite ``x``, unlike a sum over a fixed window of steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from . import _backend
-from ._backend import Array, Backend, as_float_array, finish
-from ._elementwise import KernelLike, resolve_width, use_torch_fast_path
+from . import _dispatch
+from ._backend import Array, Backend, as_float_array
+from ._catalogue import Op, register
+from ._engine import staircase as stairs
+from ._engine.bound import Bound, jump
 from ._kernels import Kernel, get_kernel
-from ._params import positive_real, real, require_float_width
+from ._params import positive_real, real
+
+KernelLike = str | Kernel
+_WIDTHS = (1e-3, 0.2, 0.6, 2.5)
 
 
-def _reduce(be: Backend, x: Array) -> tuple[Array, Array, Array]:
-    """``(finite, m, r)``: ``m = round(x)``, ``r = x - m`` in ``[-1/2, 1/2]`` (exact, by
-    Sterbenz); non-finite entries are replaced by 0 so that ``inf - inf`` never occurs."""
-    xp = be.xp
-    finite = xp.isfinite(x)
-    x_safe = xp.where(finite, x, be.const(0.0, x))
-    m = xp.round(x_safe)
-    return finite, m, x_safe - m
+def _reference() -> Any:
+    from . import _reference
+
+    return _reference
 
 
-def _truncation(r: Array, be: Backend) -> float:
-    """Series are truncated below a quarter of the dtype's epsilon."""
-    return float(be.xp.finfo(r.dtype).eps) / 4.0
+def _staircase_op(name: str, hard: Any, reference: Any, bound: Any = None, **entry: Any) -> Op:
+    return Op(
+        name,
+        hard=hard,
+        bound=bound or (lambda kernel: jump(1.0, name)),
+        reference=reference,
+        widths=_WIDTHS,
+        array_width=False,
+        **entry,
+    )
 
 
-def _offset(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
-    """``S(r) = floor_w(m + r) - m``."""
-    with be.quiet():
-        return kernel._floor_offset(be, r, width, _truncation(r, be))
-
-
-def _smooth_floor(be: Backend, x: Array, width: float, kernel: Kernel) -> tuple[Array, Array]:
-    """``(m, S(r))`` with ``floor_w(x) = m + S(r)``; non-finite ``x`` gives ``(x, 0)``."""
-    xp = be.xp
-    finite, m, r = _reduce(be, x)
-    offset = _offset(be, r, width, kernel)
-    return xp.where(finite, m, x), xp.where(finite, offset, be.const(0.0, x))
-
-
-# -- values and slopes, one pair per op --------------------------------------------------
-# The slopes are the closed-form derivatives: every staircase differentiates to the kernel
-# wrapped on the circle, P(r) = sum_n k_w(r - n) (kernel._floor_slope), give or take
-# a step; the torch fast path backpropagates through them and saves only x.
-
-
-def _floor_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
-    m, offset = _smooth_floor(be, x, width, kernel)
-    return m + offset
-
-
-def _ceil_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
-    m, offset = _smooth_floor(be, x, width, kernel)
-    return m + (offset + 1.0)
-
-
-def _round_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
-    finite, m, r = _reduce(be, x)
-    offset = kernel._round_offset(be, r, width, _truncation(r, be))
-    return be.xp.where(finite, m + offset, x)
-
-
-def _trunc_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
-    m, offset = _smooth_floor(be, x, width, kernel)
-    return m + (offset + kernel._cdf(be, -x / width))
-
-
-def _frac_value(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
-    finite, _, r = _reduce(be, x)
-    return be.xp.where(finite, r - _offset(be, r, width, kernel), x - x)  # frac(±inf): NaN
-
-
-def _wrapped_density(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
-    return kernel._floor_slope(be, r, width, _truncation(r, be))
-
-
-def _floor_slope(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
-    # ceil = floor + 1 has the same slope; at ±inf the mean slope 1 (the generic
-    # formula's derivative there)
-    finite, _, r = _reduce(be, x)
-    return be.xp.where(finite, _wrapped_density(be, r, width, kernel), be.const(1.0, x))
-
-
-def _round_slope(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
-    finite, _, r = _reduce(be, x)
-    slope = kernel._round_slope(be, r, width, _truncation(r, be))
-    return be.xp.where(finite, slope, be.const(1.0, x))
-
-
-def _trunc_slope(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
-    # trunc = floor + K(-x/w): the step at 0 is taken back out
-    return _floor_slope(be, x, width, kernel) - kernel._pdf(be, -x / width) * (1.0 / width)
-
-
-def _frac_slope(be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
-    finite, _, r = _reduce(be, x)
-    return be.xp.where(finite, 1.0 - _wrapped_density(be, r, width, kernel), be.const(0.0, x))
-
-
-Formula = Callable[[Backend, Array, float, Kernel], Array]
-STAIRCASES: dict[str, tuple[Formula, Formula]] = {
-    "floor": (_floor_value, _floor_slope),
-    "ceil": (_ceil_value, _floor_slope),
-    "round": (_round_value, _round_slope),
-    "trunc": (_trunc_value, _trunc_slope),
-    "frac": (_frac_value, _frac_slope),
-}
-"""``op -> (value, slope)``: the smooth staircase and its closed-form derivative."""
-
-
-def _smooth(op: str, be: Backend, x: Array, width: float, kernel: Kernel) -> Array:
-    with be.quiet():
-        if use_torch_fast_path(be, width):
-            from ._torch_fast import smooth_formula
-
-            return smooth_formula(be, op, x, width, kernel)
-        return STAIRCASES[op][0](be, x, width, kernel)
-
-
-def _finish(
-    be: Backend, x: Array, smooth: Array, hard: Any, straight_through: bool, dtype: Any
+def _smooth_staircase(
+    op: Op, rules: stairs.Rules, x: Any, width: Any, tol: Any, kernel: Any, straight_through: Any
 ) -> Array:
-    if straight_through:
-        smooth = _backend.straight_through(be, hard(x), smooth)
-    return finish(be, smooth, dtype)
-
-
-def _common(
-    op: str, x: Any, width: Any, tol: Any, kernel: KernelLike
-) -> tuple[Backend, Array, Any, float, Kernel]:
-    k = get_kernel(kernel)
-    w = require_float_width(resolve_width(op, width, tol, k), op)
-    be, x_c, dtype = as_float_array(x)
-    return be, x_c, dtype, w, k
+    return _dispatch.elementwise(
+        op, lambda w, k: stairs.formula(rules, w, k), x, width=width, tol=tol, kernel=kernel,
+        straight_through=straight_through,
+    )  # fmt: skip
 
 
 _DOC_PARAMETERS = """
@@ -162,6 +68,15 @@ _DOC_PARAMETERS = """
 """
 
 
+_FLOOR = _staircase_op(
+    "floor",
+    lambda be, x: be.xp.floor(x),
+    lambda k, w, x: _reference().floor(k, w, x),
+    module="SmoothFloor",
+)
+
+
+@register(_FLOOR)
 def floor(
     x: Array,
     /,
@@ -190,11 +105,18 @@ def floor(
     >>> mol.floor(np.array([0.5, 2.5, 1e6 + 0.5]), width=0.05)
     array([0.000000e+00, 2.000000e+00, 1.000000e+06])
     """
-    be, x_c, dtype, w, k = _common("floor", x, width, tol, kernel)
-    smooth = _smooth("floor", be, x_c, w, k)
-    return _finish(be, x_c, smooth, be.xp.floor, straight_through, dtype)
+    return _smooth_staircase(_FLOOR, stairs.FLOOR, x, width, tol, kernel, straight_through)
 
 
+_CEIL = _staircase_op(
+    "ceil",
+    lambda be, x: be.xp.ceil(x),
+    lambda k, w, x: _reference().floor(k, w, x) + 1,
+    module="SmoothCeil",
+)
+
+
+@register(_CEIL)
 def ceil(
     x: Array,
     /,
@@ -217,11 +139,18 @@ def ceil(
     >>> mol.ceil(np.array([0.5, 2.5]), width=0.05)
     array([1., 3.])
     """
-    be, x_c, dtype, w, k = _common("ceil", x, width, tol, kernel)
-    smooth = _smooth("ceil", be, x_c, w, k)
-    return _finish(be, x_c, smooth, be.xp.ceil, straight_through, dtype)
+    return _smooth_staircase(_CEIL, stairs.CEIL, x, width, tol, kernel, straight_through)
 
 
+_ROUND = _staircase_op(
+    "round",
+    lambda be, x: be.xp.round(x),
+    lambda k, w, x: _reference().floor(k, w, _reference().mp.mpf(x) + 0.5),
+    module="SmoothRound",
+)
+
+
+@register(_ROUND)
 def round(
     x: Array,
     /,
@@ -248,11 +177,23 @@ def round(
     >>> mol.round(np.array([0.2, 0.8, -1.3]), kernel="gaussian", width=0.05)
     array([ 0.,  1., -1.])
     """
-    be, x_c, dtype, w, k = _common("round", x, width, tol, kernel)
-    smooth = _smooth("round", be, x_c, w, k)
-    return _finish(be, x_c, smooth, be.xp.round, straight_through, dtype)
+    return _smooth_staircase(_ROUND, stairs.ROUND, x, width, tol, kernel, straight_through)
 
 
+_TRUNC = _staircase_op(
+    "trunc",
+    lambda be, x: be.xp.trunc(x),
+    lambda k, w, x: _reference().trunc(k, w, x),
+    bound=lambda kernel: Bound(
+        slope=0.0,
+        constant=1.0,
+        description="trunc = floor + step(-x) jumps by 1; the two errors add to at most 1",
+    ),
+    module="SmoothTrunc",
+)
+
+
+@register(_TRUNC)
 def trunc(
     x: Array,
     /,
@@ -276,11 +217,18 @@ def trunc(
     >>> mol.trunc(np.array([-1.5, 0.0, 1.5]), width=0.05)
     array([-1.,  0.,  1.])
     """
-    be, x_c, dtype, w, k = _common("trunc", x, width, tol, kernel)
-    smooth = _smooth("trunc", be, x_c, w, k)
-    return _finish(be, x_c, smooth, be.xp.trunc, straight_through, dtype)
+    return _smooth_staircase(_TRUNC, stairs.TRUNC, x, width, tol, kernel, straight_through)
 
 
+_FRAC = _staircase_op(
+    "frac",
+    lambda be, x: x - be.xp.floor(x),
+    lambda k, w, x: _reference().mp.mpf(x) - _reference().floor(k, w, x),
+    module="SmoothFrac",
+)
+
+
+@register(_FRAC)
 def frac(
     x: Array,
     /,
@@ -303,12 +251,28 @@ def frac(
     >>> mol.frac(np.array([0.25, 7.25]), width=0.01)
     array([0.25, 0.25])
     """
-    be, x_c, dtype, w, k = _common("frac", x, width, tol, kernel)
+    return _smooth_staircase(_FRAC, stairs.FRAC, x, width, tol, kernel, straight_through)
+
+
+def _quantize_hard(be: Backend, x: Array, step: float = 1.0, offset: float = 0.0) -> Array:
     xp = be.xp
-    smooth = _smooth("frac", be, x_c, w, k)
-    return _finish(be, x_c, smooth, lambda v: v - xp.floor(v), straight_through, dtype)
+    scaled = (x - offset) / step if offset else x / step
+    out = xp.round(scaled) * step + offset if offset else xp.round(scaled) * step
+    return xp.where(xp.isinf(scaled) & xp.isfinite(x), x, out)
 
 
+_QUANTIZE = _staircase_op(
+    "quantize",
+    _quantize_hard,
+    lambda k, w, x: _reference().floor(k, 4 * w, 4 * _reference().mp.mpf(x) + 0.5) / 4,
+    bound=lambda kernel, step=1.0, offset=0.0: jump(positive_real(step, "step"), "quantize"),
+    params={"step": 0.25, "offset": 0.0},
+    module="SmoothQuantize",
+)
+_QUANTIZE.widths = tuple(w / 4 for w in _WIDTHS)
+
+
+@register(_QUANTIZE)
 def quantize(
     x: Array,
     /,
@@ -339,16 +303,19 @@ def quantize(
     s = positive_real(step, "step")
     o = real(offset, "offset")
     k = get_kernel(kernel)
-    w = require_float_width(resolve_width("quantize", width, tol, k, {"step": s}), "quantize")
+    w = _dispatch.resolve_width(_QUANTIZE, width, tol, k, {"step": s})
     be, x_c, dtype = as_float_array(x)
     with be.quiet():  # x / step may overflow to inf, which is the right limit
         scaled = (x_c - o) / s if o else x_c / s
-        levels = round(scaled, width=w / s, kernel=k, straight_through=straight_through)
+        levels = _dispatch.evaluate(be, stairs.formula(stairs.ROUND, w / s, k), scaled)
         out = levels * s + o if o else levels * s
         # |x / step| beyond the dtype's range: the grid is finer than the spacing of
         # representable numbers there, so the quantizer is the identity
         out = be.xp.where(be.xp.isinf(scaled) & be.xp.isfinite(x_c), x_c, out)
-        return finish(be, out, dtype)
+        hard = None
+        if straight_through:
+            hard = _quantize_hard(be, _dispatch.caller_dtype(be, x_c, dtype), s, o)
+    return _dispatch.finish(be, out, dtype, hard)
 
 
 for _op in (floor, ceil, round, trunc, frac, quantize):

@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ._check import SPECS, format_table, rows_as_dicts, run_check
+    from ._catalogue import referenced
+    from ._check import format_table, rows_as_dicts, run_check
     from ._kernels import kernels
 
     parser = _parser()
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and args.command != "bench":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "check":
-        for name, valid, kind in ((args.op, SPECS, "op"), (args.kernel, kernels, "kernel")):
+        for name, valid, kind in ((args.op, referenced(), "op"), (args.kernel, kernels, "kernel")):
             unknown = sorted(set(name or []) - set(valid))
             if unknown:
                 print(f"mollifier check: unknown {kind} {unknown}; valid: {sorted(valid)}",
@@ -114,11 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from ._check import SPECS
+    from ._catalogue import referenced
     from ._kernels import kernels
 
-    if args.op not in SPECS:
-        print(f"mollifier plot: unknown op {args.op!r}; valid: {sorted(SPECS)}", file=sys.stderr)
+    if args.op not in referenced():
+        print(f"mollifier plot: unknown op {args.op!r}; valid: {sorted(referenced())}",
+              file=sys.stderr)  # fmt: skip
         return 2
     if args.kernel not in kernels:
         print(f"mollifier plot: unknown kernel {args.kernel!r}; valid: {sorted(kernels)}",

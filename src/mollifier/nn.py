@@ -19,9 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import _dispatch
 from . import _elementwise as elementwise
 from . import _reductions as reductions
 from . import _staircase as staircase
+from ._backend import backend_of
 from ._kernels import Kernel, get_kernel
 from ._params import positive_real, real
 
@@ -231,11 +233,14 @@ class SAU(SmoothModule):
 
     def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
         a = self.negative_slope.to(x.dtype)
-        if knobs.pop("straight_through"):
-            hard = torch.where(x >= 0, x, a.detach() * x)
-            smooth = a * x + (1 - a) * elementwise.relu(x, **knobs)
-            return hard.detach() - (smooth.detach() - smooth)
-        return a * x + (1 - a) * elementwise.relu(x, **knobs)
+        straight_through = knobs.pop("straight_through")
+        smooth = a * x + (1 - a) * elementwise.relu(x, **knobs)
+        if not straight_through:
+            return smooth
+        # the dispatcher's straight-through: the hard leaky ReLU bit for bit, ±0 included
+        hard = torch.where(x >= 0, x, a.detach() * x)
+        out: torch.Tensor = _dispatch.finish(backend_of(x), smooth, smooth.dtype, hard)
+        return out
 
 
 class _StaircaseModule(SmoothModule):

@@ -15,19 +15,23 @@ from typing import Any
 
 import numpy as np
 
-from ._bounds import op_bound
-from ._check import SPECS
+from ._backend import backend_of
+from ._catalogue import Op, referenced
 from ._kernels import get_kernel, kernels
 
-OPS: tuple[str, ...] = tuple(SPECS)
+OPS: tuple[str, ...] = tuple(referenced())
 """Names accepted by :func:`plot` and :func:`compare_kernels`."""
 
 
-def _spec(op: str) -> Any:
+def _spec(op: str) -> Op:
     try:
-        return SPECS[op]
+        return referenced()[op]
     except KeyError:
-        raise ValueError(f"op must be one of {sorted(SPECS)}; got {op!r}") from None
+        raise ValueError(f"op must be one of {sorted(OPS)}; got {op!r}") from None
+
+
+def _hard(spec: Op, x: np.ndarray) -> np.ndarray:
+    return np.asarray(spec.hard_value(backend_of(x), x))
 
 
 def _figure() -> Any:
@@ -39,7 +43,7 @@ def _figure() -> Any:
 
 
 def _hard_curves(ax_value: Any, ax_slope: Any, op: str, x: np.ndarray) -> None:
-    hard = SPECS[op].hard(x)
+    hard = _hard(_spec(op), x)
     # break the hard curve at its jumps so that they are not drawn as steep lines
     steps = np.abs(np.diff(hard))
     jumps = steps > 20 * max(float(np.median(steps)), float(np.max(np.diff(x))))
@@ -100,13 +104,13 @@ def plot(
     figure, top, bottom = _figure()
     _hard_curves(top, bottom, op, x)
     for i, width in enumerate(widths):
-        y = np.asarray(spec.smooth(x, width=float(width), kernel=k))
+        y = np.asarray(spec.example(x, width=float(width), kernel=k))
         line = top.plot(x, y, lw=1.4, label=f"w = {width:g}")[0]
         bottom.plot(x, np.gradient(y, x), lw=1.4, color=line.get_color())
-        bound = op_bound(op, k, {"step": 0.25, "negative_slope": 0.1})
+        bound = spec.bound_for(k, spec.params)
         if i == 0 and bound.constant == 0.0 and np.isfinite(bound.slope):
             band = bound.at(float(width))
-            hard = spec.hard(x)
+            hard = _hard(spec, x)
             top.fill_between(x, hard - band, hard + band, color=line.get_color(), alpha=0.15,
                              label=f"error bound ±{band:.3g}")  # fmt: skip
     top.set_title(f"{op} smoothed by the {k.name} kernel")
@@ -137,10 +141,10 @@ def compare_kernels(
     x = np.linspace(lo, hi, int(points))
     figure, top, bottom = _figure()
     _hard_curves(top, bottom, op, x)
-    for name in kernels:
-        if name == "cauchy" and spec.grows:
+    for name, kernel in kernels.items():
+        if not spec.admits(kernel):
             continue
-        y = np.asarray(spec.smooth(x, width=float(width), kernel=name))
+        y = np.asarray(spec.example(x, width=float(width), kernel=name))
         line = top.plot(x, y, lw=1.3, label=name)[0]
         bottom.plot(x, np.gradient(y, x), lw=1.3, color=line.get_color())
     top.set_title(f"{op} smoothed at width {width:g} by each kernel")
@@ -290,7 +294,7 @@ def gallery(
         (op, k)
         for op in (ops or OPS)
         for k in (kernel_names or kernels)
-        if not (k == "cauchy" and SPECS[op].grows)
+        if _spec(op).admits(kernels[k])
     ]
     jobs: list[tuple[str, str, Any]] = [
         (f"{op}-{k}", f"{op}, {k} kernel", lambda op=op, k=k: plot(op, kernel=k)) for op, k in grid

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import Array, Backend, backend_of
-from ._kernels import Kernel
+from .._backend import Array, Backend, backend_of
+from .._kernels import Kernel
 
 GAUSS_POINTS = 4
 """Gauss-Legendre points on each side of a panel's split: 8 nodes per panel."""
@@ -78,6 +78,16 @@ class Engine:
         if self.method == "quadrature":
             return self.kernel.max_derivative_order
         return min(self.kernel.max_derivative_order, self.kernel.max_score_order)
+
+    def check_order(self, order: int) -> None:
+        """Raise ``ValueError`` past the highest derivative this estimator gives."""
+        if order > self.max_order:
+            kind = "quadrature" if self.method == "quadrature" else "Monte Carlo score"
+            raise ValueError(
+                f"derivative order {order} of a function smoothed by the {self.kernel.name} "
+                f"kernel is not available with {kind} (highest: {self.max_order}); use "
+                "gradient='autodiff' for smooth f, or another kernel"
+            )
 
     def derivatives(self, be: Backend, x: Array, orders: Sequence[int]) -> list[Array]:
         """``[g^(n)(x) for n in orders]`` from one set of evaluations of ``f``.

@@ -14,14 +14,17 @@ large cancels (a naive sum of smoothed ramps loses ``eps * |x|`` to cancellation
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
 
-from ._backend import Array, Backend, as_float_array, finish
-from ._kernels import Cauchy, Kernel, _sign_consistent_reflection, cauchy_g
-from ._polynomials import horner
+from .._backend import Array, Backend, as_float_array, finish
+from .._kernels import Kernel, _sign_consistent_reflection
+from .._polynomials import horner
+from .bound import Bound
+from .formula import Formula
 
 _MAX_DEGREE = 2
 
@@ -144,6 +147,38 @@ class Piecewise:
             values += [a0 + a1 * p + a2 * p * p for p in points]
         return min(values), max(values)
 
+    def bound(self, kernel: Kernel) -> Bound:
+        """The sup-norm error of ``f * k_w - f`` as a function of ``w``.
+
+        From the exact decomposition in the module docstring:
+        ``|P_0 - theta| <= 1/2``, ``|P_1(t) - t_+| <= E|U| / 2`` (at ``t = 0``) and
+        ``|P_2(t) - t^2 theta(t)| <= E[U^2]``, so the error is at most
+        ``sum |jumps| / 2 + w E|U| sum |slope changes| / 2 + w^2 E[U^2] (|a_02| +
+        sum |curvature changes|)``. It reproduces the bound of every named piecewise op
+        (ReLU ``w E|U| / 2``, abs ``w E|U|``, clip ``w E|U|``, step ``1/2``).
+        """
+        jumps = slopes = curvatures = 0.0
+        for _, (b0, b1, b2) in self.jumps():
+            jumps += builtins.abs(b0)
+            slopes += builtins.abs(b1)
+            curvatures += builtins.abs(b2)
+        curvatures += builtins.abs(self.pieces[0][2])
+        return Bound(
+            constant=jumps / 2.0,
+            slope=slopes * kernel.mean_abs / 2.0 if slopes else 0.0,
+            curvature=curvatures * kernel.second_moment if curvatures else 0.0,
+            description=(
+                f"it jumps by {jumps:g} in all: the smoothed value at a jump is the midpoint"
+                if jumps
+                else "w E|U| sum |slope changes| / 2"
+                + (" + w^2 E[U^2] sum |curvature changes|" if curvatures else "")
+            ),
+        )
+
+    def check_kernel(self, kernel: Kernel) -> None:
+        """Raise ``ValueError`` where ``f * k_w`` diverges or has no closed form here."""
+        kernel._check_piecewise(self.degree, (self.pieces[0][1], self.pieces[-1][1]))
+
     def derivative(self) -> Piecewise:
         """The piecewise derivative (jumps in value become plain breakpoints)."""
         pieces = [[a1, 2.0 * a2] for _, a1, a2 in self.pieces]
@@ -175,32 +210,16 @@ def _polynomial(be: Backend, coefficients: Sequence[float], x: Array) -> Array:
     return be.const(value, x) if isinstance(value, float) else value
 
 
-def check_admissible(f: Piecewise, kernel: Kernel) -> None:
-    """Raise ``ValueError`` where ``f * k_w`` diverges or has no closed form here."""
-    if not isinstance(kernel, Cauchy):
-        return
-    if f.degree > 1:
-        raise ValueError(
-            "kernel='cauchy': the closed form covers pieces of degree <= 1 only (the Cauchy "
-            "kernel has no second moment); use another kernel"
-        )
-    if f.pieces[0][1] != f.pieces[-1][1]:
-        raise ValueError(
-            "kernel='cauchy' diverges for this function: its outer pieces have different "
-            f"slopes ({f.pieces[0][1]} and {f.pieces[-1][1]}), so it grows like |x| and the "
-            "Cauchy kernel has no mean (E|U| = inf). ReLU, abs, hinge and leaky ReLU are such "
-            "functions; step, sign, clip and the staircases are fine"
-        )
-
-
-def convolve(be: Backend, f: Piecewise, x: Array, width: float, kernel: Kernel) -> Array:
+def convolve(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kernel) -> Array:
     """``(f * k_w)(x)`` exactly, for a validated width and an admissible kernel."""
     xp = be.xp
     out = f._evaluate(be, x)
     quadratic_start = f.pieces[0][2]
     if quadratic_start:
         out = out + quadratic_start * width * width * kernel.second_moment
-    cauchy = isinstance(kernel, Cauchy)
+    # a kernel without a mean has no finite P_1: its slope changes are summed together,
+    # as a principal value (their slopes sum to zero for an admissible f)
+    together = not math.isfinite(kernel.mean_abs)
     ramps = []
     for c, b in f.jumps():
         t = (x - c) / width
@@ -208,12 +227,12 @@ def convolve(be: Backend, f: Piecewise, x: Array, width: float, kernel: Kernel) 
         for j, b_j in enumerate(b):
             if b_j == 0.0:
                 continue
-            if cauchy and j == 1:
-                ramps.append((c, b_j, t, s))
+            if together and j == 1:
+                ramps.append((c, b_j, t))
                 continue
             out = out + (b_j * width**j) * kernel._beyond(be, s, right, j)
     if ramps:
-        out = out + _cauchy_ramps(be, ramps, width)
+        out = out + kernel._ramp_sum(be, ramps, width)
     bounds = f.bounds()
     if bounds is not None:
         # a kernel average of f lies within f's range; where w is much wider than the
@@ -224,55 +243,43 @@ def convolve(be: Backend, f: Piecewise, x: Array, width: float, kernel: Kernel) 
     return xp.where(xp.isnan(x), x, out)
 
 
-def _cauchy_ramps(be: Backend, ramps: list[tuple[float, float, Array, Array]], width: float) -> Any:
-    """Sum of slope changes smoothed by the Cauchy kernel (principal value).
-
-    Each ramp uses the regularized tail ``R(t) = -(g(t) + log1p(t^2) / 2) / pi`` with
-    ``g(t) = |t| arctan(1 / |t|)``; the slope changes sum to zero (checked by
-    :func:`check_admissible`), so the logarithms are taken in differences against the
-    first ramp, ``log1p(t_i^2) - log1p(t_0^2)``, written as ``log1p`` of a ratio where
-    that difference is small.
-    """
-    c0, _, t0, s0 = ramps[0]
-    g0 = cauchy_g(be, s0)
-    total = None
-    for c, b, t, s in ramps[1:]:
-        delta = (c0 - c) / width  # t - t0
-        log_difference = _log1p_square_difference(be, t, t0, delta)
-        term = (-b * width / math.pi) * ((cauchy_g(be, s) - g0) + 0.5 * log_difference)
-        total = term if total is None else total + term
-    return 0.0 if total is None else total
+def convolve_slope(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kernel) -> Array:
+    """``g'(x) = (f' * k_w)(x) + sum_i h_i k_w(x - c_i)``: the smoothed derivative plus
+    one kernel bump per jump ``h_i`` at ``c_i``."""
+    out = convolve(be, f.derivative(), x, width, kernel)
+    for c, (height, _, _) in f.jumps():
+        if height != 0.0:
+            out = out + (height / width) * kernel._pdf(be, (x - c) / width)
+    return out
 
 
-def _log1p_square(be: Backend, t: Array) -> Array:
-    """``log1p(t^2)`` without overflowing ``t^2``."""
-    xp = be.xp
-    big = xp.abs(t) > 1.0
-    small_t = xp.where(big, be.const(0.0, t), t)
-    big_t = xp.where(big, t, be.const(2.0, t))
-    inverse = 1.0 / big_t  # squared after inverting: inf * inf would poison the gradient
-    big_value = 2.0 * xp.log(xp.abs(big_t)) + xp.log1p(inverse * inverse)
-    return xp.where(big, big_value, xp.log1p(small_t * small_t))
+def _value_rule(be: Backend, x: Array, width: Any, kernel: Kernel, f: Piecewise) -> Array:
+    return convolve(be, f, x, width, kernel)
 
 
-def _log1p_square_difference(be: Backend, t: Array, t0: Array, delta: float) -> Array:
-    """``log1p(t^2) - log1p(t0^2)`` given ``delta = t - t0`` exactly.
+def _slope_rule(be: Backend, x: Array, width: Any, kernel: Kernel, f: Piecewise) -> Array:
+    return convolve_slope(be, f, x, width, kernel)
 
-    ``(1 + t^2) / (1 + t0^2) = 1 + z`` with ``z = delta (2 t0 + delta) / (1 + t0^2)``,
-    written in ``v = 1 / t0`` for ``|t0| > 1`` so that ``t0 = ±inf`` gives ``z = 0``.
-    ``log1p(z)`` is used where ``z > -1/2``; otherwise the two logs differ by more than
-    ``log 2`` and their direct difference is well conditioned.
-    """
-    xp = be.xp
-    big = xp.abs(t0) > 1.0
-    v = 1.0 / xp.where(big, t0, be.const(2.0, t0))
-    t0_small = xp.where(big, be.const(0.0, t0), t0)
-    z = xp.where(
-        big,
-        delta * v * (2.0 + delta * v) / (1.0 + v * v),
-        delta * (2.0 * t0_small + delta) / (1.0 + t0_small * t0_small),
-    )
-    use_ratio = z > -0.5
-    ratio = xp.log1p(xp.where(use_ratio, z, be.const(0.0, z)))
-    direct = _log1p_square(be, t) - _log1p_square(be, t0)
-    return xp.where(use_ratio, ratio, direct)
+
+def formula(f: Piecewise, width: Any, kernel: Kernel) -> Formula:
+    """The :class:`Formula` of ``f * k_w``; its fused-form key is ``(f, kernel class)``."""
+    return Formula(_value_rule, _slope_rule, width, kernel, f, fusion=(f, type(kernel)))
+
+
+# -- the named shapes -------------------------------------------------------------------
+STEP = Piecewise([0.0], [[0.0], [1.0]])
+SIGN = Piecewise([0.0], [[-1.0], [1.0]])
+RELU = Piecewise([0.0], [[0.0], [0.0, 1.0]])
+ABS = Piecewise([0.0], [[0.0, -1.0], [0.0, 1.0]])
+
+
+def leaky_relu(negative_slope: float) -> Piecewise:
+    return Piecewise([0.0], [[0.0, negative_slope], [0.0, 1.0]])
+
+
+def clip(lower: float, upper: float) -> Piecewise:
+    return Piecewise([lower, upper], [[lower], [0.0, 1.0], [upper]])
+
+
+def hinge(margin: float) -> Piecewise:
+    return Piecewise([margin], [[margin, -1.0], [0.0]])

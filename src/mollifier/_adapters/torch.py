@@ -1,17 +1,15 @@
-"""The PyTorch fast path for piecewise ops: one autograd node that saves only ``x``.
+"""The PyTorch adapter: one autograd node per op that saves only ``x``.
 
-The generic array-API path builds its value from a handful of elementwise operations,
-and autograd keeps each intermediate for backward. Here forward runs without autograd
-and backward evaluates the closed-form derivative
-
-    g'(x) = (f' * k_w)(x) + sum_i h_i k_w(x - c_i)
-
-(the smoothed derivative plus one kernel bump per jump ``h_i`` at ``c_i``) from the
-saved input, like ``F.gelu``; staircases (floor, round, ...) likewise, with the kernel
-wrapped on the circle as their derivative. Backward is built from differentiable torch
-operations, so double backward works. For the logistic step, sign, ReLU and abs the
-value and derivative are fused into the one or two native kernels they reduce to
-(the logistic step and sign save their output instead, like ``torch.sigmoid``).
+It is handed :class:`~mollifier._engine.formula.Formula` objects (an elementwise value
+and its slope) and :class:`~mollifier._engine.formula.Reduction` objects, and never looks
+anything up by an op's name. The generic array-API path builds its value from a handful
+of elementwise operations, and autograd keeps each intermediate for backward. Here
+forward runs without autograd and backward evaluates the formula's closed-form slope
+from the saved input, like ``F.gelu``. Backward is built from differentiable torch
+operations, so double backward works. For the logistic step, sign, ReLU and abs and the
+Gaussian step and sign the value and derivative are fused into the one or two native
+kernels they reduce to (keyed by the formula's shape and kernel class; the logistic step
+and sign save their output instead, like ``torch.sigmoid``).
 
 In eager mode on the CPU, formulas of several operations are evaluated in cache-sized
 blocks (:func:`_in_blocks`): a poor man's fusion that makes them 3-5x faster on large
@@ -29,10 +27,10 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ._backend import Backend
-from ._elementwise import _ABS, _RELU, _SIGN, _STEP
-from ._kernels import Kernel
-from ._piecewise import Piecewise, convolve
+from .._backend import Backend
+from .._engine.formula import Formula, Reduction
+from .._engine.piecewise import ABS, RELU, SIGN, STEP
+from .._kernels import Gaussian, Logistic
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
@@ -169,29 +167,32 @@ class Fused(NamedTuple):
     from_output: bool = False
 
 
-FUSED: dict[tuple[Piecewise, str], Fused] = {
-    (_STEP, "logistic"): Fused(
+FUSED: dict[Any, Fused] = {
+    (STEP, Logistic): Fused(
         lambda x, w: torch.mul(x, 1.0 / w).sigmoid_(),
         lambda grad, y, w: torch.ops.aten.sigmoid_backward(grad, y).mul_(1.0 / w),
         from_output=True,
     ),
-    (_SIGN, "logistic"): Fused(  # 2 sigmoid(t) - 1 = tanh(t / 2)
+    (SIGN, Logistic): Fused(  # 2 sigmoid(t) - 1 = tanh(t / 2)
         lambda x, w: torch.mul(x, 0.5 / w).tanh_(),
         lambda grad, y, w: torch.ops.aten.tanh_backward(grad, y).mul_(0.5 / w),
         from_output=True,
     ),
-    (_RELU, "logistic"): Fused(_logistic_relu, _logistic_relu_backward),
-    (_ABS, "logistic"): Fused(_logistic_abs, _logistic_abs_backward),
-    (_STEP, "gaussian"): Fused(_gaussian_value(torch.special.ndtr, 1.0), _gaussian_backward(1.0)),
-    (_SIGN, "gaussian"): Fused(
+    (RELU, Logistic): Fused(_logistic_relu, _logistic_relu_backward),
+    (ABS, Logistic): Fused(_logistic_abs, _logistic_abs_backward),
+    (STEP, Gaussian): Fused(_gaussian_value(torch.special.ndtr, 1.0), _gaussian_backward(1.0)),
+    (SIGN, Gaussian): Fused(
         _gaussian_value(torch.special.erf, _INV_SQRT_2), _gaussian_backward(2.0)
     ),
 }
+"""Fused forms keyed by ``Formula.fusion``, ``(shape, kernel class)``: the exact class,
+so a user's kernel (a subclass, or one that reuses a built-in name) takes the generic
+formula."""
 
 
-class SmoothPiecewise(torch.autograd.Function):
-    """``(f * k_w)(x)`` with a backward that recomputes ``g'`` from ``x`` alone
-    (or from the output, for the :class:`Fused` forms marked ``from_output``).
+class SmoothElementwise(torch.autograd.Function):
+    """``g(x)`` of a :class:`Formula` with a backward that recomputes ``g'`` from ``x``
+    alone (or from the output, for the :class:`Fused` forms marked ``from_output``).
 
     Written in the ``setup_context`` style with a generated vmap rule, so that
     ``torch.func`` transforms (``vmap``, ``grad``, ``jacrev``) work as well.
@@ -200,25 +201,25 @@ class SmoothPiecewise(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: Tensor, f: Piecewise, width: float, kernel: Kernel, be: Backend) -> Tensor:
-        fused = FUSED.get((f, kernel.name))
+    def forward(x: Tensor, formula: Formula, be: Backend) -> Tensor:
+        fused = FUSED.get(formula.fusion)
         if fused:
-            return fused.value(x, width)
-        return _in_blocks(lambda v: convolve(be, f, v, width, kernel), x)
+            return fused.value(x, formula.width)
+        return _in_blocks(lambda v: formula.value(be, v), x)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        x, ctx.f, ctx.width, ctx.kernel, ctx.be = inputs
-        ctx.fused = FUSED.get((ctx.f, ctx.kernel.name))
+        x, ctx.formula, ctx.be = inputs
+        ctx.fused = FUSED.get(ctx.formula.fusion)
         ctx.save_for_backward(output if ctx.fused and ctx.fused.from_output else x)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None]:
         (saved,) = ctx.saved_tensors  # x, or the output for from_output forms
         if ctx.fused is not None:
-            return ctx.fused.backward(grad, saved, ctx.width), None, None, None, None
-        slope = _in_blocks(lambda v: derivative(ctx.be, ctx.f, v, ctx.width, ctx.kernel), saved)
-        return _times(grad, slope), None, None, None, None
+            return ctx.fused.backward(grad, saved, ctx.formula.width), None, None
+        slope = _in_blocks(lambda v: ctx.formula.slope(ctx.be, v), saved)
+        return _times(grad, slope), None, None
 
 
 def _times(grad: Tensor, slope: Tensor) -> Tensor:
@@ -226,66 +227,9 @@ def _times(grad: Tensor, slope: Tensor) -> Tensor:
     return grad * slope if torch.is_grad_enabled() else slope.mul_(grad)
 
 
-def derivative(be: Backend, f: Piecewise, x: Tensor, width: float, kernel: Kernel) -> Tensor:
-    """``g'(x) = (f' * k_w)(x) + sum_i h_i k_w(x - c_i)`` as differentiable torch ops."""
-    out = convolve(be, f.derivative(), x, width, kernel)
-    for c, (height, _, _) in f.jumps():
-        if height != 0.0:
-            out = out + (height / width) * kernel._pdf(be, (x - c) / width)
-    return torch.where(torch.isnan(x), x, out)
-
-
-def smooth_piecewise(be: Backend, f: Piecewise, x: Tensor, width: float, kernel: Kernel) -> Tensor:
-    """The fast path's entry point: ``x`` is a float tensor in its compute dtype."""
-    out: Tensor = SmoothPiecewise.apply(x, f, width, kernel, be)
-    return out
-
-
-Formula = Callable[[Backend, Tensor, float, Kernel], Tensor]
-
-
-def _formulas(op: str) -> tuple[Formula, Formula]:
-    """``(value, slope)`` of the ops with a closed-form slope: staircases and ``"gate"``."""
-    from ._elementwise import GATE
-    from ._staircase import STAIRCASES
-
-    return GATE if op == "gate" else STAIRCASES[op]
-
-
-class SmoothFormula(torch.autograd.Function):
-    """An elementwise op with a closed-form slope that saves only ``x``: the staircases
-    (floor, ceil, round, trunc, frac: the slope is the kernel wrapped on the circle,
-    ``floor_w'(x) = sum_n k_w(x - n)``) and the gates ``x K(x/w)`` (GELU, swish).
-
-    Backward is built from differentiable torch operations (double backward works).
-    """
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: Tensor, op: str, width: float, kernel: Kernel, be: Backend) -> Tensor:
-        value = _formulas(op)[0]
-        return _in_blocks(lambda v: value(be, v, width, kernel), x)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        x, ctx.op, ctx.width, ctx.kernel, ctx.be = inputs
-        ctx.save_for_backward(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
-        (x,) = ctx.saved_tensors
-        formula = _formulas(ctx.op)[1]
-
-        def slope(v: Tensor) -> Tensor:
-            return torch.where(torch.isnan(v), v, formula(ctx.be, v, ctx.width, ctx.kernel))
-
-        return _times(grad, _in_blocks(slope, x)), None, None, None, None
-
-
-def smooth_formula(be: Backend, op: str, x: Tensor, width: float, kernel: Kernel) -> Tensor:
-    """Entry point for the staircases and gates: ``x`` is a float tensor."""
-    out: Tensor = SmoothFormula.apply(x, op, width, kernel, be)
+def elementwise(be: Backend, formula: Formula, x: Tensor) -> Tensor:
+    """The adapter's entry point for elementwise formulas (``x`` in its compute dtype)."""
+    out: Tensor = SmoothElementwise.apply(x, formula, be)
     return out
 
 
@@ -299,14 +243,13 @@ class SmoothSoftmax(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: Tensor, axes: tuple[int, ...], width: float, be: Backend) -> Tensor:
-        from ._reductions import softmax_values
-
-        return _in_row_blocks(lambda v, a: softmax_values(be, v, a, width), x, axes)
+    def forward(x: Tensor, axes: tuple[int, ...], formula: Reduction, be: Backend) -> Tensor:
+        return _in_row_blocks(lambda v, a: formula.value(be, v, a), x, axes)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        _, ctx.axes, ctx.width, _ = inputs
+        _, ctx.axes, formula, _ = inputs
+        ctx.width = formula.width
         ctx.save_for_backward(output)
 
     @staticmethod
@@ -319,39 +262,61 @@ class SmoothSoftmax(torch.autograd.Function):
         return p * (grad - inner) * (1.0 / ctx.width), None, None, None
 
 
-def softmax(be: Backend, x: Tensor, axes: tuple[int, ...], width: float) -> Tensor:
-    """Softmax over ``axes`` at temperature ``width`` through :class:`SmoothSoftmax`."""
-    out: Tensor = SmoothSoftmax.apply(x, axes, width, be)
-    return out
-
-
-class SmoothLogsumexp(torch.autograd.Function):
-    """``w log sum exp(x / w)`` over ``axes`` (kept as size-1 dimensions) that saves
-    ``x``, as ``torch.logsumexp`` does; backward is ``grad * softmax(x / w)``."""
+class SmoothReduction(torch.autograd.Function):
+    """A reduction over ``axes`` (kept as size-1 dimensions), e.g. ``w log sum exp(x/w)``,
+    that saves ``x``, as ``torch.logsumexp`` does; backward is ``grad`` times the
+    formula's weights (the softmax for logsumexp)."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: Tensor, axes: tuple[int, ...], width: float, be: Backend) -> Tensor:
-        from ._reductions import logsumexp_values
-
-        return _in_row_blocks(lambda v, a: logsumexp_values(be, v, a, width), x, axes)
+    def forward(x: Tensor, axes: tuple[int, ...], formula: Reduction, be: Backend) -> Tensor:
+        return _in_row_blocks(lambda v, a: formula.value(be, v, a), x, axes)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        x, ctx.axes, ctx.width, ctx.be = inputs
+        x, ctx.axes, ctx.formula, ctx.be = inputs
         ctx.save_for_backward(x)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
-        from ._reductions import softmax_values
-
         (x,) = ctx.saved_tensors
-        p = _in_row_blocks(lambda v, a: softmax_values(ctx.be, v, a, ctx.width), x, ctx.axes)
+        p = _in_row_blocks(lambda v, a: ctx.formula.weights(ctx.be, v, a), x, ctx.axes)
         return _times(grad, p), None, None, None
 
 
-def logsumexp(be: Backend, x: Tensor, axes: tuple[int, ...], width: float) -> Tensor:
-    """Smooth max over ``axes`` (kept) through :class:`SmoothLogsumexp`."""
-    out: Tensor = SmoothLogsumexp.apply(x, axes, width, be)
+def reduction(be: Backend, formula: Reduction, x: Tensor, axes: tuple[int, ...]) -> Tensor:
+    """The adapter's entry point for reductions over ``axes`` (kept)."""
+    node = SmoothSoftmax if formula.output_is_weights else SmoothReduction
+    out: Tensor = node.apply(x, axes, formula, be)
+    return out
+
+
+class ScoreDerivative(torch.autograd.Function):
+    """``g^(n)(x)`` of the numerical engine; backward multiplies by ``g^(n+1)(x)``,
+    itself differentiable (the score-function form needs no derivative of ``f``)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, engine: Any, order: int, be: Backend) -> Tensor:
+        # the next derivative comes from the same evaluations of f: compute it now
+        ahead = bool(ctx.needs_input_grad[0]) and order < engine.max_order
+        orders = (order, order + 1) if ahead else (order,)
+        results = engine.derivatives(be, x, orders)
+        ctx.engine, ctx.order, ctx.be = engine, order, be
+        ctx.save_for_backward(x, results[1] if ahead else None)
+        out: Tensor = results[0]
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+        x, ahead = ctx.saved_tensors
+        ctx.engine.check_order(ctx.order + 1)
+        if torch.is_grad_enabled() or ahead is None:  # create_graph: differentiable
+            ahead = ScoreDerivative.apply(x, ctx.engine, ctx.order + 1, ctx.be)
+        return grad * ahead, None, None, None
+
+
+def numerical(be: Backend, engine: Any, x: Tensor) -> Tensor:
+    """The numerical engine's ``g(x)`` with score-function derivatives."""
+    out: Tensor = ScoreDerivative.apply(x, engine, 0, be)
     return out

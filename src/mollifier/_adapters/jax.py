@@ -1,0 +1,88 @@
+"""The JAX adapter: ``jax.custom_jvp`` rules built from the engine's formulas.
+
+JAX differentiates a formula operation by operation and keeps what each operation's
+derivative needs: a Gaussian ReLU kept 21 residuals, a floor 16. Here the value is
+the formula's value and its tangent is ``slope(x) * t``, so ``jax.grad`` keeps the
+slope alone (one array), like ``jax.nn.softplus``; reductions keep the softmax weights,
+as ``jax.nn.softmax`` does. The slope is itself ordinary JAX code, so higher
+derivatives, ``vmap`` and ``jit`` work unchanged.
+
+Imported only when a JAX array arrives.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+
+from .._backend import Array, Backend
+from .._engine.formula import Formula, Reduction
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _elementwise(formula: Formula, be: Backend, x: Array) -> Array:
+    return formula.value(be, x)
+
+
+@_elementwise.defjvp
+def _elementwise_jvp(
+    formula: Formula, be: Backend, primals: tuple[Array], tangents: tuple[Array]
+) -> tuple[Array, Array]:
+    (x,), (t,) = primals, tangents
+    return _elementwise(formula, be, x), formula.slope(be, x) * t
+
+
+def elementwise(be: Backend, formula: Formula, x: Array) -> Array:
+    """``g(x)`` of an elementwise formula, differentiated through its closed-form slope."""
+    return _elementwise(formula, be, x)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def _reduction(formula: Reduction, be: Backend, axes: tuple[int, ...], x: Array) -> Array:
+    return formula.value(be, x, axes)
+
+
+@_reduction.defjvp
+def _reduction_jvp(
+    formula: Reduction,
+    be: Backend,
+    axes: tuple[int, ...],
+    primals: tuple[Array],
+    tangents: tuple[Array],
+) -> tuple[Array, Any]:
+    (x,), (t,) = primals, tangents
+    xp = be.xp
+    if formula.output_is_weights:
+        # softmax: d p = p (t - sum(p t)) / w
+        p = _reduction(formula, be, axes, x)
+        inner = xp.sum(p * t, axis=axes, keepdims=True)
+        return p, p * (t - inner) / formula.width
+    weights = formula.weights(be, x, axes)
+    return _reduction(formula, be, axes, x), xp.sum(weights * t, axis=axes, keepdims=True)
+
+
+def reduction(be: Backend, formula: Reduction, x: Array, axes: tuple[int, ...]) -> Array:
+    """A reduction over ``axes`` (kept), differentiated through its weights."""
+    return _reduction(formula, be, axes, x)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def _score_derivative(engine: Any, order: int, be: Backend, x: Array) -> Array:
+    x = jax.numpy.asarray(x)  # JAX may hand the rule a weakly typed Python float
+    return engine.derivatives(be, x, (order,))[0]
+
+
+@_score_derivative.defjvp
+def _score_derivative_jvp(
+    engine: Any, order: int, be: Backend, primals: tuple[Array], tangents: tuple[Array]
+) -> tuple[Array, Array]:
+    (x,), (t,) = primals, tangents
+    engine.check_order(order + 1)
+    return _score_derivative(engine, order, be, x), _score_derivative(engine, order + 1, be, x) * t
+
+
+def numerical(be: Backend, engine: Any, x: Array) -> Array:
+    """The numerical engine's ``g(x)``; its tangent is ``g'(x) t`` by the score function."""
+    return _score_derivative(engine, 0, be, x)

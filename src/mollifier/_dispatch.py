@@ -1,0 +1,227 @@
+"""The dispatcher: every decision about a call is made here, once.
+
+A public op validates its own parameters, then hands its catalogue entry, a formula
+factory and the knobs to :func:`elementwise` (or the reduction helpers). Here:
+
+1. the kernel is looked up and admitted, the width validated or found from ``tol``
+   through the op's :class:`~mollifier._engine.bound.Bound`;
+2. ``x`` becomes an array of its framework in the compute dtype;
+3. :func:`evaluate` chooses the adapter: a Python-float width on torch or JAX takes the
+   framework's custom derivative (one saved tensor), anything else the plain
+   array-API formula (NumPy, or array widths that may be learnable);
+4. :func:`finish` casts back to the caller's dtype and, for ``straight_through``,
+   forwards the framework's own hard op bit for bit.
+
+This module is the only one that imports an adapter, lazily, once an array of that
+framework has arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import _backend
+from ._backend import Array, Backend, as_float_array
+from ._catalogue import Op
+from ._engine.bound import Bound
+from ._engine.formula import Formula, Reduction
+from ._kernels import Kernel, get_kernel
+from ._params import width_or_tol
+
+# Python-float widths for which 1/w is a finite float32 (the fused forms scale by it);
+# array widths, which may be learnable, take the generic formulas
+_FAST_WIDTHS = (1e-30, 1e30)
+
+
+def width_from_tol(name: str, bound: Bound, tol: float, kernel: Kernel) -> float:
+    """The largest width whose bound is at most ``tol``, or ``ValueError`` saying why
+    no width is."""
+    width = bound.width_for(tol)
+    if width is not None:
+        return width
+    if bound.constant > 0.0:
+        if bound.constant <= tol and bound.slope == 0.0:
+            raise ValueError(
+                f"tol={tol:g} does not fix a width for {name}: {bound.description}, so its "
+                f"sup error is {bound.constant:g} at every width; pass width= instead"
+            )
+        raise ValueError(
+            f"no width meets tol={tol:g} for {name}: {bound.description}, so the sup error "
+            f"is at least {bound.constant:g} at every width; pass width= instead (away from "
+            "a jump at distance d the error decays like the kernel tail K(-d/w))"
+        )
+    raise ValueError(
+        f"no finite error bound for {name} with kernel='{kernel.name}' (E|U| = inf); pass "
+        "width= instead"
+    )
+
+
+def resolve_width(
+    op: Op, width: Any, tol: Any, kernel: Kernel, params: dict[str, Any] | None = None
+) -> Any:
+    """The width: ``width`` validated (a float or an array), or the one that meets ``tol``."""
+    w, t = width_or_tol(width, tol)
+    if w is not None:
+        if not op.array_width and not isinstance(w, float):
+            raise TypeError(
+                f"{op.name} needs width= as a Python number: its number of terms is chosen "
+                "from the width's value"
+            )
+        return w
+    assert t is not None  # width_or_tol returns exactly one of the two
+    return width_from_tol(op.name, op.bound_for(kernel, params or {}), t, kernel)
+
+
+def width_like(be: Backend, width: Any, x: Array) -> Any:
+    """A float width as is; an array width in ``x``'s compute dtype (no silent upcast)."""
+    if isinstance(width, float):
+        return width
+    if _backend.backend_of(width) is not be:
+        raise TypeError(
+            f"an array width must be an array of the same framework as x ({be.name}); got "
+            f"{type(width).__name__}"
+        )
+    return be.xp.astype(width, x.dtype) if width.dtype != x.dtype else width
+
+
+def _adapter(be: Backend, width: Any) -> Any:
+    """The framework adapter for this call, or None for the plain array-API formulas."""
+    if not isinstance(width, float) or not _FAST_WIDTHS[0] < width < _FAST_WIDTHS[1]:
+        return None
+    return _framework_adapter(be)
+
+
+def _framework_adapter(be: Backend) -> Any:
+    if be.name == "torch":
+        from ._adapters import torch as torch_adapter
+
+        return torch_adapter
+    if be.name == "jax":
+        from ._adapters import jax as jax_adapter
+
+        return jax_adapter
+    return None
+
+
+def evaluate(be: Backend, formula: Formula, x: Array) -> Array:
+    """``g(x)`` through the framework's adapter where there is one (see module doc)."""
+    adapter = _adapter(be, formula.width)
+    with be.quiet():
+        if adapter is None:
+            return formula.value(be, x)
+        return adapter.elementwise(be, formula, x)
+
+
+def evaluate_reduction(be: Backend, formula: Reduction, x: Array, axes: tuple[int, ...]) -> Array:
+    """A reduction over ``axes`` (kept) through the framework's adapter where there is one."""
+    adapter = _adapter(be, formula.width)
+    with be.quiet():
+        if adapter is None:
+            return formula.value(be, x, axes)
+        return adapter.reduction(be, formula, x, axes)
+
+
+def evaluate_numerical(be: Backend, engine: Any, x: Array, score: bool) -> Array:
+    """``g(x)`` of the numerical engine; with ``score``, differentiated by the score
+    function through the framework's custom derivative, otherwise by autodiff of ``f``."""
+    with be.quiet():
+        if not score or be.name == "numpy":
+            return engine.derivatives(be, x, (0,))[0]
+        adapter = _framework_adapter(be)
+        return adapter.numerical(be, engine, x)
+
+
+def caller_dtype(be: Backend, x: Array, dtype: Any) -> Array:
+    """``x`` (in the compute dtype) in the caller's dtype: exact, since ``x`` was widened
+    from it, or converted from integers into it."""
+    if x.dtype == dtype:
+        return x
+    return be.xp.astype(x, dtype)
+
+
+def finish(be: Backend, smooth: Array, dtype: Any, hard: Array | None = None) -> Array:
+    """Cast back to the caller's ``dtype``; with ``hard``, forward it bit for bit and
+    backpropagate the smooth gradient (straight-through).
+
+    ``hard`` is computed by the framework in the caller's dtype, so the forward value
+    is the framework's own hard op, ``-0.0``, ``±inf`` and NaN included.
+    """
+    smooth = _backend.finish(be, smooth, dtype)
+    if hard is None:
+        return smooth
+    return _backend.finish(be, _backend.straight_through(be, hard, smooth), dtype)
+
+
+def elementwise(
+    op: Op,
+    build: Callable[[Any, Kernel], Formula],
+    x: Any,
+    *,
+    width: Any,
+    tol: Any,
+    kernel: Any,
+    straight_through: Any,
+    params: dict[str, Any] | None = None,
+) -> Array:
+    """The whole call of an elementwise op: ``build(width, kernel)`` gives its formula."""
+    k = get_kernel(kernel)
+    params = params or {}
+    if op.shape is not None:
+        op.shape(**params).check_kernel(k)
+    w = resolve_width(op, width, tol, k, params)
+    be, x_c, dtype = as_float_array(x)
+    w = width_like(be, w, x_c)
+    smooth = evaluate(be, build(w, k), x_c)
+    hard = None
+    if straight_through:
+        with be.quiet():
+            hard = op.hard_value(be, caller_dtype(be, x_c, dtype), params)
+    return finish(be, smooth, dtype, hard)
+
+
+def operand(be: Backend, value: Any, like: Array) -> Array:
+    """A second input (``where``'s ``a`` and ``b``, ``maximum``'s ``b``) as an array of
+    ``like``'s framework and dtype."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return be.const(float(value), like)
+    _, array, _ = as_float_array(value, "a and b")
+    if _backend.backend_of(array) is not be:
+        raise TypeError(f"a and b must be numbers or arrays of the same framework as x ({be.name})")
+    return be.xp.astype(array, like.dtype) if array.dtype != like.dtype else array
+
+
+def axes_of(axis: Any, ndim: int) -> tuple[int, ...]:
+    """Normalize ``axis`` (int, tuple of ints or None) to sorted non-negative ints."""
+    if axis is None:
+        return tuple(range(ndim))
+    items = axis if isinstance(axis, tuple) else (axis,)
+    out = []
+    for a in items:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"axis must be an int, a tuple of ints or None; got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of range for an array with {ndim} dimensions")
+        out.append(int(a) % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ValueError(f"axis contains repeated entries: {axis!r}")
+    return tuple(sorted(out))
+
+
+def reduction_finish(
+    be: Backend,
+    out: Array,
+    axes: tuple[int, ...],
+    keepdims: bool,
+    dtype: Any,
+    hard: Array | None = None,
+) -> Array:
+    """Drop the reduced axes unless ``keepdims``, then :func:`finish`; ``hard`` is kept
+    like ``out``."""
+    if not keepdims:
+        out = be.xp.squeeze(out, axis=axes)
+        if hard is not None:
+            hard = be.xp.squeeze(hard, axis=axes)
+    return finish(be, out, dtype, hard)

@@ -1,0 +1,75 @@
+"""Formula objects: an elementwise function and its derivative, side by side.
+
+A :class:`Formula` is what the dispatcher hands a framework adapter: the value and the
+slope as array-API code of ``(be, x)``, plus the key of a fused form an adapter may know
+a cheaper way to evaluate. Adapters never look anything up by an op's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from .._backend import Array, Backend
+
+Rule = Callable[..., Array]
+"""``rule(be, x, width, kernel, data) -> array``: a value or a slope."""
+
+
+@dataclass(frozen=True, eq=False)
+class Formula:
+    """``g(x)`` and ``g'(x)`` of one elementwise op at one width and kernel.
+
+    Attributes
+    ----------
+    value_rule, slope_rule : callable
+        ``rule(be, x, width, kernel, data)``: plain functions (no closures), so that
+        ``torch.compile`` traces them like any other function.
+    width : float or array
+        The kernel scale.
+    kernel : Kernel
+    data : object
+        What else the rules need (a :class:`~mollifier._engine.piecewise.Piecewise`, ...).
+    fusion : hashable or None
+        Key of a fused closed form an adapter may hold for this formula
+        (``(shape, kernel class)``); ``None`` when there is none.
+    """
+
+    value_rule: Rule
+    slope_rule: Rule
+    width: Any
+    kernel: Any
+    data: Any = None
+    fusion: Hashable | None = None
+
+    def value(self, be: Backend, x: Array) -> Array:
+        """``g(x)``."""
+        return self.value_rule(be, x, self.width, self.kernel, self.data)
+
+    def slope(self, be: Backend, x: Array) -> Array:
+        """``g'(x)``; NaN where ``x`` is NaN."""
+        out = self.slope_rule(be, x, self.width, self.kernel, self.data)
+        return be.xp.where(be.xp.isnan(x), x, out)
+
+
+@dataclass(frozen=True, eq=False)
+class Reduction:
+    """A reduction over ``axes`` (kept as size-1 dimensions) at temperature ``width``.
+
+    ``value_rule(be, x, axes, width)`` and ``weights_rule(be, x, axes, width)``, the
+    gradient of the value with respect to ``x`` when ``output_is_weights`` is false
+    (``logsumexp``: its gradient is the softmax); for ``softmax`` itself the value is
+    the weights and the adapters backpropagate ``p (g - sum(g p)) / w``.
+    """
+
+    value_rule: Rule
+    weights_rule: Rule
+    width: Any
+    output_is_weights: bool
+
+    def value(self, be: Backend, x: Array, axes: tuple[int, ...]) -> Array:
+        return self.value_rule(be, x, axes, self.width)
+
+    def weights(self, be: Backend, x: Array, axes: tuple[int, ...]) -> Array:
+        return self.weights_rule(be, x, axes, self.width)

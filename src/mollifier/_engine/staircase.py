@@ -1,0 +1,119 @@
+r"""Smooth staircases: the values and slopes of floor, ceil, round, trunc and frac.
+
+Every rule reduces ``x = m + r`` with ``m = round(x)`` and ``|r| <= 1/2`` (exact in IEEE
+arithmetic), then evaluates the kernel's ``S(r) = floor_w(m + r) - m`` in O(1): a few
+nearest integer steps for narrow kernels, the Fourier series damped by the
+characteristic function for wide ones, or a closed form (Laplace: geometric sums;
+Cauchy: the Poisson kernel; compact kernels: Bernoulli polynomials). Exact for every
+finite ``x``, unlike a sum over a fixed window of steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._backend import Array, Backend
+from .._kernels import Kernel
+from .formula import Formula, Rule
+
+
+def _reduce(be: Backend, x: Array) -> tuple[Array, Array, Array]:
+    """``(finite, m, r)``: ``m = round(x)``, ``r = x - m`` in ``[-1/2, 1/2]`` (exact, by
+    Sterbenz); non-finite entries are replaced by 0 so that ``inf - inf`` never occurs."""
+    xp = be.xp
+    finite = xp.isfinite(x)
+    x_safe = xp.where(finite, x, be.const(0.0, x))
+    m = xp.round(x_safe)
+    return finite, m, x_safe - m
+
+
+def _truncation(r: Array, be: Backend) -> float:
+    """Series are truncated below a quarter of the dtype's epsilon."""
+    return float(be.xp.finfo(r.dtype).eps) / 4.0
+
+
+def _offset(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
+    """``S(r) = floor_w(m + r) - m``."""
+    with be.quiet():
+        return kernel._floor_offset(be, r, width, _truncation(r, be))
+
+
+def _smooth_floor(be: Backend, x: Array, width: float, kernel: Kernel) -> tuple[Array, Array]:
+    """``(m, S(r))`` with ``floor_w(x) = m + S(r)``; non-finite ``x`` gives ``(x, 0)``."""
+    xp = be.xp
+    finite, m, r = _reduce(be, x)
+    offset = _offset(be, r, width, kernel)
+    return xp.where(finite, m, x), xp.where(finite, offset, be.const(0.0, x))
+
+
+# -- values and slopes, one pair per op --------------------------------------------------
+# The slopes are the closed-form derivatives: every staircase differentiates to the kernel
+# wrapped on the circle, P(r) = sum_n k_w(r - n) (kernel._floor_slope), give or take
+# a step; the torch fast path backpropagates through them and saves only x.
+
+
+def _floor_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
+    m, offset = _smooth_floor(be, x, width, kernel)
+    return m + offset
+
+
+def _ceil_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
+    m, offset = _smooth_floor(be, x, width, kernel)
+    return m + (offset + 1.0)
+
+
+def _round_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
+    finite, m, r = _reduce(be, x)
+    offset = kernel._round_offset(be, r, width, _truncation(r, be))
+    return be.xp.where(finite, m + offset, x)
+
+
+def _trunc_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
+    m, offset = _smooth_floor(be, x, width, kernel)
+    return m + (offset + kernel._cdf(be, -x / width))
+
+
+def _frac_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
+    finite, _, r = _reduce(be, x)
+    return be.xp.where(finite, r - _offset(be, r, width, kernel), x - x)  # frac(±inf): NaN
+
+
+def _wrapped_density(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
+    return kernel._floor_slope(be, r, width, _truncation(r, be))
+
+
+def _floor_slope(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
+    # ceil = floor + 1 has the same slope; at ±inf the mean slope 1 (the generic
+    # formula's derivative there)
+    finite, _, r = _reduce(be, x)
+    return be.xp.where(finite, _wrapped_density(be, r, width, kernel), be.const(1.0, x))
+
+
+def _round_slope(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
+    finite, _, r = _reduce(be, x)
+    slope = kernel._round_slope(be, r, width, _truncation(r, be))
+    return be.xp.where(finite, slope, be.const(1.0, x))
+
+
+def _trunc_slope(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
+    # trunc = floor + K(-x/w): the step at 0 is taken back out
+    return _floor_slope(be, x, width, kernel) - kernel._pdf(be, -x / width) * (1.0 / width)
+
+
+def _frac_slope(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
+    finite, _, r = _reduce(be, x)
+    return be.xp.where(finite, 1.0 - _wrapped_density(be, r, width, kernel), be.const(0.0, x))
+
+
+Rules = tuple[Rule, Rule]
+FLOOR: Rules = (_floor_value, _floor_slope)
+CEIL: Rules = (_ceil_value, _floor_slope)
+ROUND: Rules = (_round_value, _round_slope)
+TRUNC: Rules = (_trunc_value, _trunc_slope)
+FRAC: Rules = (_frac_value, _frac_slope)
+"""``(value, slope)`` of each staircase: the smooth function and its closed-form slope."""
+
+
+def formula(rules: Rules, width: float, kernel: Kernel) -> Formula:
+    """The :class:`Formula` of one staircase at ``width``."""
+    return Formula(rules[0], rules[1], width, kernel)

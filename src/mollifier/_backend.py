@@ -63,6 +63,30 @@ class Backend:
             return np.errstate(all="ignore")
         return contextlib.nullcontext()
 
+    def fori_loop(self, count: int, body: Callable[[Any, Any], Any], state: Any) -> Any:
+        """``count`` applications of ``body(i, state)``; a ``lax.fori_loop`` under JAX,
+        which traces the body once instead of unrolling it (``jax.jit`` compiles in
+        seconds, not minutes)."""
+        if self.name == "jax":
+            import jax
+
+            return tuple(jax.lax.fori_loop(0, count, body, state))
+        for i in range(count):
+            state = body(i, state)
+        return state
+
+    def uniform(self, key: Any, count: int, like: Array) -> Array:
+        """``count`` uniform draws in [0, 1) from the framework's own generator (a
+        ``torch.Generator`` or a JAX key), in ``like``'s dtype and device."""
+        if self.name == "torch":
+            import torch
+
+            p = torch.rand(count, generator=key, dtype=torch.float64, device=key.device)
+            return p.to(device=like.device, dtype=like.dtype)
+        import jax
+
+        return jax.random.uniform(key, (count,), dtype=like.dtype)
+
     def vector_norm(self, x: Array, ord: float, axes: tuple[int, ...]) -> Array:
         """The framework's own vector norm over ``axes`` (kept as size-1 dimensions)."""
         if self.name == "torch":

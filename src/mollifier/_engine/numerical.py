@@ -234,13 +234,7 @@ def fori_loop(
 ) -> tuple[Array, ...]:
     """``count`` applications of ``body``; a ``lax.fori_loop`` under JAX, which traces the
     body once instead of unrolling it (``jax.jit`` compiles in seconds, not minutes)."""
-    if be.name == "jax":
-        import jax
-
-        return tuple(jax.lax.fori_loop(0, count, body, state))
-    for i in range(count):
-        state = body(i, state)
-    return state
+    return be.fori_loop(count, body, state)
 
 
 def call_elementwise(be: Backend, f: Callable[[Array], Array], y: Array) -> Array:
@@ -283,19 +277,13 @@ def uniform_samples(be: Backend, seed: Any, count: int, like: Array) -> Array:
     ``torch.Generator`` (torch inputs) or a JAX PRNG key (JAX inputs).
     """
     kind = seed_kind(seed)
-    if kind == "torch":
-        if be.name != "torch":
-            raise TypeError(f"a torch.Generator seed needs torch inputs; got {be.name} arrays")
-        import torch
-
-        p: Array = torch.rand(count, generator=seed, dtype=torch.float64, device=seed.device)
-        p = p.to(device=like.device, dtype=like.dtype)
-    elif kind == "jax":
-        if be.name != "jax":
-            raise TypeError(f"a JAX key seed needs JAX inputs; got {be.name} arrays")
-        import jax
-
-        p = jax.random.uniform(seed, (count,), dtype=like.dtype)
+    if kind != "numpy":
+        if be.name != kind:
+            what, inputs = (
+                ("a torch.Generator", "torch") if kind == "torch" else ("a JAX key", "JAX")
+            )
+            raise TypeError(f"{what} seed needs {inputs} inputs; got {be.name} arrays")
+        p = be.uniform(seed, count, like)
     else:
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         p = be.const(rng.random(count), like)

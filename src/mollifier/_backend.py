@@ -308,20 +308,3 @@ def finish(backend: Backend, result: Array, out_dtype: Any) -> Array:
         with backend.quiet():  # values beyond float16's range become inf, as they should
             result = backend.xp.astype(result, out_dtype)
     return result
-
-
-def straight_through(backend: Backend, hard: Array, smooth: Array) -> Array:
-    """Hard value forward, the smooth function's gradient backward.
-
-    ``stop_gradient(hard) - (stop_gradient(smooth) - smooth)``: the bracket is exactly
-    ``+0`` wherever ``smooth`` is finite, and subtracting ``+0`` keeps every value of
-    ``hard`` bit for bit (``-0.0`` included, which adding ``+0`` would not); where
-    ``smooth`` is infinite the bracket would be ``inf - inf``, so it is zero there.
-    """
-    if backend.name == "numpy":
-        return hard
-    xp = backend.xp
-    zero_valued = backend.stop_gradient(smooth) - smooth
-    return backend.stop_gradient(hard) - xp.where(
-        xp.isfinite(smooth), zero_valued, backend.const(0.0, smooth)
-    )

@@ -152,7 +152,10 @@ def finish(be: Backend, smooth: Array, dtype: Any, hard: Array | None = None) ->
     smooth = _backend.finish(be, smooth, dtype)
     if hard is None:
         return smooth
-    return _backend.finish(be, _backend.straight_through(be, hard, smooth), dtype)
+    adapter = _framework_adapter(be)
+    if adapter is None:  # NumPy: no gradients, the hard value is the value
+        return _backend.finish(be, hard, dtype)
+    return _backend.finish(be, adapter.straight_through(hard, smooth), dtype)
 
 
 def elementwise(

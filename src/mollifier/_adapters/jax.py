@@ -86,3 +86,21 @@ def _score_derivative_jvp(
 def numerical(be: Backend, engine: Any, x: Array) -> Array:
     """The numerical engine's ``g(x)``; its tangent is ``g'(x) t`` by the score function."""
     return _score_derivative(engine, 0, be, x)
+
+
+@jax.custom_jvp
+def straight_through(hard: Array, smooth: Array) -> Array:
+    """``hard`` forward, the tangent of ``smooth`` backward (zero where ``smooth`` is not
+    finite). The forward value is ``hard`` itself, with no arithmetic: XLA on the CPU
+    flushes subnormals in ``hard - 0``, which would change the hard op's value."""
+    return hard
+
+
+@straight_through.defjvp
+def _straight_through_jvp(
+    primals: tuple[Array, Array], tangents: tuple[Array, Array]
+) -> tuple[Array, Array]:
+    hard, smooth = primals
+    _, smooth_tangent = tangents
+    xp = jax.numpy
+    return hard, xp.where(xp.isfinite(smooth), smooth_tangent, xp.zeros_like(smooth_tangent))

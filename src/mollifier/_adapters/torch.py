@@ -320,3 +320,11 @@ def numerical(be: Backend, engine: Any, x: Tensor) -> Tensor:
     """The numerical engine's ``g(x)`` with score-function derivatives."""
     out: Tensor = ScoreDerivative.apply(x, engine, 0, be)
     return out
+
+
+def straight_through(hard: Tensor, smooth: Tensor) -> Tensor:
+    """``hard`` forward, the gradient of ``smooth`` backward: ``hard - (s.detach() - s)``,
+    the bracket exactly ``+0`` where ``smooth`` is finite (zero elsewhere), so every
+    value of ``hard`` is kept bit for bit, ``-0.0`` included."""
+    bracket = smooth.detach() - smooth
+    return hard.detach() - torch.where(torch.isfinite(smooth), bracket, torch.zeros_like(smooth))

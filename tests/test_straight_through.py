@@ -1,0 +1,182 @@
+"""Straight-through forwards the framework's own hard op bit for bit, on every backend.
+
+The expected values are computed here with each framework's own functions, in the
+caller's dtype, including -0.0, ±inf, NaN and subnormals; the smooth gradient still
+flows backward.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import mollifier as mol
+import mollifier.nn as mnn
+from mollifier._catalogue import CATALOGUE
+
+VALUES = [-2.5, -1.0, -0.5, -0.0, 0.0, 0.3, 0.5, 1.0, 2.0, 2.5, 7.25, -7.25, 1e-310, -1e-310,
+          3e38, -3e38, 1e300, float("inf"), -float("inf"), float("nan")]  # fmt: skip
+
+
+def frameworks():
+    yield (
+        "numpy",
+        np,
+        lambda v, d: np.asarray(v, dtype=np.float64).astype(d),
+        ["float64", "float32", "float16"],
+    )
+    yield (
+        "torch",
+        torch,
+        lambda v, d: torch.tensor(v, dtype=torch.float64).to(getattr(torch, d)),
+        ["float64", "float32", "float16", "bfloat16"],
+    )
+    yield "jax", jnp, lambda v, d: jnp.asarray(np.asarray(v, dtype=np.float64), dtype=getattr(jnp, d)), [
+        "float64", "float32", "float16", "bfloat16"]  # fmt: skip
+
+
+CASES = [(name, xp, make, dtype) for name, xp, make, dtypes in frameworks() for dtype in dtypes]
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with np.errstate(over="ignore", invalid="ignore"):  # 1e300 becomes inf in float32
+        yield
+
+
+IDS = [f"{name}-{dtype}" for name, _, _, dtype in CASES]
+
+
+def bits(a):
+    """The bit patterns, the sign of zero included; every NaN as one pattern (a NaN's
+    payload is not a value, and arithmetic on it is free to change it)."""
+    if isinstance(a, torch.Tensor):
+        a = a.detach()
+        nan = torch.isnan(a).numpy()
+        raw = a.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]).numpy()
+    else:
+        a = np.asarray(a)
+        nan = np.isnan(a.astype(np.float32) if a.dtype.itemsize == 2 else a)
+        raw = a.view({2: np.int16, 4: np.int32, 8: np.int64}[a.itemsize])
+    return np.where(nan, -1, raw)
+
+
+def expected(xp, op, x):
+    """Each op's hard counterpart written with the framework's own functions."""
+    zero = torch.zeros_like(x) if xp is torch else xp.zeros_like(x)
+    maximum = torch.maximum if xp is torch else xp.maximum
+    minimum = torch.minimum if xp is torch else xp.minimum
+    return {
+        # the step has no framework counterpart: its own piecewise form, NaN kept
+        "step": xp.where(xp.isnan(x), x, xp.where(x >= 0, zero + 1, zero)),
+        "sign": xp.sign(x),
+        "relu": maximum(x, zero),
+        "leaky_relu": xp.where(x >= 0, x, 0.1 * x),
+        "abs": xp.abs(x),
+        "clip": minimum(maximum(x, zero - 1), zero + 2),
+        "hinge": maximum(1.0 - x, zero),
+        "floor": xp.floor(x),
+        "ceil": xp.ceil(x),
+        "round": xp.round(x),
+        "trunc": xp.trunc(x),
+        "frac": x - xp.floor(x),
+        "gelu": maximum(x, zero),
+        "swish": maximum(x, zero),
+    }.get(op)
+
+
+@pytest.mark.parametrize(("framework", "xp", "make", "dtype"), CASES, ids=IDS)
+def test_elementwise_ops_forward_the_hard_op_bit_for_bit(framework, xp, make, dtype):
+    x = make(VALUES, dtype)
+    for name, op in CATALOGUE.items():
+        with np.errstate(all="ignore"):
+            want = expected(xp, name, x)
+            if want is None:
+                continue
+            got = op.example(x, width=0.3, kernel="gaussian", straight_through=True)
+        assert got.dtype == x.dtype, name
+        np.testing.assert_array_equal(bits(got), bits(want), err_msg=f"{name} {framework} {dtype}")
+
+
+@pytest.mark.parametrize(("framework", "xp", "make", "dtype"), CASES, ids=IDS)
+def test_two_input_ops_forward_the_hard_op_bit_for_bit(framework, xp, make, dtype):
+    x = make(VALUES, dtype)
+    a = make(VALUES[::-1], dtype)
+    inf = make([float("inf")] * len(VALUES), dtype)
+    zeros = make([0.0] * len(VALUES), dtype)
+    maximum = torch.maximum if xp is torch else xp.maximum
+    minimum = torch.minimum if xp is torch else xp.minimum
+    with np.errstate(all="ignore"):
+        cases = {
+            "maximum": (mol.maximum(x, a, width=0.3, straight_through=True), maximum(x, a)),
+            "minimum": (mol.minimum(x, a, width=0.3, straight_through=True), minimum(x, a)),
+            "where": (mol.where(x, a, x, width=0.3, straight_through=True), xp.where(x >= 0, a, x)),
+            # the hard where never multiplies inf by 0
+            "where inf": (mol.where(x, inf, zeros, width=0.3, straight_through=True),
+                          xp.where(x >= 0, inf, zeros)),
+        }  # fmt: skip
+    for name, (got, want) in cases.items():
+        np.testing.assert_array_equal(bits(got), bits(want), err_msg=f"{name} {framework} {dtype}")
+
+
+def _vector_norm(xp, x, ord):
+    if xp is torch:
+        return torch.linalg.vector_norm(x, ord=ord, dim=-1)
+    if xp is jnp:
+        return jnp.linalg.vector_norm(x, ord=ord, axis=-1)
+    import array_api_compat.numpy as anp
+
+    return anp.linalg.vector_norm(x, ord=ord, axis=-1)
+
+
+@pytest.mark.parametrize(("framework", "xp", "make", "dtype"), CASES, ids=IDS)
+def test_reductions_forward_the_hard_op_bit_for_bit(framework, xp, make, dtype):
+    rows = [[3.0, -4.0, 0.0, -0.0], [0.0, -0.0, 0.0, 0.0], [1e-310, 2.0, -7.25, 0.5],
+            [float("inf"), 1.0, 2.0, 3.0], [float("nan"), 1.0, 2.0, 3.0]]  # fmt: skip
+    x = make(rows, dtype)
+    amax = torch.amax(x, dim=-1) if xp is torch else xp.max(x, axis=-1)
+    amin = torch.amin(x, dim=-1) if xp is torch else xp.min(x, axis=-1)
+    for ord in (0, 1, 1.5, 2, float("inf")):
+        got = mol.norm(x, ord=ord, width=0.3, straight_through=True)
+        want = _vector_norm(xp, x, ord)
+        np.testing.assert_array_equal(bits(got), bits(want), err_msg=f"norm {ord} {framework}")
+    for name, got, want in [
+        ("logsumexp", mol.logsumexp(x, width=0.3, straight_through=True), amax),
+        ("max softmax", mol.max(x, width=0.3, method="softmax", straight_through=True), amax),
+        ("min", mol.min(x, width=0.3, straight_through=True), amin),
+    ]:
+        np.testing.assert_array_equal(bits(got), bits(want), err_msg=f"{name} {framework}")
+
+
+def test_straight_through_gradients_are_the_smooth_ones():
+    x = torch.tensor([-1.0, 0.2, 3.0], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([0.5, 0.2, -1.0], dtype=torch.float64)
+    for op in (mol.maximum, mol.minimum):
+        (hard_grad,) = torch.autograd.grad(op(x, b, width=0.3, straight_through=True).sum(), x)
+        (smooth_grad,) = torch.autograd.grad(op(x, b, width=0.3).sum(), x)
+        torch.testing.assert_close(hard_grad, smooth_grad, rtol=0, atol=0)
+    (hard_grad,) = torch.autograd.grad(mol.norm(x, width=0.3, straight_through=True), x)
+    (smooth_grad,) = torch.autograd.grad(mol.norm(x, width=0.3), x)
+    torch.testing.assert_close(hard_grad, smooth_grad, rtol=0, atol=0)
+
+
+def test_sau_and_hardened_modules_forward_the_hard_op_bit_for_bit():
+    x = torch.tensor(VALUES, dtype=torch.float64)
+    sau = mnn.SAU(0.1, width=0.7, straight_through=True).double()
+    a = sau.negative_slope.detach()
+    np.testing.assert_array_equal(bits(sau(x)), bits(torch.where(x >= 0, x, a * x)))
+    norm = mnn.SmoothNorm(width=0.3).double()
+    mnn.harden(norm)
+    rows = torch.tensor([[3.0, -4.0, 0.0], [1e-310, 0.0, -0.0]], dtype=torch.float64)
+    np.testing.assert_array_equal(bits(norm(rows)), bits(torch.linalg.vector_norm(rows, dim=-1)))
+
+
+def test_jax_straight_through_under_jit_and_grad():
+    x = jnp.asarray([-1.5, -0.0, 0.0, 0.4, 2.5])
+    f = jax.jit(lambda v: mol.floor(v, width=0.2, straight_through=True))
+    np.testing.assert_array_equal(bits(f(x)), bits(jnp.floor(x)))
+    g = jax.grad(lambda v: mol.floor(v, width=0.2, straight_through=True).sum())(x)
+    np.testing.assert_allclose(g, jax.grad(lambda v: mol.floor(v, width=0.2).sum())(x))

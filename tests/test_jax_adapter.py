@@ -73,19 +73,21 @@ def test_first_and_second_derivatives_match_the_generic_formula(name, kernel):
     x = jnp.asarray([-2.3, -0.7, 0.011, 0.4, 1.3, 2.9])
     fast = lambda v: op.example(v, width=0.3, kernel=kernel)  # noqa: E731
     generic = _generic(op, 0.3, kernel)
-    for order in (1, 2):
-        grad_fast, grad_generic = fast, generic
-        for _ in range(order):
-            grad_fast = jax.vmap(jax.grad(lambda v, g=grad_fast: g(v)))
-            grad_generic = jax.vmap(jax.grad(lambda v, g=grad_generic: g(v)))
-        np.testing.assert_allclose(grad_fast(x), grad_generic(x), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(fast(x), generic(x))
+    grad_fast, grad_generic = fast, generic
+    for _ in range(2):
+        grad_fast, grad_generic = jax.grad(grad_fast), jax.grad(grad_generic)
+        np.testing.assert_allclose(
+            jax.vmap(grad_fast)(x), jax.vmap(grad_generic)(x), rtol=1e-9, atol=1e-12
+        )
 
 
 @pytest.mark.parametrize("name", ["floor", "round", "frac", "trunc", "quantize"])
 @pytest.mark.parametrize("kernel", ["logistic", "gaussian", "laplace", "biweight"])
 def test_staircase_gradients_match_finite_differences(name, kernel):
     op = referenced()[name]
-    x = jnp.asarray([-2.3, -0.7, 0.011, 0.4, 1.3, 2.9])
+    # no point at distance 0.3 = w from an integer, where compact kernels have a kink
+    x = jnp.asarray([-2.37, -0.71, 0.011, 0.43, 1.21, 2.9])
     f = lambda v: op.example(v, width=0.3, kernel=kernel)  # noqa: E731
     grad = jax.vmap(jax.grad(f))(x)
     h = 1e-6

@@ -155,6 +155,10 @@ def jax_table(size: int, rows: int, repeat: int) -> None:
          lambda v: jax.nn.sigmoid(v / w), x),
         ("gelu", "jax.nn.gelu", mol.gelu, lambda v: jax.nn.gelu(v, approximate=False), x),
         ("floor (logistic)", "jnp.floor", lambda v: mol.floor(v, width=w), jnp.floor, x),
+        *[(f"floor (logistic, w={fw:g})", "jax.nn.softplus",
+           lambda v, fw=fw: mol.floor(v, width=fw), jax.nn.softplus, x) for fw in (0.1, 0.3, 1.0)],
+        ("round (gaussian)", "jax.nn.softplus",
+         lambda v: mol.round(v, width=w, kernel="gaussian"), jax.nn.softplus, x),
         ("logsumexp", "jax.nn.logsumexp", lambda v: mol.logsumexp(v, width=w),
          lambda v: w * jax.nn.logsumexp(v / w, axis=-1), matrix),
         ("softmax", "jax.nn.softmax", lambda v: mol.softmax(v, width=w),
@@ -169,6 +173,53 @@ def jax_table(size: int, rows: int, repeat: int) -> None:
         cells = [name, native_name, f"{fwd * 1e3:.1f}", f"{fwd / nfwd:.2f}",
                  f"{bwd * 1e3:.1f}", f"{bwd / nbwd:.2f}"]  # fmt: skip
         print("| " + " | ".join(cells) + " |", flush=True)
+    residual_table(jax, jnp)
+
+
+def _residuals(jax: Any, fn: Callable[[Any], Any], data: Any) -> tuple[int, int]:
+    """``(residuals, full-size residuals)`` that ``jax.grad`` keeps for backward."""
+    import contextlib
+    import io
+
+    from jax.ad_checkpoint import print_saved_residuals
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        # a constant weight, so that softmax's gradient is not identically zero
+        weights = jax.numpy.linspace(1.0, 2.0, data.size).reshape(data.shape)
+        print_saved_residuals(lambda v: (fn(v) * weights).sum(), data)
+    lines = [line for line in buffer.getvalue().splitlines() if line.strip()]
+    shape = "[" + ",".join(str(s) for s in data.shape) + "]"
+    return len(lines), sum(shape in line for line in lines)
+
+
+def residual_table(jax: Any, jnp: Any) -> None:
+    """What ``jax.grad`` keeps for backward: mollifier against jax.nn (1000 elements)."""
+    w = 0.1
+    x = jnp.linspace(-3.0, 3.0, 1000)
+    matrix = jnp.ones((8, 1000))
+    rows = [
+        ("relu (gaussian)", lambda v: mol.relu(v, width=w, kernel="gaussian"),
+         "jax.nn.gelu", lambda v: jax.nn.gelu(v, approximate=False), x),
+        ("relu (logistic)", lambda v: mol.relu(v, width=w), "jax.nn.softplus", jax.nn.softplus, x),
+        ("clip (logistic)", lambda v: mol.clip(v, -1.0, 1.0, width=w),
+         "jax.nn.softplus", jax.nn.softplus, x),
+        ("floor (logistic)", lambda v: mol.floor(v, width=w),
+         "jax.nn.softplus", jax.nn.softplus, x),
+        ("round (gaussian)", lambda v: mol.round(v, width=w, kernel="gaussian"),
+         "jax.nn.softplus", jax.nn.softplus, x),
+        ("gelu", mol.gelu, "jax.nn.gelu", lambda v: jax.nn.gelu(v, approximate=False), x),
+        ("softmax", lambda v: mol.softmax(v, width=w), "jax.nn.softmax",
+         lambda v: jax.nn.softmax(v / w), matrix),
+        ("logsumexp", lambda v: mol.logsumexp(v, width=w, keepdims=True), "jax.nn.logsumexp",
+         lambda v: w * jax.nn.logsumexp(v / w, axis=-1, keepdims=True), matrix),
+    ]  # fmt: skip
+    print("\nresiduals jax.grad keeps (all / full-size), 1000 elements or 8x1000\n")
+    print("| op | mollifier | vs | jax.nn |")
+    print("|---|---|---|---|")
+    for name, ours, native_name, native, data in rows:
+        mine, theirs = _residuals(jax, ours, data), _residuals(jax, native, data)
+        print(f"| {name} | {mine[0]} / {mine[1]} | {native_name} | {theirs[0]} / {theirs[1]} |")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,34 +38,32 @@ def backend(request) -> str:
 
 
 def _ops():
-    import mollifier as mol
+    """Every single-input op of the catalogue at its example parameters."""
+    from mollifier._catalogue import referenced
 
-    return {
-        "step": mol.step,
-        "sign": mol.sign,
-        "relu": mol.relu,
-        "leaky_relu": lambda x, **k: mol.leaky_relu(x, 0.1, **k),
-        "abs": mol.abs,
-        "clip": lambda x, **k: mol.clip(x, -1.0, 2.0, **k),
-        "hinge": mol.hinge,
-        "floor": mol.floor,
-        "ceil": mol.ceil,
-        "round": mol.round,
-        "trunc": mol.trunc,
-        "frac": mol.frac,
-        "quantize": lambda x, **k: mol.quantize(x, 0.25, 0.1, **k),
-        "gelu": mol.gelu,
-        "swish": mol.swish,
-    }
+    return {name: op.example for name, op in referenced().items()}
 
 
 OPS = _ops()
-GROWING = {"relu", "leaky_relu", "abs", "hinge"}  # diverge with the Cauchy kernel
+
+
+def admits(op: str, kernel: str) -> bool:
+    """Whether ``op`` has a finite value with ``kernel`` (ReLU and the Cauchy kernel do not)."""
+    import mollifier as mol
+    from mollifier._catalogue import CATALOGUE
+
+    return CATALOGUE[op].admits(mol.kernels[kernel])
+
+
+def finite_mean_kernels() -> list[str]:
+    import math
+
+    import mollifier as mol
+
+    return [k for k in sorted(mol.kernels) if math.isfinite(mol.kernels[k].mean_abs)]
 
 
 def op_kernel_pairs():
     import mollifier as mol
 
-    return [
-        (o, k) for o in OPS for k in sorted(mol.kernels) if not (k == "cauchy" and o in GROWING)
-    ]
+    return [(o, k) for o in OPS for k in sorted(mol.kernels) if admits(o, k)]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import mollifier as mol
 
 KERNELS = sorted(mol.kernels)
-FINITE_MEAN = [k for k in KERNELS if k != "cauchy"]
+FINITE_MEAN = [k for k in KERNELS if math.isfinite(mol.kernels[k].mean_abs)]
 x_values = st.floats(-1e3, 1e3, allow_nan=False)
 widths = st.floats(1e-3, 1e2)
 

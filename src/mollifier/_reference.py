@@ -31,6 +31,8 @@ def pdf(name: str, u: mp.mpf) -> mp.mpf:
         return mp.exp(-abs(u)) / 2
     if name == "cauchy":
         return 1 / (mp.pi * (1 + u * u))
+    if name == "sqrt":  # Student t with 2 degrees of freedom, over sqrt(2)
+        return 1 / (2 * (1 + u * u) ** mp.mpf(1.5))
     n = _COMPACT_POWERS[name]
     if abs(u) >= 1:
         return mp.mpf(0)
@@ -57,6 +59,10 @@ def _cdf(name: str, t: mp.mpf) -> mp.mpf:
         return mp.exp(t) / 2 if t < 0 else 1 - mp.exp(-t) / 2
     if name == "cauchy":
         return mp.mpf(1) / 2 + mp.atan(t) / mp.pi
+    if name == "sqrt":
+        # 1 + t / sqrt(1 + t^2) cancels to 1/(2 t^2) far left: carry the digits it loses
+        with mp.extradps(int(2 * mp.log10(1 + abs(t)))):
+            return (1 + t / mp.sqrt(1 + t * t)) / 2
     if t <= -1:
         return mp.mpf(0)
     if t >= 1:
@@ -118,9 +124,16 @@ def floor_slope(kernel: str, width: float, x: float) -> mp.mpf:
 
 def _sum_outward(term: Callable[[mp.mpf], mp.mpf], kernel: str, width: float) -> mp.mpf:
     """``sum_{n>=1} term(n)``: term by term until past the kernel's reach and below
-    1e-35 (mpmath's series acceleration for the Cauchy kernel's slow tail)."""
-    if kernel == "cauchy":
+    1e-35. The slow tails of the Cauchy and sqrt kernels: mpmath's series acceleration;
+    for the sqrt kernel at widths from 10 on, term by term past the reach and then
+    Euler-Maclaurin (its steps are smooth in ``n``; Richardson's extrapolation misses by
+    1e-5 at ``w = 1000``, and Euler-Maclaurin is 20 times slower at small widths)."""
+    if kernel == "cauchy" or (kernel == "sqrt" and width < 10):
         return mp.nsum(term, [1, mp.inf])
+    if kernel == "sqrt":
+        reach = int(2 * width) + 2
+        head = mp.fsum(term(mp.mpf(n)) for n in range(1, reach))
+        return head + mp.nsum(term, [reach, mp.inf], method="euler-maclaurin")
     total, n = mp.mpf(0), 1
     while True:
         value = term(mp.mpf(n))

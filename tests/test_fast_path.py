@@ -14,6 +14,7 @@ import mollifier as mol
 from mollifier import _backend
 from mollifier._adapters import torch as adapter
 from mollifier._adapters.torch import FUSED
+from mollifier._catalogue import CATALOGUE
 from mollifier._dispatch import axes_of
 from mollifier._engine import gate
 from mollifier._engine import staircase as stairs
@@ -21,7 +22,6 @@ from mollifier._engine.piecewise import ABS as _ABS
 from mollifier._engine.piecewise import RELU as _RELU
 from mollifier._engine.piecewise import SIGN as _SIGN
 from mollifier._engine.piecewise import STEP as _STEP
-from mollifier._catalogue import CATALOGUE
 from mollifier._engine.piecewise import Piecewise, convolve, formula
 
 BE = _backend._torch_backend()
@@ -307,15 +307,15 @@ def test_staircase_under_torch_func():
 def test_blocked_evaluation_matches_the_plain_formula(op, monkeypatch):
     """Large contiguous CPU tensors are evaluated in cache-sized blocks; a strided view
     of the same data (and a graph recorded for double backward) takes the plain call."""
-    from mollifier._adapters import torch as _torch_fast
+    from mollifier._adapters import torch as torch_adapter
 
     calls = []
-    original = _torch_fast._in_blocks
+    original = torch_adapter._in_blocks
 
     def counting(fn, x):
         return original(lambda v: calls.append(v.numel()) or fn(v), x)
 
-    monkeypatch.setattr(_torch_fast, "_in_blocks", counting)
+    monkeypatch.setattr(torch_adapter, "_in_blocks", counting)
     torch.manual_seed(0)
     n = 4 * 2**18 + 12345  # four 1 MB float32 blocks and a partial one
     x = (torch.randn(n) * 5).requires_grad_(True)
@@ -362,15 +362,15 @@ def test_logsumexp_saves_only_x():
 
 @pytest.mark.parametrize("op", [mol.softmax, mol.logsumexp])
 def test_row_blocked_reductions_match_the_plain_formula(op, monkeypatch):
-    from mollifier._adapters import torch as _torch_fast
+    from mollifier._adapters import torch as torch_adapter
 
     rows = []
-    original = _torch_fast._in_row_blocks
+    original = torch_adapter._in_row_blocks
 
     def counting(fn, x, axes):
         return original(lambda v, a: rows.append(v.shape[0]) or fn(v, a), x, axes)
 
-    monkeypatch.setattr(_torch_fast, "_in_row_blocks", counting)
+    monkeypatch.setattr(torch_adapter, "_in_row_blocks", counting)
     torch.manual_seed(0)
     x = torch.randn(4 * 873 + 17, 300, requires_grad=True)  # 873 rows of 300 make 1 MB
     blocked = op(x, width=0.1)

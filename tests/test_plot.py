@@ -26,8 +26,10 @@ def test_plot_has_values_and_derivatives(op, tmp_path):
     assert [line.get_label() for line in values.lines] == [f"{op} (hard)", "w = 0.05", "w = 0.3"]
     assert len(slopes.lines) == 3
     x, y = values.lines[2].get_data()
-    expected = getattr(mol, op)(x, *{"clip": (-1.0, 2.0), "quantize": (0.25,)}.get(op, ()),
-                                width=0.3, kernel="gaussian")  # fmt: skip
+    # the plot draws the catalogue's example parameters (clip to [-1, 2], quantize by 1/4
+    # with offset 1/10)
+    params = {"clip": {"lower": -1.0, "upper": 2.0}, "quantize": {"step": 0.25, "offset": 0.1}}
+    expected = getattr(mol, op)(x, **params.get(op, {}), width=0.3, kernel="gaussian")
     np.testing.assert_allclose(y, expected)
     # the error band is drawn only where the op is Lipschitz
     assert bool(values.collections) == (op in ("relu", "clip"))

@@ -4,8 +4,10 @@ A kernel is a symmetric probability density ``k`` in standard form; the width ``
 its scale, ``k_w(u) = k(u / w) / w``. Each kernel knows its density, its CDF ``K``, the
 truncated power moments ``P_j(t) = E[(t - U)_+^j]`` (``P_0 = K``, ``P_1`` the smoothed
 ramp, ``P_2`` twice the smoothed half-square), its characteristic function, ``E|U|``,
-``E[U^2]``, its support and a sampler. The engines in ``_piecewise`` and ``_staircase``
-are written once against this interface.
+``E[U^2]``, its support and a sampler. The engines in ``_engine.piecewise`` and
+``_engine.staircase`` are written once against this interface, and what the rest of the
+library needs to know about a kernel (which functions it admits, the principal-value
+ramp sum, the gate constant) is asked of the kernel, never tested by name.
 
 Every internal method takes a :class:`~mollifier._backend.Backend` and arrays of its
 framework; the public methods find the backend from their argument.

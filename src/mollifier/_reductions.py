@@ -380,16 +380,25 @@ def _pairwise(
     w = _dispatch.resolve_width(op, width, tol, k)
     if sign < 0:  # minimum(a, b) = -maximum(-a, -b)
         a, b = -a, -b
-    be, difference, dtype = as_float_array(a - b)
-    b_c = _dispatch.operand(be, b, difference)
+    with np.errstate(invalid="ignore"):  # inf - inf, handled below
+        be, difference, dtype = as_float_array(a - b)
+    a_c, b_c = _dispatch.operand(be, a, difference), _dispatch.operand(be, b, difference)
     w = _dispatch.width_like(be, w, difference)
-    gap = _dispatch.evaluate(be, shapes.formula(shapes.RELU, w, k), difference)
-    smooth = gap + b_c if sign > 0 else -(gap + b_c)
+    xp = be.xp
+    # an infinite input: the smooth max tends to the hard one (max(a, -inf) = a), where
+    # b + relu(a - b) would be -inf + inf; both sides of the where are kept finite
+    infinite = xp.isinf(a_c) | xp.isinf(b_c)
+    zero = be.const(0.0, difference)
+    gap = _dispatch.evaluate(
+        be, shapes.formula(shapes.RELU, w, k), xp.where(infinite, zero, difference)
+    )
+    smooth = xp.where(infinite, xp.maximum(a_c, b_c), gap + xp.where(infinite, zero, b_c))
+    if sign < 0:
+        smooth = -smooth
     hard = None
     if straight_through:
-        a_h = _dispatch.caller_dtype(be, _dispatch.operand(be, a, difference), dtype)
+        a_h = _dispatch.caller_dtype(be, a_c, dtype)
         b_h = _dispatch.caller_dtype(be, b_c, dtype)
-        xp = be.xp
         hard = xp.maximum(a_h, b_h) if sign > 0 else xp.minimum(-a_h, -b_h)
     return _dispatch.finish(be, smooth, dtype, hard)
 

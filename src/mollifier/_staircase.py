@@ -265,8 +265,10 @@ _QUANTIZE = _staircase_op(
     "quantize",
     _quantize_hard,
     # step 1/4, offset 1/10: q(x) = round_{4w}(4 (x - 1/10)) / 4 + 1/10
-    lambda k, w, x: _reference().floor(k, 4 * w, 4 * (_reference().mp.mpf(x) - 0.1) + 0.5) / 4
-    + _reference().mp.mpf(0.1),
+    lambda k, w, x: (
+        _reference().floor(k, 4 * w, 4 * (_reference().mp.mpf(x) - 0.1) + 0.5) / 4
+        + _reference().mp.mpf(0.1)
+    ),
     bound=lambda kernel, step=1.0, offset=0.0: jump(positive_real(step, "step"), "quantize"),
     params={"step": 0.25, "offset": 0.1},
     module="SmoothQuantize",

@@ -180,3 +180,31 @@ def test_jax_straight_through_under_jit_and_grad():
     np.testing.assert_array_equal(bits(f(x)), bits(jnp.floor(x)))
     g = jax.grad(lambda v: mol.floor(v, width=0.2, straight_through=True).sum())(x)
     np.testing.assert_allclose(g, jax.grad(lambda v: mol.floor(v, width=0.2).sum())(x))
+
+
+@pytest.mark.parametrize("kernel", ["logistic", "gaussian", "sqrt", "uniform"])
+def test_maximum_and_minimum_take_the_hard_limit_at_infinite_inputs(kernel):
+    """max(a, -inf) = a and max(a, inf) = inf (the smooth max tends to them), not NaN
+    from -inf + inf; gradients stay finite."""
+    inf = float("inf")
+    a = torch.tensor([2.5, -1.0, inf, -inf, 0.3], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([-inf, inf, -inf, -inf, 0.3], dtype=torch.float64)
+    hi = mol.maximum(a, b, width=0.5, kernel=kernel)
+    lo = mol.minimum(a, b, width=0.5, kernel=kernel)
+    np.testing.assert_array_equal(hi[:4].detach().numpy(), [2.5, inf, inf, -inf])
+    np.testing.assert_array_equal(lo[:4].detach().numpy(), [-inf, -1.0, -inf, -inf])
+    assert torch.isfinite(hi[4]) and torch.isfinite(lo[4])
+    (grad,) = torch.autograd.grad((hi[:4] + lo[:4]).clamp(-10, 10).sum() + hi[4], a)
+    assert torch.all(torch.isfinite(grad))
+    for x in (np.asarray(a.detach()), jnp.asarray(a.detach().numpy())):
+        np.testing.assert_array_equal(
+            np.asarray(
+                mol.maximum(
+                    x,
+                    np.asarray(b) if isinstance(x, np.ndarray) else jnp.asarray(b.numpy()),
+                    width=0.5,
+                    kernel=kernel,
+                )
+            )[:4],
+            [2.5, inf, inf, -inf],
+        )

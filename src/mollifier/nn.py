@@ -13,7 +13,7 @@ Bad arguments raise at construction, not at the first forward.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -24,6 +24,7 @@ from . import _elementwise as elementwise
 from . import _reductions as reductions
 from . import _staircase as staircase
 from ._backend import backend_of
+from ._catalogue import CATALOGUE, Op
 from ._kernels import Kernel, get_kernel
 from ._params import positive_real, real
 
@@ -138,32 +139,25 @@ class SmoothModule(nn.Module):
 
 
 def _elementwise_module(
-    name: str, op: Callable[..., Any], doc: str, base: type[SmoothModule] = SmoothModule
+    op: Op, note: str = "", base: type[SmoothModule] = SmoothModule
 ) -> type[SmoothModule]:
-    """A module class whose forward is ``op(x, width=..., kernel=..., straight_through=...)``."""
+    """The module class of a catalogue entry without parameters: its forward is
+    ``op.smooth(x, width=..., kernel=..., straight_through=...)``; its name is the entry's."""
+    function = op.smooth
 
     def _evaluate(self: SmoothModule, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
-        return op(x, **knobs)
+        return function(x, **knobs)
 
-    return type(name, (base,), {"_evaluate": _evaluate, "__doc__": doc})
+    doc = f"Module of :func:`mollifier.{op.name}`.{note}"
+    return type(op.module, (base,), {"_evaluate": _evaluate, "__doc__": doc})
 
 
-SmoothStep = _elementwise_module(
-    "SmoothStep", elementwise.step, "Module of :func:`mollifier.step`."
-)
-SmoothSign = _elementwise_module(
-    "SmoothSign", elementwise.sign, "Module of :func:`mollifier.sign`."
-)
-SmoothReLU = _elementwise_module(
-    "SmoothReLU", elementwise.relu, "Module of :func:`mollifier.relu`."
-)
-SmoothAbs = _elementwise_module("SmoothAbs", elementwise.abs, "Module of :func:`mollifier.abs`.")
-SmoothGELU = _elementwise_module(
-    "SmoothGELU", elementwise.gelu, "Module of :func:`mollifier.gelu` (pass kernel='gaussian')."
-)
-SmoothSwish = _elementwise_module(
-    "SmoothSwish", elementwise.swish, "Module of :func:`mollifier.swish`."
-)
+SmoothStep = _elementwise_module(CATALOGUE["step"])
+SmoothSign = _elementwise_module(CATALOGUE["sign"])
+SmoothReLU = _elementwise_module(CATALOGUE["relu"])
+SmoothAbs = _elementwise_module(CATALOGUE["abs"])
+SmoothGELU = _elementwise_module(CATALOGUE["gelu"], " Pass kernel='gaussian' for the GELU.")
+SmoothSwish = _elementwise_module(CATALOGUE["swish"])
 
 
 class SmoothLeakyReLU(SmoothModule):
@@ -247,16 +241,18 @@ class _StaircaseModule(SmoothModule):
     supports_array_width = False
 
 
-def _staircase_module(name: str, op: Callable[..., Any], doc: str) -> type[SmoothModule]:
-    return _elementwise_module(name, op, doc, base=_StaircaseModule)
-
-
 _FIXED = " The width is a fixed number (anneal it with a schedule); it cannot be learned."
-SmoothFloor = _staircase_module("SmoothFloor", staircase.floor, "Module of floor." + _FIXED)
-SmoothCeil = _staircase_module("SmoothCeil", staircase.ceil, "Module of ceil." + _FIXED)
-SmoothRound = _staircase_module("SmoothRound", staircase.round, "Module of round." + _FIXED)
-SmoothTrunc = _staircase_module("SmoothTrunc", staircase.trunc, "Module of trunc." + _FIXED)
-SmoothFrac = _staircase_module("SmoothFrac", staircase.frac, "Module of frac." + _FIXED)
+
+
+def _staircase_module(op: Op) -> type[SmoothModule]:
+    return _elementwise_module(op, _FIXED, base=_StaircaseModule)
+
+
+SmoothFloor = _staircase_module(CATALOGUE["floor"])
+SmoothCeil = _staircase_module(CATALOGUE["ceil"])
+SmoothRound = _staircase_module(CATALOGUE["round"])
+SmoothTrunc = _staircase_module(CATALOGUE["trunc"])
+SmoothFrac = _staircase_module(CATALOGUE["frac"])
 
 
 class SmoothQuantize(_StaircaseModule):

@@ -135,6 +135,35 @@ def test_one_tensor_is_saved_for_backward(op):
     assert saved[0] is x or saved[0].data_ptr() == y.data_ptr()
 
 
+TWO_INPUT_OPS = {
+    "maximum": lambda v, **k: mol.maximum(v, 0.3, **k),
+    "minimum": lambda v, **k: mol.minimum(0.3, v, **k),
+    "where": lambda v, **k: mol.where(v, 2.0, -1.0, **k),
+    "greater": lambda v, **k: mol.greater(v, 0.5, **k),
+    "less": lambda v, **k: mol.less(v, 0.5, **k),
+    "equal": lambda v, **k: mol.equal(v, 0.5, **k),
+}
+
+
+@pytest.mark.parametrize("name", TWO_INPUT_OPS)
+def test_ops_of_two_inputs_save_one_tensor_and_compile_without_graph_breaks(name):
+    """A number as the second input costs autograd nothing; the op is one node."""
+    op = TWO_INPUT_OPS[name]
+    x = torch.randn(1000, dtype=torch.float64, requires_grad=True)
+    saved, _ = saved_for_backward(lambda: op(x, width=0.1))
+    assert len(saved) == 1, name
+    assert_compiled_matches_eager(lambda v: op(v, width=0.3), x[:50].detach().requires_grad_())
+
+
+def test_two_input_ops_convert_integers_before_subtracting():
+    """uint8 0 - 1 would wrap to 255, int8 100 - (-100) to -56."""
+    np.testing.assert_allclose(mol.maximum(np.uint8([0]), np.uint8([1]), width=1e-3), [1.0])
+    np.testing.assert_allclose(mol.minimum(np.int8([100]), np.int8([-100]), width=1e-3), [-100.0])
+    np.testing.assert_allclose(mol.greater(np.uint8([1]), np.uint8([2]), width=1e-3), [0.0])
+    big = np.float16([60000.0])
+    assert mol.maximum(big, -big, width=0.1) == big  # the difference is taken in float32
+
+
 def test_special_values_through_the_fast_path():
     x = torch.tensor([float("nan"), -float("inf"), float("inf"), 0.0], requires_grad=True)
     for op, expected in [

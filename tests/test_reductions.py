@@ -254,3 +254,21 @@ def test_bad_input():
         mol.norm(x, ord=-1, width=1.0)
     with pytest.raises(ValueError, match="single int axis"):
         mol.argmax(x, axis=None, width=1.0, index=True)
+
+
+def test_a_nan_entry_makes_its_softmax_slice_nan(backend):
+    x = to_backend(backend, [[np.nan, 1.0, 3.0], [0.0, 1.0, 2.0]])
+    p = to_numpy(mol.softmax(x, width=0.01))
+    assert np.all(np.isnan(p[0])) and np.allclose(p[1].sum(), 1.0)
+
+
+def test_power_max_ignores_masked_entries():
+    x = np.array([1.0, 2.0, 3.0])
+    got = mol.max(x, width=0.1, method="power", where=np.array([True, True, False]))
+    assert got == pytest.approx(mol.max(x[:2], width=0.1, method="power"), rel=1e-15)
+
+
+def test_argmin_keeps_low_precision_dtypes():
+    assert mol.argmin(np.float16([0.0, 5.0, 1.0]), width=0.1).dtype == np.float16
+    x = torch.tensor([0.0, 5.0, 1.0], dtype=torch.bfloat16)
+    assert mol.argmin(x, width=0.1).dtype == torch.bfloat16 == mol.argmax(x, width=0.1).dtype

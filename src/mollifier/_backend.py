@@ -87,6 +87,15 @@ class Backend:
 
         return jax.random.uniform(key, (count,), dtype=like.dtype)
 
+    def result_type(self, *dtypes: Any) -> Any:
+        """The dtype the framework promotes ``dtypes`` to."""
+        if self.name == "torch":
+            out = dtypes[0]
+            for dtype in dtypes[1:]:
+                out = self.xp._torch.promote_types(out, dtype)
+            return out
+        return self.xp.result_type(*dtypes)
+
     def vector_norm(self, x: Array, ord: float, axes: tuple[int, ...]) -> Array:
         """The framework's own vector norm over ``axes`` (kept as size-1 dimensions)."""
         if self.name == "torch":
@@ -94,6 +103,17 @@ class Backend:
         if self.name == "jax":
             return self.xp.linalg.vector_norm(x, ord=ord, axis=axes, keepdims=True)
         return self.xp.linalg.vector_norm(x, ord=ord, axis=axes, keepdims=True)
+
+    def relu(self, x: Array) -> Array:
+        """The framework's own ReLU (``torch.relu``, ``jax.nn.relu``; ``maximum(x, 0)``
+        for NumPy), what straight-through forwards for ReLU-like ops."""
+        if self.name == "torch":
+            return self.xp._torch.relu(x)
+        if self.name == "jax":
+            import jax
+
+            return jax.nn.relu(x)
+        return self.xp.maximum(x, self.const(0.0, x))
 
     def softplus(self, t: Array) -> Array:
         """``log(1 + exp(t)) = logaddexp(t, 0)``: no overflow, and derivative 1/2 at 0.

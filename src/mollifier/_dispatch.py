@@ -185,15 +185,44 @@ def elementwise(
     return finish(be, smooth, dtype, hard)
 
 
-def operand(be: Backend, value: Any, like: Array) -> Array:
-    """A second input (``where``'s ``a`` and ``b``, ``maximum``'s ``b``) as an array of
-    ``like``'s framework and dtype."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return be.const(float(value), like)
-    _, array, _ = as_float_array(value, "a and b")
-    if _backend.backend_of(array) is not be:
-        raise TypeError(f"a and b must be numbers or arrays of the same framework as x ({be.name})")
-    return be.xp.astype(array, like.dtype) if array.dtype != like.dtype else array
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def operands(values: tuple[Any, ...], names: str) -> tuple[Backend, list[Any], Any]:
+    """The inputs of an op with several (``maximum``'s ``a`` and ``b``, ``where``'s
+    ``x``, ``a``, ``b``): ``(backend, inputs, caller dtype)``.
+
+    Arrays become floats of one framework in one compute dtype, converted before any
+    arithmetic (so integers cannot wrap and float16 differences cannot overflow); Python
+    numbers stay Python floats (a constant costs autograd nothing). The caller dtype is
+    the framework's promotion of the inputs' own.
+    """
+    arrays = {i: v for i, v in enumerate(values) if not _is_number(v)}
+    if not arrays:  # numbers only: a NumPy computation
+        arrays = {0: values[0]}
+    converted = {i: as_float_array(v, names) for i, v in arrays.items()}
+    be = next(iter(converted.values()))[0]
+    if any(b is not be for b, _, _ in converted.values()):
+        raise TypeError(f"{names} must be numbers or arrays of one framework")
+    compute = be.result_type(*(c.dtype for _, c, _ in converted.values()))
+    dtype = be.result_type(*(d for _, _, d in converted.values()))
+    out: list[Any] = []
+    for i, value in enumerate(values):
+        if i in converted:
+            array = converted[i][1]
+            out.append(array if array.dtype == compute else be.xp.astype(array, compute))
+        else:
+            out.append(float(value))
+    return be, out, dtype
+
+
+def as_caller_array(be: Backend, value: Any, like: Array, dtype: Any) -> Array:
+    """An input of :func:`operands` (array or Python float) as an array in ``dtype``,
+    for the hard op that straight-through forwards."""
+    if isinstance(value, float):
+        return be.const(value, caller_dtype(be, like, dtype))
+    return caller_dtype(be, value, dtype)
 
 
 def axes_of(axis: Any, ndim: int) -> tuple[int, ...]:

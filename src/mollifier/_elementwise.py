@@ -161,7 +161,7 @@ def sign(
 
 
 _RELU = _piecewise_op(
-    "relu", lambda: shapes.RELU, lambda be, x: be.xp.maximum(x, be.const(0.0, x)),
+    "relu", lambda: shapes.RELU, lambda be, x: be.relu(x),
     _piecewise_reference(lambda y: max(y, 0), [0.0]), module="SmoothReLU",
 )  # fmt: skip
 
@@ -378,7 +378,32 @@ def hinge(
     return _smooth_piecewise(_HINGE, x, width, tol, kernel, straight_through, margin=m)
 
 
-_GREATER = Op("greater", hard=_evaluated(lambda: shapes.STEP), shape=lambda: shapes.STEP)
+def _compare(
+    op: Op, shape: Any, x1: Any, x2: Any, width: Any, tol: Any, kernel: Any, straight_through: Any
+) -> Array:
+    """``greater``, ``less`` and ``equal``: the smooth form of the difference, and
+    straight-through the framework's own comparison of the inputs (not of their
+    difference, which is NaN for equal infinities)."""
+    be, (a, b), dtype = _dispatch.operands((x1, x2), "x1 and x2")
+    with be.quiet():
+        difference = b - a if op is _LESS else a - b
+    if op is _EQUAL:
+        build: Any = gates.bump
+    else:
+        build = lambda w, k: shapes.formula(shape, w, k)  # noqa: E731
+    smooth = _dispatch.elementwise(
+        op, build, difference, width=width, tol=tol, kernel=kernel, straight_through=False
+    )
+    hard = None
+    if straight_through:
+        a_h = _dispatch.as_caller_array(be, a, difference, dtype)
+        b_h = _dispatch.as_caller_array(be, b, difference, dtype)
+        compared = {"greater": a_h > b_h, "less": a_h < b_h, "equal": a_h == b_h}[op.name]
+        hard = be.xp.astype(compared, dtype)
+    return _dispatch.finish(be, smooth, dtype, hard)
+
+
+_GREATER = Op("greater", shape=lambda: shapes.STEP)
 
 
 @register(_GREATER)
@@ -404,10 +429,10 @@ def greater(
     >>> mol.greater(np.array([1.0, 3.0]), 2.0, width=1e-3)
     array([0., 1.])
     """
-    return _smooth_piecewise(_GREATER, x1 - x2, width, tol, kernel, straight_through)
+    return _compare(_GREATER, shapes.STEP, x1, x2, width, tol, kernel, straight_through)
 
 
-_LESS = Op("less", hard=_evaluated(lambda: shapes.STEP), shape=lambda: shapes.STEP)
+_LESS = Op("less", shape=lambda: shapes.STEP)
 
 
 @register(_LESS)
@@ -429,7 +454,7 @@ def less(
     >>> mol.less(np.array([1.0, 3.0]), 2.0, width=1e-3)
     array([1., 0.])
     """
-    return _smooth_piecewise(_LESS, x2 - x1, width, tol, kernel, straight_through)
+    return _compare(_LESS, shapes.STEP, x1, x2, width, tol, kernel, straight_through)
 
 
 _WHERE = Op(
@@ -467,18 +492,17 @@ def where(
     """
     k = get_kernel(kernel)
     w = _dispatch.resolve_width(_WHERE, width, None, k)
-    be, x_c, dtype = as_float_array(x)
+    be, (x_c, a_c, b_c), dtype = _dispatch.operands((x, a, b), "x, a and b")
+    if isinstance(x_c, float):  # a number x with array a or b
+        x_c = be.const(x_c, a_c if not isinstance(a_c, float) else b_c)
     w = _dispatch.width_like(be, w, x_c)
     gate = _dispatch.evaluate(be, shapes.formula(shapes.STEP, w, k), x_c)
     with be.quiet():
-        a_c, b_c = _dispatch.operand(be, a, x_c), _dispatch.operand(be, b, x_c)
         smooth = b_c + (a_c - b_c) * gate
         hard = None
         if straight_through:
-            a_h, b_h = (
-                _dispatch.caller_dtype(be, a_c, dtype),
-                _dispatch.caller_dtype(be, b_c, dtype),
-            )
+            a_h = _dispatch.as_caller_array(be, a_c, x_c, dtype)
+            b_h = _dispatch.as_caller_array(be, b_c, x_c, dtype)
             hard = be.xp.where(_dispatch.caller_dtype(be, x_c, dtype) >= 0, a_h, b_h)
     return _dispatch.finish(be, smooth, dtype, hard)
 
@@ -510,7 +534,6 @@ def delta(x: Array, /, *, width: float, kernel: KernelLike = "logistic") -> Arra
 
 _EQUAL = Op(
     "equal",
-    hard=lambda be, d: be.xp.astype(d == 0.0, d.dtype),
     no_bound="its hard counterpart is discontinuous with data-dependent jumps",
 )
 
@@ -537,10 +560,7 @@ def equal(
     >>> mol.equal(np.array([0.0, 1.0]), 0.0, kernel="gaussian", width=1.0)
     array([1.        , 0.60653066])
     """
-    return _dispatch.elementwise(
-        _EQUAL, gates.bump, x1 - x2, width=width, tol=None, kernel=kernel,
-        straight_through=straight_through,
-    )  # fmt: skip
+    return _compare(_EQUAL, None, x1, x2, width, None, kernel, straight_through)
 
 
 @memoize
@@ -554,7 +574,7 @@ def _gate_bound(kernel: Kernel) -> Bound:
 def _gate_op(name: str, module: str) -> Op:
     return Op(
         name,
-        hard=lambda be, x: be.xp.maximum(x, be.const(0.0, x)),  # the ReLU it gates
+        hard=lambda be, x: be.relu(x),  # the ReLU it gates
         bound=_gate_bound,
         reference=lambda kernel, w, x: _reference().gate(kernel, w, x),
         widths=_WIDTHS,

@@ -223,7 +223,10 @@ def max(
     if method == "logsumexp":
         return logsumexp(x, axis=axis, width=width, tol=tol, keepdims=keepdims, where=where,
                          straight_through=straight_through)  # fmt: skip
-    be, x_c, dtype, axes = _prepare(x, axis, where)
+    # masked-out entries weigh nothing: -inf in a softmax, 0 in a p-norm of x >= 0
+    be, x_c, dtype, axes = _prepare(x, axis, where if method == "softmax" else None)
+    if where is not None and method == "power":
+        x_c = be.xp.where(where, x_c, be.const(0.0, x_c))
     n = _reduced_size(x_c, axes)
     if n == 0:
         raise ValueError("max of an empty axis is undefined")
@@ -365,8 +368,9 @@ def argmin(
     >>> mol.argmin(np.array([0.0, 5.0, 1.0]), width=0.1)
     array([9.99954602e-01, 1.92866229e-22, 4.53978687e-05])
     """
-    _, x_c, _ = as_float_array(x)
-    return argmax(-x_c, axis=axis, width=width, index=index, where=where,
+    be, x_c, dtype = as_float_array(x)
+    negated = -_dispatch.caller_dtype(be, x_c, dtype)  # exact, and keeps float16 float16
+    return argmax(negated, axis=axis, width=width, index=index, where=where,
                   straight_through=straight_through)  # fmt: skip
 
 
@@ -378,32 +382,24 @@ def _pairwise(
     k = get_kernel(kernel)
     shapes.RELU.check_kernel(k)
     w = _dispatch.resolve_width(op, width, tol, k)
-    if sign < 0:  # minimum(a, b) = -maximum(-a, -b)
-        a, b = -a, -b
-    with np.errstate(invalid="ignore"):  # inf - inf, handled below
-        be, difference, dtype = as_float_array(a - b)
-    a_c, b_c = _dispatch.operand(be, a, difference), _dispatch.operand(be, b, difference)
+    be, (a_c, b_c), dtype = _dispatch.operands((a, b), "a and b")
+    if sign < 0:  # minimum(a, b) = -maximum(-a, -b), negated once they are floats
+        a_c, b_c = -a_c, -b_c
+    with be.quiet():
+        difference = a_c - b_c
     w = _dispatch.width_like(be, w, difference)
-    xp = be.xp
-    # an infinite input: the smooth max tends to the hard one (max(a, -inf) = a), where
-    # b + relu(a - b) would be -inf + inf; both sides of the where are kept finite
-    infinite = xp.isinf(a_c) | xp.isinf(b_c)
-    zero = be.const(0.0, difference)
-    gap = _dispatch.evaluate(
-        be, shapes.formula(shapes.RELU, w, k), xp.where(infinite, zero, difference)
-    )
-    smooth = xp.where(infinite, xp.maximum(a_c, b_c), gap + xp.where(infinite, zero, b_c))
-    if sign < 0:
-        smooth = -smooth
+    gap = _dispatch.evaluate(be, shapes.formula(shapes.RELU, w, k), difference)
+    smooth = gap + b_c if sign > 0 else -(gap + b_c)
     hard = None
     if straight_through:
-        a_h = _dispatch.caller_dtype(be, a_c, dtype)
-        b_h = _dispatch.caller_dtype(be, b_c, dtype)
+        a_h = _dispatch.as_caller_array(be, a_c, difference, dtype)
+        b_h = _dispatch.as_caller_array(be, b_c, difference, dtype)
+        xp = be.xp
         hard = xp.maximum(a_h, b_h) if sign > 0 else xp.minimum(-a_h, -b_h)
     return _dispatch.finish(be, smooth, dtype, hard)
 
 
-_MAXIMUM = Op("maximum", bound=lambda kernel: shapes.RELU.bound(kernel))
+_MAXIMUM = Op("maximum", shape=lambda: shapes.RELU)  # b + relu_w(a - b): ReLU's bound
 
 
 @register(_MAXIMUM)
@@ -435,7 +431,7 @@ def maximum(
     return _pairwise(_MAXIMUM, a, b, 1.0, width, tol, kernel, straight_through)
 
 
-_MINIMUM = Op("minimum", bound=lambda kernel: shapes.RELU.bound(kernel))
+_MINIMUM = Op("minimum", shape=lambda: shapes.RELU)
 
 
 @register(_MINIMUM)

@@ -37,10 +37,11 @@ def logsumexp_values(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Ar
 
 
 def softmax_values(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:
-    """The generic softmax: shifted by the max, all-``-inf`` slices give zeros."""
+    """The generic softmax: shifted by the max, all-``-inf`` slices give zeros, a NaN
+    entry makes its slice NaN."""
     xp = be.xp
     _, e, s = shifted(be, x, axes, w)
-    return e / xp.where(s > 0, s, be.const(1.0, s))
+    return e / xp.where(s == 0, be.const(1.0, s), s)  # s is NaN, 0 or positive
 
 
 def logsumexp(width: Any) -> Reduction:

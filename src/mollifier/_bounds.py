@@ -1,9 +1,11 @@
 """Sup-norm error bounds and the widths that meet a tolerance.
 
-Two kinds of op:
+The bounds are data of the engine's objects and of the op catalogue, not a table here:
 
-* continuous, ``L``-Lipschitz: ``sup |f * k_w - f| <= L * w * E|U|`` (sharper constants
-  where the kink structure is known, e.g. ReLU ``w E|U| / 2``); ``tol`` maps to a width;
+* a piecewise polynomial's bound comes from its own jumps, kinks and curvature
+  (:meth:`mollifier.Piecewise.bound`): ``sum |jumps| / 2 + w E|U| sum |slope changes| / 2
+  + w^2 E[U^2] (|a_02| + sum |curvature changes|)``; ``tol`` maps to a width when it has
+  no jump;
 * with jumps of height ``h``: the smoothed value at a jump is the midpoint, so the sup
   error is ``h / 2`` whatever the width; no width meets a smaller tolerance.
 """
@@ -34,7 +36,7 @@ def _bound(op: Any, kernel: Kernel, params: dict[str, Any]) -> tuple[str, Bound]
 def error_bound(
     op: Any, *, kernel: str | Kernel = "logistic", width: float, **params: Any
 ) -> float:
-    """Sup-norm error of ``op`` smoothed by ``kernel`` at ``width``.
+    r"""Sup-norm error of ``op`` smoothed by ``kernel`` at ``width``.
 
     Parameters
     ----------
@@ -50,10 +52,17 @@ def error_bound(
     Returns
     -------
     float
-        An upper bound on ``sup_x |smooth(x) - op(x)|``. For a Lipschitz op it is
-        ``L * width * E|U|`` (or a sharper constant); for an op with jumps of height
-        ``h`` it is ``h / 2`` (at the jump), whatever the width. ``inf`` when the kernel
-        has no mean (Cauchy) and the op is only known to be Lipschitz (clip).
+        An upper bound on ``sup_x |smooth(x) - op(x)|``. For every piecewise op (and a
+        :class:`Piecewise` ``f``) it is read off ``f``'s own structure:
+
+        .. math:: \tfrac12 \sum_i |h_i| + \tfrac{w\,E|U|}{2} \sum_i |s_i|
+                  + w^2 E[U^2] \big(|a_{0,2}| + \sum_i |q_i|\big)
+
+        with ``h_i``, ``s_i`` and ``q_i`` the jumps of ``f``, of ``f'`` and of the
+        quadratic coefficient at each breakpoint and ``a_{0,2}`` that of the first
+        piece: ReLU ``w E|U| / 2``, abs and clip ``w E|U|``, step ``1/2`` whatever the
+        width. Gates: ``w sup_s s K(-s)``; staircases: half the jump. ``inf`` when the
+        kernel has no mean (Cauchy) and ``f`` has slope changes that cancel (clip).
 
     Examples
     --------

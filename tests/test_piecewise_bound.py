@@ -103,3 +103,12 @@ def test_kernel_admissibility_is_kernel_data():
     assert np.isfinite(mol.clip(np.array([0.5]), 0.0, 1.0, width=0.1, kernel=HeavyTailed()))
     with pytest.raises(ValueError, match="second moment"):
         mol.smooth(RANDOM_SHAPES[0], kernel=HeavyTailed(), width=0.1)
+
+
+def test_tol_for_a_function_every_width_smooths_exactly_says_so():
+    line = mol.Piecewise([], [[1.0, 2.0]])  # a symmetric kernel leaves a line unchanged
+    with pytest.raises(ValueError, match="every width smooths it exactly"):
+        mol.width_for(line, tol=1e-3)
+    np.testing.assert_allclose(mol.smooth(line, width=5.0)(np.array([0.0, 3.0])), [1.0, 7.0])
+    with pytest.raises(ValueError, match="E\\|U\\| = inf"):
+        mol.width_for("clip", kernel="cauchy", tol=1e-3)

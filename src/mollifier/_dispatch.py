@@ -53,6 +53,11 @@ def width_from_tol(name: str, bound: Bound, tol: float, kernel: Kernel) -> float
             f"is at least {bound.constant:g} at every width; pass width= instead (away from "
             "a jump at distance d the error decays like the kernel tail K(-d/w))"
         )
+    if bound.slope == 0.0 and bound.curvature == 0.0:
+        raise ValueError(
+            f"tol={tol:g} does not fix a width for {name}: it has no jump, kink or curvature, "
+            "so every width smooths it exactly; pass width= instead"
+        )
     raise ValueError(
         f"no finite error bound for {name} with kernel='{kernel.name}' (E|U| = inf); pass "
         "width= instead"

@@ -66,7 +66,7 @@ class Op:
     widths: tuple[float, ...] = ()
     array_width: bool = True
     module: str = ""
-    smooth: Callable[..., Any] = field(default=lambda *a, **k: None, repr=False)
+    smooth: Callable[..., Any] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"Op({self.name!r})"
@@ -97,6 +97,7 @@ class Op:
 
     def example(self, x: Array, **knobs: Any) -> Array:
         """The public op at its example parameters."""
+        assert self.smooth is not None, f"{self.name} is not registered"
         return self.smooth(x, **self.params, **knobs)
 
     def hard_value(self, be: Backend, x: Array, params: dict[str, Any] | None = None) -> Array:

@@ -144,6 +144,7 @@ def _elementwise_module(
     """The module class of a catalogue entry without parameters: its forward is
     ``op.smooth(x, width=..., kernel=..., straight_through=...)``; its name is the entry's."""
     function = op.smooth
+    assert function is not None, f"{op.name} is not registered"
 
     def _evaluate(self: SmoothModule, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
         return function(x, **knobs)

@@ -183,8 +183,15 @@ class Kernel:
     """Panels are equal in ``asinh(u / panel_scale)``: about ``panel_scale`` times
     finer at the centre than in the far tails (``inf``: equal in ``u``)."""
 
+    quadrature_in_angle: bool = False
+    """Heavy tails are integrated in the angle ``u = tan(t)`` over ``(-pi/2, pi/2)``
+    (stopping 1e-12 short of the ends keeps ``tan`` finite and drops a negligible mass)."""
+
     def _panel_edges(self, panels: int) -> np.ndarray:
         """Edges of ``panels`` panels in the quadrature variable ``t``."""
+        if self.quadrature_in_angle:
+            half_angle = 0.5 * math.pi * (1.0 - 1e-12)
+            return np.linspace(-half_angle, half_angle, panels + 1)
         half = min(self.support, self.quadrature_range)
         if math.isinf(self.panel_scale):
             return np.linspace(-half, half, panels + 1)
@@ -195,7 +202,7 @@ class Kernel:
 
     def _panel_point(self, be: Backend, t: Array) -> Array:
         """The kernel variable ``u(t)`` at the quadrature variable ``t``."""
-        return t
+        return be.xp.tan(t) if self.quadrature_in_angle else t
 
     def _panel_weight(self, be: Backend, t: Array, order: int) -> Array:
         """``k^(order)(u(t)) u'(t)``: the integrand's weight in the variable ``t``."""
@@ -683,14 +690,9 @@ class Cauchy(Kernel):
         q = 1.0 + u * u
         return (u * 0.0 + 1.0, -2.0 * u / q, (6.0 * u * u - 2.0) / (q * q))[order]
 
-    # The heavy tails are integrated in the angle: u = tan(theta), k(u) du = d theta / pi.
-    def _panel_edges(self, panels: int) -> np.ndarray:
-        # stopping 1e-12 short of +-pi/2 drops a mass of 6e-13 and keeps tan finite
-        half = 0.5 * math.pi * (1.0 - 1e-12)
-        return np.linspace(-half, half, panels + 1)
-
-    def _panel_point(self, be: Backend, t: Array) -> Array:
-        return be.xp.tan(t)
+    # The heavy tails are integrated in the angle: u = tan(theta), k(u) du = d theta / pi
+    # (the mass left beyond the last panel is 6e-13).
+    quadrature_in_angle = True
 
     def _panel_weight(self, be: Backend, t: Array, order: int) -> Array:
         # k^(n)(tan t) sec^2 t: 1/pi, -sin(2t)/pi, (6 sin^2 cos^2 - 2 cos^4)/pi
@@ -1111,14 +1113,9 @@ class Sqrt(Kernel):
         g = 1.0 / (1.0 + u * u)
         return (u * 0.0 + 1.0, -3.0 * u * g, (12.0 - 15.0 * g) * g)[order]
 
-    # The heavy tails are integrated in the angle: u = tan(t), k(u) du = cos(t) dt / 2.
-    def _panel_edges(self, panels: int) -> np.ndarray:
-        # stopping 1e-12 short of +-pi/2 drops a mass of 1e-24 and keeps tan finite
-        half = 0.5 * math.pi * (1.0 - 1e-12)
-        return np.linspace(-half, half, panels + 1)
-
-    def _panel_point(self, be: Backend, t: Array) -> Array:
-        return be.xp.tan(t)
+    # The heavy tails are integrated in the angle: u = tan(t), k(u) du = cos(t) dt / 2
+    # (the mass left beyond the last panel is 1e-24).
+    quadrature_in_angle = True
 
     def _panel_weight(self, be: Backend, t: Array, order: int) -> Array:
         # k^(n)(tan t) sec^2 t: cos/2, -3 sin cos^2 / 2, -3 cos^3 (cos^2 - 4 sin^2) / 2

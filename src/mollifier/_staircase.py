@@ -1,11 +1,8 @@
 r"""Smooth staircases: floor, ceil, round, trunc, frac and uniform quantizers.
 
-Every op reduces ``x = m + r`` with ``m = round(x)`` and ``|r| <= 1/2`` (exact in IEEE
-arithmetic), then evaluates the kernel's ``S(r) = floor_w(m + r) - m`` in O(1): a few
-nearest integer steps for narrow kernels, the Fourier series damped by the
-characteristic function for wide ones, or a closed form (Laplace: geometric sums;
-Cauchy: the Poisson kernel; compact kernels: Bernoulli polynomials). Exact for every
-finite ``x``, unlike a sum over a fixed window of steps.
+The public ops: signatures, docstrings and catalogue entries. Their values and slopes
+(``x = m + r`` reduced exactly, then the kernel's ``S(r)`` in O(1)) are in
+:mod:`mollifier._engine.staircase`.
 """
 
 from __future__ import annotations

@@ -126,7 +126,11 @@ def test_a_user_kernel_named_logistic_gets_no_fused_form():
         assert not torch.allclose(got, op(x, width=0.5, kernel="logistic"))
 
 
-@pytest.mark.parametrize("op", [mol.relu, mol.step, mol.abs, mol.sign, mol.hinge])
+def _quantize(v, **knobs):
+    return mol.quantize(v, 0.25, 0.1, **knobs)
+
+
+@pytest.mark.parametrize("op", [mol.relu, mol.step, mol.abs, mol.sign, mol.hinge, _quantize])
 def test_one_tensor_is_saved_for_backward(op):
     """Only x (or, for the logistic step and sign, the output y, as torch.sigmoid does)."""
     x = torch.randn(1000, requires_grad=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from . import _dispatch
-from ._backend import Array, Backend, as_float_array
+from ._backend import Array, Backend
 from ._catalogue import Op, register
 from ._engine import staircase as stairs
 from ._engine.bound import Bound, jump
-from ._kernels import Kernel, get_kernel
+from ._kernels import Kernel
 from ._params import positive_real, real
 
 KernelLike = str | Kernel
@@ -303,20 +303,10 @@ def quantize(
     """
     s = positive_real(step, "step")
     o = real(offset, "offset")
-    k = get_kernel(kernel)
-    w = _dispatch.resolve_width(_QUANTIZE, width, tol, k, {"step": s})
-    be, x_c, dtype = as_float_array(x)
-    with be.quiet():  # x / step may overflow to inf, which is the right limit
-        scaled = (x_c - o) / s if o else x_c / s
-        levels = _dispatch.evaluate(be, stairs.formula(stairs.ROUND, w / s, k), scaled)
-        out = levels * s + o if o else levels * s
-        # |x / step| beyond the dtype's range: the grid is finer than the spacing of
-        # representable numbers there, so the quantizer is the identity
-        out = be.xp.where(be.xp.isinf(scaled) & be.xp.isfinite(x_c), x_c, out)
-        hard = None
-        if straight_through:
-            hard = _quantize_hard(be, _dispatch.caller_dtype(be, x_c, dtype), s, o)
-    return _dispatch.finish(be, out, dtype, hard)
+    return _dispatch.elementwise(
+        _QUANTIZE, lambda w, k: stairs.quantizer(w, k, s, o), x, width=width, tol=tol,
+        kernel=kernel, straight_through=straight_through, params={"step": s, "offset": o},
+    )  # fmt: skip
 
 
 for _op in (floor, ceil, round, trunc, frac, quantize):

@@ -117,3 +117,37 @@ FRAC: Rules = (_frac_value, _frac_slope)
 def formula(rules: Rules, width: float, kernel: Kernel) -> Formula:
     """The :class:`Formula` of one staircase at ``width``."""
     return Formula(rules[0], rules[1], width, kernel)
+
+
+# -- the uniform quantizer q(x) = s round_{w/s}((x - o)/s) + o ------------------------
+def _scaled(be: Backend, x: Array, step: float, offset: float) -> Array:
+    return (x - offset) / step if offset else x / step
+
+
+def _quantize_value(
+    be: Backend, x: Array, width: float, kernel: Kernel, data: tuple[float, float]
+) -> Array:
+    step, offset = data
+    xp = be.xp
+    scaled = _scaled(be, x, step, offset)  # may overflow to inf: the right limit
+    levels = _round_value(be, scaled, width / step, kernel)
+    out = levels * step + offset if offset else levels * step
+    # |x / step| beyond the dtype's range: the grid is finer than the spacing of
+    # representable numbers there, so the quantizer is the identity
+    return xp.where(xp.isinf(scaled) & xp.isfinite(x), x, out)
+
+
+def _quantize_slope(
+    be: Backend, x: Array, width: float, kernel: Kernel, data: tuple[float, float]
+) -> Array:
+    # d/dx s round_{w/s}((x - o)/s) = round'_{w/s}((x - o)/s)
+    step, offset = data
+    xp = be.xp
+    scaled = _scaled(be, x, step, offset)
+    slope = _round_slope(be, scaled, width / step, kernel)
+    return xp.where(xp.isinf(scaled) & xp.isfinite(x), be.const(1.0, x), slope)
+
+
+def quantizer(width: float, kernel: Kernel, step: float, offset: float) -> Formula:
+    """The :class:`Formula` of the uniform quantizer with ``step`` and ``offset``."""
+    return Formula(_quantize_value, _quantize_slope, width, kernel, (step, offset))

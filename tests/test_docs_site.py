@@ -13,9 +13,11 @@ A missing ``chromium`` is an error, not a skip (``.ci/run`` installs it); set
 
 from __future__ import annotations
 
+import doctest
 import functools
 import html.parser
 import http.server
+import json
 import os
 import pathlib
 import posixpath
@@ -188,6 +190,7 @@ def test_nothing_fetched_from_another_host(rendered) -> None:
 def test_images_load(site, rendered) -> None:
     site_dir, url = site
     assert rendered["gallery"].images, "the gallery shows pictures"
+    assert rendered["landing"].images, "the landing page opens on a picture"
     for name, page in rendered.items():
         for src in page.images:
             target = _target(site_dir, PAGES[name], src)
@@ -211,3 +214,19 @@ def test_internal_links_resolve(site, rendered) -> None:
                 if file not in ids:
                     ids[file] = _parse(file.read_text(encoding="utf-8")).ids
                 assert fragment in ids[file], f"{name}: {href}: no #{fragment}"
+
+
+def test_search_index(site, rendered) -> None:
+    site_dir, _ = site
+    index = json.loads((site_dir / "search" / "search_index.json").read_text(encoding="utf-8"))
+    assert any(doc["location"].startswith("api/elementwise/") for doc in index["docs"])
+    assert "search" in "".join(rendered["landing"].text).lower()
+
+
+def test_landing_page_example_runs() -> None:
+    result = doctest.testfile(
+        str(ROOT / "docs" / "index.md"),
+        module_relative=False,
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+    )
+    assert result.attempted >= 3 and result.failed == 0

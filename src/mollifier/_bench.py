@@ -6,7 +6,7 @@ Needs torch (extra ``torch``).
 Prints markdown tables: median time of forward and forward+backward, the ratio to the
 native op measured in the same process, and the bytes autograd saves for backward
 (the memory a training step holds per op); then mollifier against its peers, op for op.
-The seed's windowed floor (sum over n = -M..N of sigmoid(t (x - n)), M=5, N=10, t=10)
+Su (2021)'s windowed floor ("seed floor": sum over n = -M..N of sigmoid(t (x - n)), M=5, N=10, t=10)
 is written out plainly below; SoftTorch 0.1.1 is used when it is installed.
 """
 
@@ -28,7 +28,7 @@ import mollifier as mol
 
 
 def seed_floor(x: torch.Tensor, t: float = 10.0, m: int = 5, n: int = 10) -> torch.Tensor:
-    """The seed post's smooth floor: O(M + N) sigmoids, valid only for -M << x << N."""
+    """Su (2021)'s windowed smooth floor: O(M + N) sigmoids, valid only for -M << x << N."""
     total = torch.zeros_like(x)
     for k in range(-m, 1):
         total = total + (torch.sigmoid(t * (x - k)) - 1.0)

@@ -110,8 +110,7 @@ def step(
 
     References
     ----------
-    Seed (b), "constructing smooth approximations with the Dirac delta": the step as
-    the integral of a nascent delta.
+    Su (2021): the step as the integral of a nascent delta. Full entries: [References][references].
 
     Examples
     --------
@@ -263,7 +262,7 @@ def abs(
 ) -> Array:
     r"""Smooth absolute value :math:`w[P_1(x/w) + P_1(-x/w)] = 2\,\mathrm{relu}_w(x) - x`.
 
-    Logistic: ``2 w log(2 cosh(x / 2w))`` (the seed's log-cosh form); gaussian:
+    Logistic: ``2 w log(2 cosh(x / 2w))`` (the log-cosh form); gaussian:
     ``x erf(x / (sqrt 2 w)) + sqrt(2/pi) w exp(-x^2 / 2w^2)``.
 
     Notes
@@ -610,8 +609,8 @@ def gelu(
 
     ``width`` defaults to 1 when neither ``width`` nor ``tol`` is given.
 
-    A *product form* from the seed series, not a convolution: the step inside is
-    smoothed, the ReLU is not. Not convex, not monotone (minimum ``-0.16997 w`` for the
+    A *product form* (Su 2021), not a convolution: the step inside is smoothed, the
+    ReLU is not. Not convex, not monotone (minimum ``-0.16997 w`` for the
     gaussian).
 
     Notes

@@ -440,7 +440,7 @@ _DILOG_SERIES = tuple(
 class Logistic(Kernel):
     r"""Logistic kernel :math:`k(u) = \sigma(u)\sigma(-u)`; ``K`` is the sigmoid.
 
-    ``w = 1/t`` of the seed's :math:`t e^{tx}/(1+e^{tx})^2`; ReLU smooths to
+    ``w = 1/t`` of Su (2021)'s nascent delta :math:`t e^{tx}/(1+e^{tx})^2`; ReLU smooths to
     ``w * softplus(x / w)``.
     """
 
@@ -622,7 +622,7 @@ class Laplace(Kernel):
 
 
 class Cauchy(Kernel):
-    r"""Cauchy kernel :math:`k(u) = 1/(\pi(1+u^2))`; ``w`` is the seed's ``a``.
+    r"""Cauchy kernel :math:`k(u) = 1/(\pi(1+u^2))`; ``w`` is the ``a`` of Su (2021).
 
     Heavy tails: ``E|U|`` is infinite, so ReLU, abs, hinge and leaky ReLU diverge.
     Bounded functions (step, sign, clip) and staircases (as principal values) are fine.
@@ -1043,7 +1043,7 @@ class Sqrt(Kernel):
     r"""Square-root kernel :math:`k(u) = \tfrac12 (1 + u^2)^{-3/2}`, Student's t with 2
     degrees of freedom over :math:`\sqrt 2`; ``K(t) = (1 + t / \sqrt{1 + t^2}) / 2``.
 
-    The seed's square-root smoothing: ReLU becomes :math:`(x + \sqrt{x^2 + w^2}) / 2`
+    The square-root smoothing of allenwind (n.d.): ReLU becomes :math:`(x + \sqrt{x^2 + w^2}) / 2`
     (squareplus with ``b = w^2``), abs :math:`\sqrt{x^2 + w^2}` and ``max(a, b)``
     :math:`(a + b + \sqrt{(a - b)^2 + w^2}) / 2`. ``E|U| = 1`` but ``E[U^2]`` is
     infinite: truncated moments of degree 2 (quadratic pieces) diverge.

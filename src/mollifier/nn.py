@@ -205,8 +205,8 @@ class SAU(SmoothModule):
 
     References
     ----------
-    Biswas, Kumar, Banerjee, Pandey, "SAU: Smooth activation function using convolution
-    with approximate identities", arXiv:2109.13210.
+    Biswas et al. (2021), "SAU: Smooth activation function using convolution with
+    approximate identities", arXiv:2109.13210. Full entries: [References][references].
     """
 
     def __init__(

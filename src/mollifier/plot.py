@@ -255,7 +255,7 @@ SEED_FIGURES = {
     "seed-floor": (_seed_floor, "The seed's windowed smooth floor next to the exact O(1) one"),
     "seed-gates": (_seed_gates, "Swish and GELU as x times a smooth step"),
 }
-"""The figures of the seed posts: name -> (builder, caption)."""
+"""Figures of the cited blog posts, allenwind (n.d.) and Su (2021): name -> (builder, caption)."""
 
 
 def gallery(
@@ -265,7 +265,7 @@ def gallery(
     kernel_names: Sequence[str] | None = None,
     progress: Any = None,
 ) -> list[Any]:
-    """Write every op x kernel figure, the seed figures and an ``index.html``.
+    """Write every op x kernel figure, the blog posts' figures and an ``index.html``.
 
     Parameters
     ----------

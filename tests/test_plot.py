@@ -88,3 +88,17 @@ def test_gallery_writes_figures_and_an_index(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mollifier", "gallery", "-o", str(tmp_path),
                           "--kernel", "gauss"], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 2 and "gaussian" in bad.stderr
+
+
+def test_compare_kernels_at_equal_spread():
+    """At equal E|U| w every kernel misses ReLU at the kink by the same w E|U| / 2; at
+    equal standard deviation the kernels without one are left out."""
+    figure = plot.compare_kernels("relu", width=0.3, match="mean_abs", errors=True, points=2001)
+    values, _, errors = figure.axes
+    at_kink = [line.get_ydata()[1000] for line in values.lines[1:]]  # x = 0
+    np.testing.assert_allclose(at_kink, 0.15, rtol=1e-12)
+    assert len(errors.lines) == len(values.lines) - 1
+    labels = [line.get_label() for line in plot.compare_kernels("step", match="std").axes[0].lines]
+    assert "sqrt" not in labels and "cauchy" not in labels and "gaussian" in labels
+    with pytest.raises(ValueError, match="match must be one of"):
+        plot.compare_kernels("relu", match="variance")

@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--width", type=float, action="append", help="width (repeatable)")
     plot.add_argument("--range", type=float, nargs=2, default=(-3.0, 3.0), metavar=("A", "B"))
     plot.add_argument("--compare", action="store_true", help="overlay all kernels")
+    plot.add_argument(
+        "--match", choices=("width", "std", "mean_abs"), default="width",
+        help="with --compare: equal width, standard deviation or mean |deviation|",
+    )  # fmt: skip
+    plot.add_argument("--errors", action="store_true", help="with --compare: |error| panel")
     plot.add_argument("-o", "--output", required=True, help="PNG file to write")
     gallery = sub.add_parser(
         "gallery",
@@ -134,7 +139,10 @@ def _plot(args: argparse.Namespace) -> int:
 
     try:
         if args.compare:
-            figure = plot.compare_kernels(args.op, width=widths[0], x_range=tuple(args.range))
+            figure = plot.compare_kernels(
+                args.op, width=widths[0], match=args.match, errors=args.errors,
+                x_range=tuple(args.range),
+            )  # fmt: skip
         else:
             figure = plot.plot(
                 args.op, kernel=args.kernel, widths=widths, x_range=tuple(args.range)

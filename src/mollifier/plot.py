@@ -10,6 +10,7 @@ with slope 0.1, quantize with step 0.25.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from ._backend import backend_of
 from ._catalogue import Op, referenced
-from ._kernels import get_kernel, kernels
+from ._kernels import Kernel, get_kernel, kernels
 
 OPS: tuple[str, ...] = tuple(referenced())
 """Names accepted by :func:`plot` and :func:`compare_kernels`."""
@@ -34,12 +35,12 @@ def _hard(spec: Op, x: np.ndarray) -> np.ndarray:
     return np.asarray(spec.hard_value(backend_of(x), x))
 
 
-def _figure() -> Any:
+def _figure(rows: int = 2) -> Any:
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(7.0, 6.0), layout="constrained")
-    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
-    return figure, top, bottom
+    figure = Figure(figsize=(7.0, 6.0 if rows == 2 else 8.0), layout="constrained")
+    axes = figure.subplots(rows, 1, sharex=True, height_ratios=(3, 2, 2)[:rows])
+    return (figure, *axes)
 
 
 def _hard_curves(ax_value: Any, ax_slope: Any, op: str, x: np.ndarray) -> None:
@@ -124,10 +125,53 @@ def plot(
     return figure
 
 
+MATCHES = ("width", "std", "mean_abs")
+"""How :func:`compare_kernels` makes the kernels comparable: the same scale parameter,
+the same standard deviation ``w sqrt(E[U^2])`` or the same mean absolute deviation
+``w E|U|``."""
+
+
+def _matched_width(kernel: Kernel, width: float, match: str) -> float | None:
+    """The kernel's width for ``match``; None where that spread is infinite."""
+    if match == "width":
+        return width
+    spread = math.sqrt(kernel.second_moment) if match == "std" else kernel.mean_abs
+    return width / spread if math.isfinite(spread) else None
+
+
 def compare_kernels(
-    op: str, *, width: float = 0.3, x_range: tuple[float, float] = (-3.0, 3.0), points: int = 2001
+    op: str,
+    *,
+    width: float = 0.3,
+    match: str = "width",
+    errors: bool = False,
+    x_range: tuple[float, float] = (-3.0, 3.0),
+    points: int = 2001,
 ) -> Any:
-    """Overlay ``op`` smoothed by every kernel at one width (Cauchy left out where it diverges).
+    """Overlay ``op`` smoothed by every kernel, with derivatives (and errors) below.
+
+    Parameters
+    ----------
+    op : str
+        One of :data:`OPS`.
+    width : float
+        The common scale: the kernels' width (``match="width"``), their standard
+        deviation (``"std"``) or their mean absolute deviation ``w E|U|``
+        (``"mean_abs"``). Compared at the same *width*, the kernels' spreads differ by up
+        to 2x (logistic std ``pi w / sqrt 3``, Gaussian ``w``); at the same spread
+        the differences left are the kernels' own (shape, tails, smoothness).
+    match : {"width", "std", "mean_abs"}
+        See ``width``. Kernels whose spread is infinite (Cauchy, and sqrt for ``"std"``)
+        are left out, as are kernels that diverge for ``op``.
+    errors : bool
+        Add a third panel with ``|smooth - hard|`` on a log scale: how far from the kink
+        or jump each kernel's error reaches.
+    x_range : (float, float)
+    points : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
 
     Examples
     --------
@@ -135,24 +179,39 @@ def compare_kernels(
     >>> figure = compare_kernels("relu", width=0.5)
     >>> [line.get_label() for line in figure.axes[0].lines][:3]
     ['relu (hard)', 'gaussian', 'logistic']
+    >>> figure = compare_kernels("step", width=0.3, match="std", errors=True)
+    >>> len(figure.axes), "cauchy" in [line.get_label() for line in figure.axes[0].lines]
+    (3, False)
     """
     spec = _spec(op)
+    if match not in MATCHES:
+        raise ValueError(f"match must be one of {list(MATCHES)}; got {match!r}")
     lo, hi = (float(v) for v in x_range)
     x = np.linspace(lo, hi, int(points))
-    figure, top, bottom = _figure()
+    figure, top, bottom, *rest = _figure(3 if errors else 2)
     _hard_curves(top, bottom, op, x)
+    hard = _hard(spec, x)
     for name, kernel in kernels.items():
-        if not spec.admits(kernel):
+        kernel_width = _matched_width(kernel, float(width), match)
+        if kernel_width is None or not spec.admits(kernel):
             continue
-        y = np.asarray(spec.example(x, width=float(width), kernel=name))
+        y = np.asarray(spec.example(x, width=kernel_width, kernel=name))
         line = top.plot(x, y, lw=1.3, label=name)[0]
         bottom.plot(x, np.gradient(y, x), lw=1.3, color=line.get_color())
-    top.set_title(f"{op} smoothed at width {width:g} by each kernel")
+        if rest:
+            error = np.abs(y - hard)
+            rest[0].semilogy(x, np.where(error > 1e-17, error, np.nan), lw=1.3,
+                             color=line.get_color())  # fmt: skip
+    spread = {"width": "width", "std": "standard deviation", "mean_abs": "mean |deviation|"}
+    top.set_title(f"{op} smoothed by each kernel at equal {spread[match]} {width:g}")
     top.set_ylabel("value")
     bottom.set_ylabel("derivative")
-    bottom.set_xlabel("x")
+    if rest:
+        rest[0].set_ylabel("|smooth - hard|")
+        rest[0].set_ylim(1e-16, 2.0)
+    (rest[0] if rest else bottom).set_xlabel("x")
     top.legend(loc="best", fontsize=8)
-    for ax in (top, bottom):
+    for ax in (top, bottom, *rest):
         ax.grid(alpha=0.3)
     return figure
 

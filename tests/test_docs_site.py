@@ -230,3 +230,27 @@ def test_landing_page_example_runs() -> None:
         optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
     )
     assert result.attempted >= 3 and result.failed == 0
+
+
+def test_every_built_page_is_typeset_and_linked(site) -> None:
+    """Beyond the pages opened in Chromium: the built HTML of every page has no raw
+    LaTeX or numpydoc role in its text, no external resource, images that exist and
+    internal links that land on a built file."""
+    site_dir, _ = site
+    pages = sorted(site_dir.rglob("index.html"))
+    assert len(pages) >= 15
+    for file in pages:
+        page_path = file.parent.relative_to(site_dir).as_posix()
+        page_path = "" if page_path == "." else page_path + "/"
+        page = _parse(file.read_text(encoding="utf-8"))
+        text = "".join(page.text)
+        left = [raw for raw in RAW_MARKUP if raw in text]
+        assert not left, f"{page_path or 'landing'}: raw markup {left}"
+        assert not page.external, f"{page_path}: loads {page.external}"
+        for src in page.images:
+            target = _target(site_dir, page_path, src)
+            assert target is not None and target[0].is_file(), f"{page_path}: image {src}"
+        for href in page.links:
+            target = _target(site_dir, page_path, href)
+            if target is not None:
+                assert target[0].exists(), f"{page_path}: link {href} -> {target[0]}"

@@ -100,8 +100,6 @@ class Backend:
         """The framework's own vector norm over ``axes`` (kept as size-1 dimensions)."""
         if self.name == "torch":
             return self.xp._torch.linalg.vector_norm(x, ord=ord, dim=axes, keepdim=True)
-        if self.name == "jax":
-            return self.xp.linalg.vector_norm(x, ord=ord, axis=axes, keepdims=True)
         return self.xp.linalg.vector_norm(x, ord=ord, axis=axes, keepdims=True)
 
     def relu(self, x: Array) -> Array:

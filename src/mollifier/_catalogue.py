@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._backend import Array, Backend
+from ._backend import Array, Backend, backend_of
 from ._engine.bound import Bound
 from ._engine.piecewise import Piecewise
 from ._kernels import Kernel
@@ -100,10 +100,21 @@ class Op:
         assert self.smooth is not None, f"{self.name} is not registered"
         return self.smooth(x, **self.params, **knobs)
 
-    def hard_value(self, be: Backend, x: Array, params: dict[str, Any] | None = None) -> Array:
+    def hard_value(
+        self, x: Array, params: dict[str, Any] | None = None, be: Backend | None = None
+    ) -> Array:
         """The hard op at ``x`` (in ``x``'s dtype); the example parameters by default."""
         assert self.hard is not None, f"{self.name} computes its hard value itself"
+        be = backend_of(x) if be is None else be
         return self.hard(be, x, **(self.params if params is None else params))
+
+
+def oracle() -> Any:
+    """The independent mpmath reference (:mod:`mollifier._reference`), imported when an
+    entry's reference is first evaluated, so that ``import mollifier`` needs no mpmath."""
+    from . import _reference
+
+    return _reference
 
 
 CATALOGUE: dict[str, Op] = {}

@@ -26,6 +26,7 @@ import numpy as np
 from . import _backend
 from ._backend import Array, Backend, as_float_array
 from ._catalogue import Op
+from ._engine import piecewise
 from ._engine.bound import Bound
 from ._engine.formula import Formula, Reduction
 from ._kernels import Kernel, get_kernel
@@ -165,7 +166,7 @@ def finish(be: Backend, smooth: Array, dtype: Any, hard: Array | None = None) ->
 
 def elementwise(
     op: Op,
-    build: Callable[[Any, Kernel], Formula],
+    build: Callable[[Any, Kernel], Formula] | None,
     x: Any,
     *,
     width: Any,
@@ -174,19 +175,27 @@ def elementwise(
     straight_through: Any,
     params: dict[str, Any] | None = None,
 ) -> Array:
-    """The whole call of an elementwise op: ``build(width, kernel)`` gives its formula."""
+    """The whole call of an elementwise op: ``build(width, kernel)`` gives its formula;
+    ``None`` for a piecewise op, whose formula is its shape's convolution."""
     k = get_kernel(kernel)
     params = params or {}
+    shape = None
     if op.shape is not None:
-        op.shape(**params).check_kernel(k)
+        shape = op.shape(**params)
+        shape.check_kernel(k)
     w = resolve_width(op, width, tol, k, params)
     be, x_c, dtype = as_float_array(x)
     w = width_like(be, w, x_c)
-    smooth = evaluate(be, build(w, k), x_c)
+    if build is None:
+        assert shape is not None, f"{op.name} has no shape to build its formula from"
+        formula = piecewise.formula(shape, w, k)
+    else:
+        formula = build(w, k)
+    smooth = evaluate(be, formula, x_c)
     hard = None
     if straight_through:
         with be.quiet():
-            hard = op.hard_value(be, caller_dtype(be, x_c, dtype), params)
+            hard = op.hard_value(caller_dtype(be, x_c, dtype), params, be)
     return finish(be, smooth, dtype, hard)
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import _dispatch
-from ._backend import Array, Backend, as_float_array, memoize
-from ._catalogue import Op, register
+from ._backend import Array, Backend, memoize
+from ._catalogue import Op, oracle, register
 from ._engine import gate as gates
 from ._engine import piecewise as shapes
 from ._engine.bound import Bound
@@ -22,14 +22,8 @@ from ._params import real
 KernelLike = str | Kernel
 
 
-def _reference() -> Any:
-    from . import _reference
-
-    return _reference
-
-
 def _piecewise_reference(f: Any, breakpoints: list[float]) -> Any:
-    return lambda kernel, w, x: _reference().convolve(f, breakpoints, kernel, w, x)
+    return lambda kernel, w, x: oracle().convolve(f, breakpoints, kernel, w, x)
 
 
 def _unit(y: Any) -> Any:
@@ -51,11 +45,9 @@ def _evaluated(shape: Any) -> Any:
 def _smooth_piecewise(
     op: Op, x: Any, width: Any, tol: Any, kernel: Any, straight_through: Any, **params: Any
 ) -> Array:
-    assert op.shape is not None
-    shape = op.shape(**params)
     return _dispatch.elementwise(
-        op, lambda w, k: shapes.formula(shape, w, k), x, width=width, tol=tol, kernel=kernel,
-        straight_through=straight_through, params=params,
+        op, None, x, width=width, tol=tol, kernel=kernel, straight_through=straight_through,
+        params=params,
     )  # fmt: skip
 
 
@@ -378,7 +370,7 @@ def hinge(
 
 
 def _compare(
-    op: Op, shape: Any, x1: Any, x2: Any, width: Any, tol: Any, kernel: Any, straight_through: Any
+    op: Op, x1: Any, x2: Any, width: Any, tol: Any, kernel: Any, straight_through: Any
 ) -> Array:
     """``greater``, ``less`` and ``equal``: the smooth form of the difference, and
     straight-through the framework's own comparison of the inputs (not of their
@@ -386,12 +378,14 @@ def _compare(
     be, (a, b), dtype = _dispatch.operands((x1, x2), "x1 and x2")
     with be.quiet():
         difference = b - a if op is _LESS else a - b
-    if op is _EQUAL:
-        build: Any = gates.bump
-    else:
-        build = lambda w, k: shapes.formula(shape, w, k)  # noqa: E731
     smooth = _dispatch.elementwise(
-        op, build, difference, width=width, tol=tol, kernel=kernel, straight_through=False
+        op,
+        gates.bump if op is _EQUAL else None,
+        difference,
+        width=width,
+        tol=tol,
+        kernel=kernel,
+        straight_through=False,
     )
     hard = None
     if straight_through:
@@ -428,7 +422,7 @@ def greater(
     >>> mol.greater(np.array([1.0, 3.0]), 2.0, width=1e-3)
     array([0., 1.])
     """
-    return _compare(_GREATER, shapes.STEP, x1, x2, width, tol, kernel, straight_through)
+    return _compare(_GREATER, x1, x2, width, tol, kernel, straight_through)
 
 
 _LESS = Op("less", shape=lambda: shapes.STEP)
@@ -453,7 +447,7 @@ def less(
     >>> mol.less(np.array([1.0, 3.0]), 2.0, width=1e-3)
     array([1., 0.])
     """
-    return _compare(_LESS, shapes.STEP, x1, x2, width, tol, kernel, straight_through)
+    return _compare(_LESS, x1, x2, width, tol, kernel, straight_through)
 
 
 _WHERE = Op(
@@ -524,11 +518,9 @@ def delta(x: Array, /, *, width: float, kernel: KernelLike = "logistic") -> Arra
     >>> mol.delta(np.array([0.0]), kernel="uniform", width=0.5)
     array([1.])
     """
-    k = get_kernel(kernel)
-    w = _dispatch.resolve_width(_DELTA, width, None, k)
-    be, x_c, dtype = as_float_array(x)
-    w = _dispatch.width_like(be, w, x_c)
-    return _dispatch.finish(be, _dispatch.evaluate(be, gates.delta(w, k), x_c), dtype)
+    return _dispatch.elementwise(
+        _DELTA, gates.delta, x, width=width, tol=None, kernel=kernel, straight_through=False
+    )
 
 
 _EQUAL = Op(
@@ -559,7 +551,7 @@ def equal(
     >>> mol.equal(np.array([0.0, 1.0]), 0.0, kernel="gaussian", width=1.0)
     array([1.        , 0.60653066])
     """
-    return _compare(_EQUAL, None, x1, x2, width, None, kernel, straight_through)
+    return _compare(_EQUAL, x1, x2, width, None, kernel, straight_through)
 
 
 @memoize
@@ -575,7 +567,7 @@ def _gate_op(name: str, module: str) -> Op:
         name,
         hard=lambda be, x: be.relu(x),  # the ReLU it gates
         bound=_gate_bound,
-        reference=lambda kernel, w, x: _reference().gate(kernel, w, x),
+        reference=lambda kernel, w, x: oracle().gate(kernel, w, x),
         widths=_WIDTHS,
         module=module,
     )

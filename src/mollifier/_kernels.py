@@ -297,6 +297,9 @@ class Kernel:
         form, terms = _staircase_form(self, width, eps)
         if form == "direct":
             return self._floor_slope_direct(be, r, width, terms)
+        return self._floor_slope_fourier(be, r, width, terms)
+
+    def _floor_slope_fourier(self, be: Backend, r: Array, width: float, terms: int) -> Array:
         # d/dr [r - 1/2 + sum_k c_k sin(2 pi k r)] = 1 + sum_k 2 pi k c_k cos(2 pi k r)
         total = r * 0.0 + 1.0
         for k, c_k in enumerate(_fourier_coefficients(self, width, terms), start=1):
@@ -1149,11 +1152,7 @@ class Sqrt(Kernel):
     def _floor_slope(self, be: Backend, r: Array, width: float, eps: float) -> Array:
         form = _sqrt_staircase_form(self, width, eps)
         if form[0] == "fourier":
-            # d/dr [r - 1/2 + sum_k c_k sin(2 pi k r)] = 1 + sum_k 2 pi k c_k cos(2 pi k r)
-            total = r * 0.0 + 1.0
-            for k, c_k in enumerate(_fourier_coefficients(self, width, form[1]), start=1):
-                total = total + (2.0 * math.pi * k * c_k) * be.xp.cos((2.0 * math.pi * k) * r)
-            return total
+            return self._floor_slope_fourier(be, r, width, form[1])
         _, nearest, coefficients = form
         inv_w = 1.0 / width
         total = self._pdf(be, -r * inv_w)

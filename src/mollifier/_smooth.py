@@ -8,7 +8,6 @@ from typing import Any
 from . import _dispatch
 from ._backend import Array, as_float_array
 from ._catalogue import Op
-from ._engine import piecewise as shapes
 from ._engine.numerical import METHODS, NODES_PER_PANEL, Engine, call_elementwise, seed_kind
 from ._engine.piecewise import Piecewise
 from ._kernels import Kernel, get_kernel
@@ -192,8 +191,7 @@ def _exact(
 
     def smoothed(x: Any) -> Array:
         return _dispatch.elementwise(
-            op, lambda w_, k_: shapes.formula(f, w_, k_), x, width=w, tol=None, kernel=k,
-            straight_through=straight_through,
+            op, None, x, width=w, tol=None, kernel=k, straight_through=straight_through,
         )  # fmt: skip
 
     shown = f"{w:g}" if isinstance(w, float) else "given as an array"

@@ -11,7 +11,7 @@ from typing import Any
 
 from . import _dispatch
 from ._backend import Array, Backend
-from ._catalogue import Op, register
+from ._catalogue import Op, oracle, register
 from ._engine import staircase as stairs
 from ._engine.bound import Bound, jump
 from ._kernels import Kernel
@@ -19,12 +19,6 @@ from ._params import positive_real, real
 
 KernelLike = str | Kernel
 _WIDTHS = (1e-3, 0.2, 0.6, 2.5)
-
-
-def _reference() -> Any:
-    from . import _reference
-
-    return _reference
 
 
 def _staircase_op(name: str, hard: Any, reference: Any, bound: Any = None, **entry: Any) -> Op:
@@ -68,7 +62,7 @@ _DOC_PARAMETERS = """
 _FLOOR = _staircase_op(
     "floor",
     lambda be, x: be.xp.floor(x),
-    lambda k, w, x: _reference().floor(k, w, x),
+    lambda k, w, x: oracle().floor(k, w, x),
     module="SmoothFloor",
 )
 
@@ -108,7 +102,7 @@ def floor(
 _CEIL = _staircase_op(
     "ceil",
     lambda be, x: be.xp.ceil(x),
-    lambda k, w, x: _reference().floor(k, w, x) + 1,
+    lambda k, w, x: oracle().floor(k, w, x) + 1,
     module="SmoothCeil",
 )
 
@@ -142,7 +136,7 @@ def ceil(
 _ROUND = _staircase_op(
     "round",
     lambda be, x: be.xp.round(x),
-    lambda k, w, x: _reference().floor(k, w, _reference().mp.mpf(x) + 0.5),
+    lambda k, w, x: oracle().floor(k, w, oracle().mp.mpf(x) + 0.5),
     module="SmoothRound",
 )
 
@@ -180,7 +174,7 @@ def round(
 _TRUNC = _staircase_op(
     "trunc",
     lambda be, x: be.xp.trunc(x),
-    lambda k, w, x: _reference().trunc(k, w, x),
+    lambda k, w, x: oracle().trunc(k, w, x),
     bound=lambda kernel: Bound(
         slope=0.0,
         constant=1.0,
@@ -220,7 +214,7 @@ def trunc(
 _FRAC = _staircase_op(
     "frac",
     lambda be, x: x - be.xp.floor(x),
-    lambda k, w, x: _reference().mp.mpf(x) - _reference().floor(k, w, x),
+    lambda k, w, x: oracle().mp.mpf(x) - oracle().floor(k, w, x),
     module="SmoothFrac",
 )
 
@@ -263,8 +257,7 @@ _QUANTIZE = _staircase_op(
     _quantize_hard,
     # step 1/4, offset 1/10: q(x) = round_{4w}(4 (x - 1/10)) / 4 + 1/10
     lambda k, w, x: (
-        _reference().floor(k, 4 * w, 4 * (_reference().mp.mpf(x) - 0.1) + 0.5) / 4
-        + _reference().mp.mpf(0.1)
+        oracle().floor(k, 4 * w, 4 * (oracle().mp.mpf(x) - 0.1) + 0.5) / 4 + oracle().mp.mpf(0.1)
     ),
     bound=lambda kernel, step=1.0, offset=0.0: jump(positive_real(step, "step"), "quantize"),
     params={"step": 0.25, "offset": 0.1},

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import backend_of
 from ._catalogue import Op, referenced
 from ._kernels import Kernel, get_kernel, kernels
 
@@ -31,10 +30,6 @@ def _spec(op: str) -> Op:
         raise ValueError(f"op must be one of {sorted(OPS)}; got {op!r}") from None
 
 
-def _hard(spec: Op, x: np.ndarray) -> np.ndarray:
-    return np.asarray(spec.hard_value(backend_of(x), x))
-
-
 def _figure(rows: int = 2) -> Any:
     from matplotlib.figure import Figure
 
@@ -44,7 +39,7 @@ def _figure(rows: int = 2) -> Any:
 
 
 def _hard_curves(ax_value: Any, ax_slope: Any, op: str, x: np.ndarray) -> None:
-    hard = _hard(_spec(op), x)
+    hard = _spec(op).hard_value(x)
     # break the hard curve at its jumps so that they are not drawn as steep lines
     steps = np.abs(np.diff(hard))
     jumps = steps > 20 * max(float(np.median(steps)), float(np.max(np.diff(x))))
@@ -111,7 +106,7 @@ def plot(
         bound = spec.bound_for(k, spec.params)
         if i == 0 and bound.constant == 0.0 and np.isfinite(bound.slope):
             band = bound.at(float(width))
-            hard = _hard(spec, x)
+            hard = spec.hard_value(x)
             top.fill_between(x, hard - band, hard + band, color=line.get_color(), alpha=0.15,
                              label=f"error bound ±{band:.3g}")  # fmt: skip
     top.set_title(f"{op} smoothed by the {k.name} kernel")
@@ -190,7 +185,7 @@ def compare_kernels(
     x = np.linspace(lo, hi, int(points))
     figure, top, bottom, *rest = _figure(3 if errors else 2)
     _hard_curves(top, bottom, op, x)
-    hard = _hard(spec, x)
+    hard = spec.hard_value(x)
     for name, kernel in kernels.items():
         kernel_width = _matched_width(kernel, float(width), match)
         if kernel_width is None or not spec.admits(kernel):

@@ -233,18 +233,23 @@ def elementwise(be: Backend, formula: Formula, x: Tensor) -> Tensor:
     return out
 
 
-class SmoothSoftmax(torch.autograd.Function):
-    """Softmax with temperature ``w`` that saves only its output, like ``torch.softmax``.
-
-    Backward: ``p (g - sum(g p)) / w``, through torch's own softmax backward kernel
-    for a single axis.
-    """
+class _RowNode(torch.autograd.Function):
+    """A :class:`Reduction`'s value over ``axes``, evaluated in blocks of whole rows;
+    the subclasses choose what to save and how to backpropagate."""
 
     generate_vmap_rule = True
 
     @staticmethod
     def forward(x: Tensor, axes: tuple[int, ...], formula: Reduction, be: Backend) -> Tensor:
         return _in_row_blocks(lambda v, a: formula.value(be, v, a), x, axes)
+
+
+class SmoothSoftmax(_RowNode):
+    """Softmax with temperature ``w`` that saves only its output, like ``torch.softmax``.
+
+    Backward: ``p (g - sum(g p)) / w``, through torch's own softmax backward kernel
+    for a single axis.
+    """
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
@@ -262,16 +267,10 @@ class SmoothSoftmax(torch.autograd.Function):
         return p * (grad - inner) * (1.0 / ctx.width), None, None, None
 
 
-class SmoothReduction(torch.autograd.Function):
+class SmoothReduction(_RowNode):
     """A reduction over ``axes`` (kept as size-1 dimensions), e.g. ``w log sum exp(x/w)``,
     that saves ``x``, as ``torch.logsumexp`` does; backward is ``grad`` times the
     formula's weights (the softmax for logsumexp)."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: Tensor, axes: tuple[int, ...], formula: Reduction, be: Backend) -> Tensor:
-        return _in_row_blocks(lambda v, a: formula.value(be, v, a), x, axes)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:

@@ -14,7 +14,6 @@ large cancels (a naive sum of smoothed ramps loses ``eps * |x|`` to cancellation
 
 from __future__ import annotations
 
-import builtins
 import itertools
 import math
 from collections.abc import Sequence
@@ -159,10 +158,10 @@ class Piecewise:
         """
         jumps = slopes = curvatures = 0.0
         for _, (b0, b1, b2) in self.jumps():
-            jumps += builtins.abs(b0)
-            slopes += builtins.abs(b1)
-            curvatures += builtins.abs(b2)
-        curvatures += builtins.abs(self.pieces[0][2])
+            jumps += abs(b0)
+            slopes += abs(b1)
+            curvatures += abs(b2)
+        curvatures += abs(self.pieces[0][2])
         return Bound(
             constant=jumps / 2.0,
             slope=slopes * kernel.mean_abs / 2.0 if slopes else 0.0,

@@ -257,7 +257,7 @@ def _identity(x: Array) -> Array:
     return x
 
 
-def backend_of(x: Array) -> Backend:
+def backend_of(x: Array, name: str = "x") -> Backend:
     """The backend of an array (NumPy arrays and scalars, torch tensors, JAX arrays).
 
     Raises
@@ -276,15 +276,25 @@ def backend_of(x: Array) -> Backend:
     if isinstance(x, (np.ndarray, np.generic, int, float)):
         return _numpy_backend()
     raise TypeError(
-        f"x must be a NumPy, PyTorch or JAX array (or a Python number); got {type(x).__name__}"
+        f"{name} must be a NumPy, PyTorch or JAX array (or a Python number); got "
+        f"{type(x).__name__}"
     )
 
 
-def default_float(backend: Backend) -> Any:
-    """The floating dtype an integer input is promoted to (the framework's default)."""
+def default_float(backend: Backend, dtype: Any = None) -> Any:
+    """The floating dtype an integer input of ``dtype`` is promoted to.
+
+    The framework's own rule for its floating functions: NumPy gives ``float64`` (as
+    ``scipy.special`` does), torch its default dtype (``torch.get_default_dtype()``), JAX
+    that of ``jax.nn`` and ``jax.numpy``: ``float32`` for integers of up to 32 bits,
+    the default float (``float64`` under ``jax_enable_x64``) for 64-bit ones.
+    """
     if backend.name == "numpy":
         return np.float64
-    return backend.xp.asarray(0.0).dtype
+    default = backend.xp.asarray(0.0).dtype
+    if backend.name == "jax" and dtype is not None and np.dtype(dtype).itemsize < 8:
+        return backend.xp.float32
+    return default
 
 
 def as_float_array(x: Array, name: str = "x") -> tuple[Backend, Array, Any]:
@@ -297,7 +307,7 @@ def as_float_array(x: Array, name: str = "x") -> tuple[Backend, Array, Any]:
     """
     if isinstance(x, (list, tuple)):
         x = np.asarray(x)
-    backend = backend_of(x)
+    backend = backend_of(x, name)
     xp = backend.xp
     if isinstance(x, (int, float, np.generic)):
         x = np.asarray(x)
@@ -305,7 +315,7 @@ def as_float_array(x: Array, name: str = "x") -> tuple[Backend, Array, Any]:
     if xp.isdtype(dtype, "real floating"):
         out_dtype = dtype
     elif xp.isdtype(dtype, "integral") and not xp.isdtype(dtype, "bool"):
-        out_dtype = default_float(backend)
+        out_dtype = default_float(backend, dtype)
     else:
         raise TypeError(f"{name} must have a real floating or integer dtype; got {dtype}")
     compute = xp.float32 if _dtype_name(out_dtype) in _LOW_PRECISION else out_dtype

@@ -30,7 +30,7 @@ from ._engine import piecewise
 from ._engine.bound import Bound
 from ._engine.formula import Formula, Reduction
 from ._kernels import Kernel, get_kernel
-from ._params import width_or_tol
+from ._params import flag, width_or_tol
 
 # Python-float widths for which 1/w is a finite float32 (the fused forms scale by it);
 # array widths, which may be learnable, take the generic formulas
@@ -81,8 +81,12 @@ def resolve_width(
     return width_from_tol(op.name, op.bound_for(kernel, params or {}), t, kernel)
 
 
-def width_like(be: Backend, width: Any, x: Array) -> Any:
-    """A float width as is; an array width in ``x``'s compute dtype (no silent upcast)."""
+def width_like(be: Backend, width: Any, x: Array, axes: tuple[int, ...] | None = None) -> Any:
+    """A float width as is; an array width in ``x``'s compute dtype (no silent upcast).
+
+    An array width must broadcast against ``x``; for a reduction over ``axes`` it is one
+    width per slice, so it must also have size 1 along the reduced axes.
+    """
     if isinstance(width, float):
         return width
     if _backend.backend_of(width) is not be:
@@ -90,7 +94,21 @@ def width_like(be: Backend, width: Any, x: Array) -> Any:
             f"an array width must be an array of the same framework as x ({be.name}); got "
             f"{type(width).__name__}"
         )
+    w_shape, x_shape = tuple(width.shape), tuple(x.shape)
+    if not _broadcasts(w_shape, x_shape):
+        raise ValueError(f"width of shape {w_shape} does not broadcast against x of shape {x_shape}")
+    if axes is not None:
+        offset = x.ndim - width.ndim  # width's dimensions align with x's trailing ones
+        if any(a >= offset and w_shape[a - offset] != 1 for a in axes):
+            raise ValueError(
+                f"a width array for a reduction is one width per slice: it needs size 1 along "
+                f"the reduced axes {axes} of x of shape {x_shape}; got shape {w_shape}"
+            )
     return be.xp.astype(width, x.dtype) if width.dtype != x.dtype else width
+
+
+def _broadcasts(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    return all(m == n or m == 1 or n == 1 for m, n in zip(reversed(a), reversed(b)))
 
 
 def _adapter(be: Backend, width: Any) -> Any:
@@ -177,6 +195,7 @@ def elementwise(
 ) -> Array:
     """The whole call of an elementwise op: ``build(width, kernel)`` gives its formula;
     ``None`` for a piecewise op, whose formula is its shape's convolution."""
+    straight_through = flag(straight_through, "straight_through")
     k = get_kernel(kernel)
     params = params or {}
     shape = None
@@ -203,9 +222,9 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def operands(values: tuple[Any, ...], names: str) -> tuple[Backend, list[Any], Any]:
+def operands(values: tuple[Any, ...], names: tuple[str, ...]) -> tuple[Backend, list[Any], Any]:
     """The inputs of an op with several (``maximum``'s ``a`` and ``b``, ``where``'s
-    ``x``, ``a``, ``b``): ``(backend, inputs, caller dtype)``.
+    ``x``, ``a``, ``b``, named by ``names``): ``(backend, inputs, caller dtype)``.
 
     Arrays become floats of one framework in one compute dtype, converted before any
     arithmetic (so integers cannot wrap and float16 differences cannot overflow); Python
@@ -215,10 +234,10 @@ def operands(values: tuple[Any, ...], names: str) -> tuple[Backend, list[Any], A
     arrays = {i: v for i, v in enumerate(values) if not _is_number(v)}
     if not arrays:  # numbers only: a NumPy computation
         arrays = {0: values[0]}
-    converted = {i: as_float_array(v, names) for i, v in arrays.items()}
+    converted = {i: as_float_array(v, names[i]) for i, v in arrays.items()}
     be = next(iter(converted.values()))[0]
     if any(b is not be for b, _, _ in converted.values()):
-        raise TypeError(f"{names} must be numbers or arrays of one framework")
+        raise TypeError(f"{', '.join(names)} must be numbers or arrays of one framework")
     compute = be.result_type(*(c.dtype for _, c, _ in converted.values()))
     dtype = be.result_type(*(d for _, _, d in converted.values()))
     out: list[Any] = []
@@ -266,7 +285,7 @@ def reduction_finish(
 ) -> Array:
     """Drop the reduced axes unless ``keepdims``, then :func:`finish`; ``hard`` is kept
     like ``out``."""
-    if not keepdims:
+    if not flag(keepdims, "keepdims"):
         out = be.xp.squeeze(out, axis=axes)
         if hard is not None:
             hard = be.xp.squeeze(hard, axis=axes)

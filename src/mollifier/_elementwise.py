@@ -17,7 +17,7 @@ from ._engine import gate as gates
 from ._engine import piecewise as shapes
 from ._engine.bound import Bound
 from ._kernels import Kernel, get_kernel
-from ._params import real
+from ._params import flag, real
 
 KernelLike = str | Kernel
 
@@ -375,7 +375,8 @@ def _compare(
     """``greater``, ``less`` and ``equal``: the smooth form of the difference, and
     straight-through the framework's own comparison of the inputs (not of their
     difference, which is NaN for equal infinities)."""
-    be, (a, b), dtype = _dispatch.operands((x1, x2), "x1 and x2")
+    straight_through = flag(straight_through, "straight_through")
+    be, (a, b), dtype = _dispatch.operands((x1, x2), ("x1", "x2"))
     with be.quiet():
         difference = b - a if op is _LESS else a - b
     smooth = _dispatch.elementwise(
@@ -483,9 +484,10 @@ def where(
     >>> mol.where(np.array([-1.0, 0.0, 1.0]), 10.0, 0.0, width=1e-3)
     array([ 0.,  5., 10.])
     """
+    straight_through = flag(straight_through, "straight_through")
     k = get_kernel(kernel)
     w = _dispatch.resolve_width(_WHERE, width, None, k)
-    be, (x_c, a_c, b_c), dtype = _dispatch.operands((x, a, b), "x, a and b")
+    be, (x_c, a_c, b_c), dtype = _dispatch.operands((x, a, b), ("x", "a", "b"))
     if isinstance(x_c, float):  # a number x with array a or b
         x_c = be.const(x_c, a_c if not isinstance(a_c, float) else b_c)
     w = _dispatch.width_like(be, w, x_c)

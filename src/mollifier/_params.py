@@ -1,4 +1,4 @@
-"""Validation of the scalar knobs shared by every op (``width``, ``tol``)."""
+"""Validation of the scalar knobs shared by every op (``width``, ``tol``, the flags)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,32 @@ import sys
 from typing import Any
 
 import numpy as np
+
+
+def flag(value: Any, name: str) -> bool:
+    """Return ``value`` as a Python bool, or raise ``TypeError`` naming the argument.
+
+    Every boolean knob (``straight_through``, ``keepdims``, ``index``,
+    ``learnable_width``, ...) takes ``True`` or ``False`` (a NumPy ``bool_`` too) and
+    nothing else: a truthy string such as ``"no"`` or a number is refused rather than
+    read as true.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False; got {value!r}")
+
+
+def _real_dtype(value: Any) -> bool:
+    """Whether an array ``value`` holds real numbers (integers or floats, not bool,
+    complex, strings or objects)."""
+    dtype = getattr(value, "dtype", None)
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(dtype, torch.dtype):
+        return dtype != torch.bool and not dtype.is_complex
+    if not isinstance(dtype, np.dtype):
+        return False
+    # JAX's bfloat16 and float8 types are NumPy extension dtypes of kind "V"
+    return dtype.kind in "iuf" or (dtype.kind == "V" and "float" in dtype.name)
 
 
 def positive_real(value: Any, name: str) -> float:
@@ -26,19 +52,25 @@ def positive_real(value: Any, name: str) -> float:
             hasattr(value, "shape")
             and getattr(value, "size", None) == 1
             and not hasattr(value, "requires_grad")
+            and _real_dtype(value)
         ):
             value = float(value)
         else:
-            raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
+            raise TypeError(f"{name} must be a real number; got {_describe(value)}")
     value = float(value)
     if not math.isfinite(value) or value <= 0.0:
         raise ValueError(f"{name} must be a finite positive number; got {value!r}")
     return value
 
 
+def _describe(value: Any) -> str:
+    dtype = getattr(value, "dtype", None)
+    return type(value).__name__ if dtype is None else f"{type(value).__name__} of dtype {dtype}"
+
+
 def real(value: Any, name: str) -> float:
     """Return a finite real Python float, or raise naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
     value = float(value)
     if not math.isfinite(value):
@@ -66,6 +98,8 @@ def positive_width(value: Any) -> Any:
     """
     if not _is_array(value):
         return positive_real(value, "width")
+    if not _real_dtype(value):
+        raise TypeError(f"width must be a real number or an array of them; got {_describe(value)}")
     concrete = _concrete_values(value)
     if concrete is not None and not bool(np.all(np.isfinite(concrete) & (concrete > 0))):
         raise ValueError("width must hold finite positive numbers")

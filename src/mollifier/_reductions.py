@@ -16,6 +16,7 @@ entries equal to ``-inf`` (or masked out with ``where=``) carry no weight.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from ._engine import gate as gates
 from ._engine import lse
 from ._engine import piecewise as shapes
 from ._kernels import Kernel, get_kernel
-from ._params import width_or_tol
+from ._params import flag, width_or_tol
 
 KernelLike = str | Kernel
 _METHODS = ("logsumexp", "softmax", "power")
@@ -41,8 +42,35 @@ def _prepare(x: Any, axis: Any, where: Any) -> tuple[Backend, Array, Any, tuple[
     be, x_c, dtype = as_float_array(x)
     axes = _dispatch.axes_of(axis, x_c.ndim)
     if where is not None:
-        x_c = be.xp.where(where, x_c, be.const(-math.inf, x_c))
+        x_c = be.xp.where(_mask(be, where, x_c), x_c, be.const(-math.inf, x_c))
     return be, x_c, dtype, axes
+
+
+def _mask(be: Backend, where: Any, x: Array) -> Array:
+    """``where=`` as a boolean array of ``x``'s framework that broadcasts to ``x``'s shape:
+    a bool, a list of bools, a NumPy bool array or a bool array of ``x``'s framework."""
+    if isinstance(where, (bool, np.bool_, list, tuple)):
+        where = np.asarray(where)
+    if not isinstance(where, np.ndarray):
+        try:
+            same = backend_of(where) is be
+        except TypeError:
+            same = False
+        if not same:
+            raise TypeError(
+                f"where must be a boolean array (NumPy or of x's framework, {be.name}); got "
+                f"{type(where).__name__}"
+            )
+    if str(where.dtype) not in ("bool", "torch.bool"):  # NumPy and JAX, torch
+        raise TypeError(f"where must be a boolean mask; got dtype {where.dtype}")
+    m_shape, x_shape = tuple(where.shape), tuple(x.shape)
+    if len(m_shape) > len(x_shape) or not all(
+        m == n or m == 1 for m, n in zip(reversed(m_shape), reversed(x_shape))
+    ):
+        raise ValueError(f"where of shape {m_shape} does not broadcast to x's shape {x_shape}")
+    if isinstance(where, np.ndarray) and be.name != "numpy":
+        where = be.xp.asarray(where, device=x.device if be.name == "torch" else None)
+    return where
 
 
 def _reduced_size(x: Array, axes: tuple[int, ...]) -> int:
@@ -71,6 +99,17 @@ def _hard_max(be: Backend, x: Array, axes: tuple[int, ...], dtype: Any) -> Array
 def _check_method(method: str) -> None:
     if method not in _METHODS:
         raise ValueError(f"method must be one of {list(_METHODS)}; got {method!r}")
+
+
+def _norm_order(ord: Any) -> float:
+    """``ord`` of :func:`norm` as a float: 0, a positive number or inf (any real number
+    type, NumPy scalars included; not a bool)."""
+    if isinstance(ord, (bool, np.bool_)) or not isinstance(ord, numbers.Real):
+        raise TypeError(f"ord must be 0, a positive number or inf; got {type(ord).__name__}")
+    value = float(ord)
+    if not (value == 0.0 or value > 0.0):  # NaN and negative numbers
+        raise ValueError(f"ord must be 0, a positive number or inf; got {ord!r}")
+    return value
 
 
 _LOGSUMEXP = _reduction_op("logsumexp", "SmoothLogSumExp")
@@ -127,9 +166,11 @@ def logsumexp(
     >>> mol.logsumexp(np.array([0.0, 1.0, 2.0]), width=1e-3)
     array(2.)
     """
+    straight_through = flag(straight_through, "straight_through")
     be, x_c, dtype, axes = _prepare(x, axis, where)
     n = _reduced_size(x_c, axes)
-    w = _dispatch.width_like(be, _width(width, tol, n, math.log(n) if n > 1 else 0.0), x_c)
+    w = _width(width, tol, n, math.log(n) if n > 1 else 0.0)
+    w = _dispatch.width_like(be, w, x_c, axes)
     xp = be.xp
     if n == 0:  # log of an empty sum
         out = xp.sum(x_c, axis=axes, keepdims=True) + be.const(-math.inf, x_c)
@@ -170,9 +211,10 @@ def softmax(
     >>> mol.softmax(np.array([1.0, 2.0, -np.inf]), width=1.0)
     array([0.26894142, 0.73105858, 0.        ])
     """
+    straight_through = flag(straight_through, "straight_through")
     be, x_c, dtype, axes = _prepare(x, axis, where)
     w, _ = width_or_tol(width, None)
-    w = _dispatch.width_like(be, w, x_c)
+    w = _dispatch.width_like(be, w, x_c, axes)
     p = _dispatch.evaluate_reduction(be, lse.softmax(w), x_c, axes)
     hard = None
     if straight_through:
@@ -220,24 +262,25 @@ def max(
     array(3.)
     """
     _check_method(method)
+    straight_through = flag(straight_through, "straight_through")
     if method == "logsumexp":
         return logsumexp(x, axis=axis, width=width, tol=tol, keepdims=keepdims, where=where,
                          straight_through=straight_through)  # fmt: skip
     # masked-out entries weigh nothing: -inf in a softmax, 0 in a p-norm of x >= 0
     be, x_c, dtype, axes = _prepare(x, axis, where if method == "softmax" else None)
     if where is not None and method == "power":
-        x_c = be.xp.where(where, x_c, be.const(0.0, x_c))
+        x_c = be.xp.where(_mask(be, where, x_c), x_c, be.const(0.0, x_c))
     n = _reduced_size(x_c, axes)
     if n == 0:
         raise ValueError("max of an empty axis is undefined")
     with be.quiet():
         if method == "softmax":
             gap = lse.boltzmann_gap(n)
-            w = _dispatch.width_like(be, _width(width, tol, n, gap), x_c)
+            w = _dispatch.width_like(be, _width(width, tol, n, gap), x_c, axes)
             out = _softmax_mean(be, x_c, axes, w)
         else:
             w = _dispatch.width_like(
-                be, _width(width, tol, n, 1.0 if n > 1 else 0.0, method="power"), x_c
+                be, _width(width, tol, n, 1.0 if n > 1 else 0.0, method="power"), x_c, axes
             )
             out = _power_max(be, x_c, axes, w)
     hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
@@ -296,7 +339,7 @@ def min(
         )
     be, x_c, dtype = as_float_array(x)
     if where is not None:
-        x_c = be.xp.where(where, x_c, be.const(math.inf, x_c))
+        x_c = be.xp.where(_mask(be, where, x_c), x_c, be.const(math.inf, x_c))
     out = max(-x_c, axis=axis, width=width, tol=tol, method=method, keepdims=keepdims,
               straight_through=straight_through)  # fmt: skip
     # -max(-x): negation is exact, so the straight-through value is min(x) bit for bit
@@ -331,6 +374,7 @@ def argmax(
     >>> mol.argmax(np.array([0.0, 5.0, 1.0]), width=0.1, index=True)
     array(1.)
     """
+    index = flag(index, "index")
     p = softmax(x, axis=axis, width=width, where=where, straight_through=straight_through)
     if not index:
         return p
@@ -379,10 +423,11 @@ def _pairwise(
 ) -> Array:
     """``maximum`` (``sign = 1``) or ``minimum`` (``-1``): ``sign (b' + relu_w(a' - b'))``
     with ``a' = sign a``, ``b' = sign b``."""
+    straight_through = flag(straight_through, "straight_through")
     k = get_kernel(kernel)
     shapes.RELU.check_kernel(k)
     w = _dispatch.resolve_width(op, width, tol, k)
-    be, (a_c, b_c), dtype = _dispatch.operands((a, b), "a and b")
+    be, (a_c, b_c), dtype = _dispatch.operands((a, b), ("a", "b"))
     if sign < 0:  # minimum(a, b) = -maximum(-a, -b), negated once they are floats
         a_c, b_c = -a_c, -b_c
     with be.quiet():
@@ -490,16 +535,16 @@ def norm(
     >>> mol.norm(v, ord=0, width=1e-3, kernel="gaussian")
     array(2.)
     """
+    straight_through = flag(straight_through, "straight_through")
+    ord = _norm_order(ord)
     k = get_kernel(kernel)
     if width is None:
         raise ValueError("norm needs width= (units of x)")
     w, _ = width_or_tol(width, None)
     be, x_c, dtype = as_float_array(x)
-    w = _dispatch.width_like(be, w, x_c)
     axes = _dispatch.axes_of(axis, x_c.ndim)
+    w = _dispatch.width_like(be, w, x_c, axes)
     xp = be.xp
-    if not (ord == 0 or ord == math.inf or (isinstance(ord, (int, float)) and 0 < ord < math.inf)):
-        raise ValueError(f"ord must be 0, a positive number or inf; got {ord!r}")
     with be.quiet():
         if ord == 0:
             bump = _dispatch.evaluate(be, gates.bump(w, k), x_c)
@@ -510,8 +555,8 @@ def norm(
             if ord == math.inf:
                 out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), magnitude, axes)
             else:
-                out = lse.p_norm(be, magnitude, axes, 1.0 / float(ord))
+                out = lse.p_norm(be, magnitude, axes, 1.0 / ord)
     hard = None
     if straight_through:
-        hard = be.vector_norm(_dispatch.caller_dtype(be, x_c, dtype), float(ord), axes)
+        hard = be.vector_norm(_dispatch.caller_dtype(be, x_c, dtype), ord, axes)
     return _dispatch.reduction_finish(be, out, axes, keepdims, dtype, hard)

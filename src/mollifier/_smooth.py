@@ -11,7 +11,7 @@ from ._catalogue import Op
 from ._engine.numerical import METHODS, NODES_PER_PANEL, Engine, call_elementwise, seed_kind
 from ._engine.piecewise import Piecewise
 from ._kernels import Kernel, get_kernel
-from ._params import count, one_of, positive_real
+from ._params import count, flag, one_of, positive_real
 
 KernelLike = str | Kernel
 
@@ -137,6 +137,8 @@ def smooth(
     >>> bool(np.max(np.abs(g(x) - mol.floor(x, kernel="gaussian", width=0.3))) < 1e-9)
     True
     """
+    straight_through = flag(straight_through, "straight_through")
+    antithetic = flag(antithetic, "antithetic")
     method = one_of(method, METHODS + ("auto", "exact"), "method")
     gradient = one_of(gradient, GRADIENTS, "gradient")
     k = get_kernel(kernel)
@@ -225,7 +227,7 @@ class SmoothedFunction:
 
     def __call__(self, x: Array, /, *, return_stderr: bool = False) -> Any:
         be, x_c, dtype = as_float_array(x, "x")
-        if return_stderr:
+        if flag(return_stderr, "return_stderr"):
             if self.engine.method != "monte_carlo":
                 raise ValueError("return_stderr applies to method='monte_carlo'")
             with be.quiet():

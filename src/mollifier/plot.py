@@ -18,6 +18,7 @@ import numpy as np
 
 from ._catalogue import Op, referenced
 from ._kernels import Kernel, get_kernel, kernels
+from ._params import flag
 
 OPS: tuple[str, ...] = tuple(referenced())
 """Names accepted by :func:`plot` and :func:`compare_kernels`."""
@@ -179,6 +180,7 @@ def compare_kernels(
     (3, False)
     """
     spec = _spec(op)
+    errors = flag(errors, "errors")
     if match not in MATCHES:
         raise ValueError(f"match must be one of {list(MATCHES)}; got {match!r}")
     lo, hi = (float(v) for v in x_range)
@@ -324,7 +326,8 @@ def gallery(
     Parameters
     ----------
     directory : path
-        Created if missing.
+        Created if missing (the arguments are checked first, so a bad one creates
+        nothing); an existing file there raises ``ValueError``.
     ops, kernel_names : sequences of str, optional
         Restrict the op x kernel grid (all by default).
     progress : text stream, optional
@@ -338,8 +341,6 @@ def gallery(
     import html
     import pathlib
 
-    out = pathlib.Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
     for name in ops or ():
         _spec(name)
     for name in kernel_names or ():
@@ -350,6 +351,14 @@ def gallery(
         for k in (kernel_names or kernels)
         if _spec(op).admits(kernels[k])
     ]
+    if not grid:
+        raise ValueError(
+            f"no op in {list(ops or OPS)} admits a kernel in {list(kernel_names or kernels)}"
+        )
+    out = pathlib.Path(directory)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{str(out)!r} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
     jobs: list[tuple[str, str, Any]] = [
         (f"{op}-{k}", f"{op}, {k} kernel", lambda op=op, k=k: plot(op, kernel=k)) for op, k in grid
     ]

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from .._backend import Array, Backend, as_float_array, finish
 from .._kernels import Kernel, _sign_consistent_reflection
@@ -26,6 +29,18 @@ from .bound import Bound
 from .formula import Formula
 
 _MAX_DEGREE = 2
+
+
+def _reals(values: Any, message: str) -> tuple[float, ...]:
+    """``values`` (a sequence of real numbers, not a string) as floats, or ``TypeError``."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{message}; got {type(values).__name__}")
+    out = []
+    for value in values:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{message}; got an entry {value!r} of type {type(value).__name__}")
+        out.append(float(value))
+    return tuple(out)
 
 
 class Piecewise:
@@ -52,14 +67,16 @@ class Piecewise:
     """
 
     def __init__(self, breakpoints: Sequence[float], pieces: Sequence[Sequence[float]]) -> None:
-        try:
-            points = tuple(float(c) for c in breakpoints)
-        except (TypeError, ValueError):
-            raise TypeError("breakpoints must be a sequence of real numbers") from None
+        points = _reals(breakpoints, "breakpoints must be a sequence of real numbers")
         if not all(math.isfinite(c) for c in points):
             raise ValueError(f"breakpoints must be finite; got {points}")
         if any(b <= a for a, b in itertools.pairwise(points)):
             raise ValueError(f"breakpoints must be strictly increasing; got {points}")
+        if isinstance(pieces, (str, bytes)) or not hasattr(pieces, "__len__"):
+            raise TypeError(
+                "pieces must be a sequence of polynomials (each a sequence of coefficients in "
+                f"ascending powers); got {type(pieces).__name__}"
+            )
         if len(pieces) != len(points) + 1:
             raise ValueError(
                 f"pieces must hold len(breakpoints) + 1 = {len(points) + 1} polynomials; "
@@ -67,12 +84,9 @@ class Piecewise:
             )
         polys = []
         for piece in pieces:
-            try:
-                coefficients = [float(a) for a in piece]
-            except (TypeError, ValueError):
-                raise TypeError(
-                    "each piece must be a sequence of real coefficients (ascending powers)"
-                ) from None
+            coefficients = list(
+                _reals(piece, "each piece must be a sequence of real coefficients (ascending powers)")
+            )
             if not coefficients or not all(math.isfinite(a) for a in coefficients):
                 raise ValueError(f"each piece needs finite coefficients; got {list(piece)}")
             while len(coefficients) > 1 and coefficients[-1] == 0.0:
@@ -282,3 +296,4 @@ def clip(lower: float, upper: float) -> Piecewise:
 
 def hinge(margin: float) -> Piecewise:
     return Piecewise([margin], [[margin, -1.0], [0.0]])
+

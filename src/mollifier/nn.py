@@ -2,12 +2,16 @@
 
 Importing this module imports torch (extra ``torch``); ``import mollifier`` does not.
 
-Every module takes ``kernel``, ``width``, ``learnable_width``, ``per_channel`` (a width
-per channel along ``dim``) and ``straight_through``. A learnable width is stored as
-``raw`` with ``width = softplus(raw)``, so gradient steps cannot make it non-positive.
-Setting ``module.hard = True`` (or :func:`harden`) makes the forward pass the exact hard
-op, for inference; :func:`set_width` and the schedules drive the width during training.
-Bad arguments raise at construction, not at the first forward.
+Every module takes ``kernel``, ``width``, ``learnable_width``, ``min_width``,
+``per_channel`` (a width per channel along ``dim``) and ``straight_through``. The width
+is stored as ``raw_width`` with ``width = min_width + softplus(raw_width)``: a learnable
+width stays above its floor ``min_width`` (default ``width / 1000``) whatever step an
+optimizer takes, so it can neither reach 0 nor underflow. Setting ``module.hard = True``
+(or :func:`harden`) makes the forward pass the exact hard op, for inference;
+:func:`set_width` and the schedules drive the fixed widths during training. Bad
+arguments raise at construction (each module evaluates itself once on a tiny input, so
+a kernel its op does not admit raises there), not at the first forward; the flags take
+only ``True`` or ``False``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ from . import _staircase as staircase
 from ._backend import backend_of
 from ._catalogue import CATALOGUE, Op
 from ._kernels import Kernel, get_kernel
-from ._params import positive_real, real
+from ._params import flag, positive_real, real
+
+MIN_WIDTH_FRACTION = 1e-3
+"""Default floor of a learnable width, as a fraction of the initial width."""
 
 
 def _inverse_softplus(value: float) -> float:
@@ -34,10 +41,37 @@ def _inverse_softplus(value: float) -> float:
     return value + math.log(-math.expm1(-value))
 
 
+def _shown(values: list[float]) -> str:
+    if all(v == values[0] for v in values):
+        return f"{values[0]:.4g}"
+    shown = [f"{v:.4g}" for v in values]
+    return "[" + ", ".join(shown if len(shown) <= 6 else [*shown[:3], "...", *shown[-2:]]) + "]"
+
+
 class SmoothModule(nn.Module):
-    """Base class: holds the kernel, the (optionally learnable) width and the flags."""
+    """Base class: holds the kernel, the (optionally learnable) width and the flags.
+
+    Parameters
+    ----------
+    kernel : str or Kernel, default "logistic"
+    width : float, default 0.1
+        The initial width (every channel's, with ``per_channel``).
+    learnable_width : bool, default False
+        Make the width a parameter (``raw_width``) that optimizers train.
+    min_width : float, optional
+        The floor of the width: ``width = min_width + softplus(raw_width)``, so no
+        gradient step can take it to ``min_width`` or below. Default ``width / 1000``
+        (:data:`MIN_WIDTH_FRACTION`) for a learnable width, 0 for a fixed one.
+    per_channel : int, optional
+        One width per channel along ``dim`` (the input must have that many there).
+    dim : int, default 1
+        The channel axis for ``per_channel``; the reduced axis of reductions.
+    straight_through : bool, default False
+        Forward the hard op, backpropagate the smooth gradient.
+    """
 
     supports_array_width = True
+    uses_kernel = True
 
     def __init__(
         self,
@@ -45,13 +79,29 @@ class SmoothModule(nn.Module):
         kernel: str | Kernel = "logistic",
         width: float = 0.1,
         learnable_width: bool = False,
+        min_width: float | None = None,
         per_channel: int | None = None,
         dim: int = 1,
         straight_through: bool = False,
     ) -> None:
         super().__init__()
         self.kernel = get_kernel(kernel)
+        if not self.uses_kernel and self.kernel.name != "logistic":
+            raise ValueError(
+                f"{type(self).__name__} takes no kernel: its logsumexp is the logistic "
+                f"kernel's smoothing of the max; got kernel={self.kernel.name!r}"
+            )
         initial = positive_real(width, "width")
+        learnable_width = flag(learnable_width, "learnable_width")
+        straight_through = flag(straight_through, "straight_through")
+        if min_width is None:
+            floor = initial * MIN_WIDTH_FRACTION if learnable_width else 0.0
+        else:
+            floor = real(min_width, "min_width")
+            if not 0.0 <= floor < initial:
+                raise ValueError(
+                    f"min_width must be >= 0 and below the width {initial:g}; got {floor:g}"
+                )
         if learnable_width and not self.supports_array_width:
             raise ValueError(
                 f"{type(self).__name__} cannot learn its width: the number of terms of a "
@@ -59,7 +109,9 @@ class SmoothModule(nn.Module):
                 "anneal the width with a schedule instead"
             )
         if per_channel is not None:
-            if isinstance(per_channel, bool) or not isinstance(per_channel, int) or per_channel < 1:
+            if isinstance(per_channel, bool) or not isinstance(per_channel, int):
+                raise TypeError(f"per_channel must be a positive int; got {per_channel!r}")
+            if per_channel < 1:
                 raise ValueError(f"per_channel must be a positive int; got {per_channel!r}")
             if not self.supports_array_width:
                 raise ValueError(f"{type(self).__name__} needs one width (a Python number)")
@@ -67,31 +119,60 @@ class SmoothModule(nn.Module):
             raise TypeError(f"dim must be an int; got {dim!r}")
         self.per_channel = per_channel
         self.dim = dim
-        self.learnable_width = bool(learnable_width)
-        self.straight_through = bool(straight_through)
+        self.learnable_width = learnable_width
+        self.straight_through = straight_through
         self.hard = False
         shape = (per_channel,) if per_channel is not None else ()
-        raw = torch.full(shape, _inverse_softplus(initial), dtype=torch.get_default_dtype())
+        raw = torch.full(
+            shape, _inverse_softplus(initial - floor), dtype=torch.get_default_dtype()
+        )
         if self.learnable_width:
             self.raw_width = nn.Parameter(raw)
         else:
             self.register_buffer("raw_width", raw)
+        # a buffer, so that state_dict carries the floor with the raw width
+        self.register_buffer("min_width", torch.tensor(floor, dtype=raw.dtype))
+        self._admit(initial)
+
+    @property
+    def hard(self) -> bool:
+        """Whether the forward pass is the exact hard op (see :func:`harden`)."""
+        return self._hard
+
+    @hard.setter
+    def hard(self, value: bool) -> None:
+        self._hard = flag(value, "hard")
+
+    def _admit(self, width: float) -> None:
+        """Evaluate once on a tiny input, so that what the first forward would refuse
+        (a kernel the op does not admit, ...) raises at construction."""
+        ndim = self.dim + 1 if self.dim >= 0 else -self.dim
+        probe = torch.zeros((1,) * ndim, dtype=self.raw_width.dtype)
+        knobs = {"width": width, "kernel": self.kernel, "straight_through": False}
+        with torch.no_grad():
+            self._evaluate(probe, knobs)
 
     @property
     def width(self) -> torch.Tensor:
-        """The current width, ``softplus(raw_width)`` (one per channel with ``per_channel``).
+        """The current width, ``min_width + softplus(raw_width)`` (one per channel with
+        ``per_channel``).
 
-        The dtype's smallest normal number is added so that a softplus that underflows
-        (a raw value driven far below zero) still gives a positive width.
+        Where ``min_width`` is 0 the dtype's smallest normal number takes its place, so
+        that a softplus that underflows (a raw value driven far below zero) still gives a
+        positive width.
         """
         raw = self.raw_width
-        return nn.functional.softplus(raw) + torch.finfo(raw.dtype).tiny
+        floor = self.min_width.to(raw.dtype).clamp(min=torch.finfo(raw.dtype).tiny)
+        return nn.functional.softplus(raw) + floor
 
     def set_width(self, value: float) -> None:
-        """Set every entry of the width to ``value`` (used by the annealing schedules)."""
+        """Set every entry of the width to ``value`` (above ``min_width``)."""
         value = positive_real(value, "width")
+        floor = float(self.min_width)
+        if value <= floor:
+            raise ValueError(f"width must be above min_width={floor:g}; got {value:g}")
         with torch.no_grad():
-            self.raw_width.fill_(_inverse_softplus(value))
+            self.raw_width.fill_(_inverse_softplus(value - floor))
 
     def _width_for(self, x: torch.Tensor) -> Any:
         width = self.width
@@ -99,6 +180,12 @@ class SmoothModule(nn.Module):
             return float(width)
         if self.per_channel is None:
             return width.to(x.dtype)
+        if not -x.ndim <= self.dim < x.ndim:
+            raise ValueError(
+                f"per_channel={self.per_channel} needs a channel axis dim={self.dim}; the "
+                f"input has {x.ndim} dimension{'s' if x.ndim != 1 else ''} (shape "
+                f"{tuple(x.shape)})"
+            )
         axis = self.dim % x.ndim
         if x.shape[axis] != self.per_channel:
             raise ValueError(
@@ -117,6 +204,11 @@ class SmoothModule(nn.Module):
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(
+                f"{type(self).__name__} takes a torch.Tensor; got {type(x).__name__} (the "
+                "functions of mollifier take NumPy and JAX arrays)"
+            )
         if self.hard:
             with torch.no_grad():
                 return self._evaluate(x, self._knobs(x))
@@ -126,11 +218,14 @@ class SmoothModule(nn.Module):
         raise NotImplementedError
 
     def extra_repr(self) -> str:
-        width = self.width.detach()
-        shown = f"{float(width):.4g}" if width.ndim == 0 else f"per_channel={self.per_channel}"
-        flags = [f"kernel={self.kernel.name}", f"width={shown}"]
+        widths = self.width.detach().reshape(-1).tolist()
+        flags = [f"kernel={self.kernel.name}", f"width={_shown(widths)}"]
+        if self.per_channel is not None:
+            flags.append(f"per_channel={self.per_channel}, dim={self.dim}")
         if self.learnable_width:
             flags.append("learnable_width=True")
+        if float(self.min_width) > 0.0:
+            flags.append(f"min_width={float(self.min_width):.4g}")
         if self.straight_through:
             flags.append("straight_through=True")
         if self.hard:
@@ -219,12 +314,18 @@ class SAU(SmoothModule):
         **knobs: Any,
     ) -> None:
         knobs.setdefault("kernel", "gaussian")
-        super().__init__(width=width, learnable_width=learnable_width, **knobs)
         slope = torch.tensor(real(negative_slope, "negative_slope"))
+        learnable_slope = flag(learnable_slope, "learnable_slope")
+        super().__init__(width=width, learnable_width=learnable_width, **knobs)
         if learnable_slope:
             self.negative_slope = nn.Parameter(slope)
         else:
             self.register_buffer("negative_slope", slope)
+
+    def _admit(self, width: float) -> None:
+        # before the slope exists: the smoothing is the kernel's ReLU
+        with torch.no_grad():
+            elementwise.relu(torch.zeros(1), width=width, kernel=self.kernel)
 
     def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
         a = self.negative_slope.to(x.dtype)
@@ -269,6 +370,8 @@ class SmoothQuantize(_StaircaseModule):
 
 class _ReductionModule(SmoothModule):
     """A reduction over ``dim``; ``per_channel`` does not apply."""
+
+    uses_kernel = False
 
     def __init__(self, dim: int = -1, **knobs: Any) -> None:
         if knobs.get("per_channel") is not None:
@@ -317,7 +420,7 @@ class SmoothArgmax(_ReductionModule):
     """Module of :func:`mollifier.argmax` over ``dim`` (``index=True``: expected index)."""
 
     def __init__(self, dim: int = -1, index: bool = False, **knobs: Any) -> None:
-        self.index = bool(index)
+        self.index = flag(index, "index")
         super().__init__(dim=dim, **knobs)
 
     def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
@@ -328,10 +431,10 @@ class SmoothArgmax(_ReductionModule):
 class SmoothNorm(_ReductionModule):
     """Module of :func:`mollifier.norm` over ``dim`` (``ord`` as there)."""
 
+    uses_kernel = True
+
     def __init__(self, ord: float = 2, dim: int = -1, **knobs: Any) -> None:
-        if not (ord == 0 or ord == math.inf or (isinstance(ord, (int, float)) and ord > 0)):
-            raise ValueError(f"ord must be 0, a positive number or inf; got {ord!r}")
-        self.ord = ord
+        self.ord = reductions._norm_order(ord)
         super().__init__(dim=dim, **knobs)
 
     def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
@@ -343,16 +446,29 @@ def smooth_modules(model: nn.Module) -> Iterator[SmoothModule]:
     return (m for m in model.modules() if isinstance(m, SmoothModule))
 
 
+def scheduled(module: SmoothModule) -> bool:
+    """Whether :func:`set_width` and :meth:`WidthSchedule.apply` drive ``module``'s
+    width: a fixed width, one for all channels (not learnable, not per channel)."""
+    return not module.learnable_width and module.per_channel is None
+
+
 def set_width(model: nn.Module, value: float) -> None:
-    """Set the width of every smooth module in ``model``."""
+    """Set the width of every smooth module of ``model`` whose width is :func:`scheduled`.
+
+    Learnable widths (the optimizer's) and per-channel widths (one value would erase
+    the channels' differences) are left as they are; set those with
+    ``module.set_width(value)``.
+    """
     for module in smooth_modules(model):
-        module.set_width(value)
+        if scheduled(module):
+            module.set_width(value)
 
 
 def harden(model: nn.Module, hard: bool = True) -> None:
     """Switch every smooth module of ``model`` to the exact hard op (or back)."""
+    hard = flag(hard, "hard")
     for module in smooth_modules(model):
-        module.hard = bool(hard)
+        module.hard = hard
 
 
 class WidthSchedule:
@@ -361,7 +477,8 @@ class WidthSchedule:
     ``kind``: ``"constant"`` (always ``start``), ``"exponential"`` (geometric
     interpolation), ``"cosine"`` (half cosine), ``"linear"`` (straight line); after
     ``steps`` the width stays at ``end``. Call ``schedule(step)`` for the value or
-    ``schedule.apply(model, step)`` to set it on every smooth module.
+    ``schedule.apply(model, step)`` to set it on every smooth module with a fixed width
+    (learnable and per-channel widths are left alone).
 
     Examples
     --------
@@ -396,7 +513,12 @@ class WidthSchedule:
         return self.start + (self.end - self.start) * fraction
 
     def apply(self, model: nn.Module, step: int) -> float:
-        """Set the scheduled width on every smooth module of ``model``; returns it."""
+        """Set the scheduled width on the smooth modules of ``model`` with a fixed width;
+        returns it.
+
+        Learnable and per-channel widths are not touched (see :func:`set_width`): a
+        model may anneal its fixed widths while it learns others.
+        """
         value = self(step)
         set_width(model, value)
         return value

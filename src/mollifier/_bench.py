@@ -227,11 +227,28 @@ def residual_table(jax: Any, jnp: Any) -> None:
         print(f"| {name} | {mine[0]} / {mine[1]} | {native_name} | {theirs[0]} / {theirs[1]} |")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="mollifier bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=16 * 2**20, help="elements (default 16M)")
-    parser.add_argument("--rows", type=int, default=4096, help="matrix side for reductions")
-    parser.add_argument("--repeat", type=int, default=5)
+def positive_int(text: str) -> int:
+    """An argparse type: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value}")
+    return value
+
+
+def main(
+    argv: list[str] | None = None, parser_class: type[argparse.ArgumentParser] | None = None
+) -> None:
+    parser = (parser_class or argparse.ArgumentParser)(
+        prog="mollifier bench", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--size", type=positive_int, default=16 * 2**20,
+                        help="elements (default 16M)")  # fmt: skip
+    parser.add_argument("--rows", type=positive_int, default=4096,
+                        help="matrix side for reductions")  # fmt: skip
+    parser.add_argument("--repeat", type=positive_int, default=5)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--jax", action="store_true", help="also time jax.jit against jax.nn")
     args = parser.parse_args(argv)

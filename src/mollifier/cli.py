@@ -1,15 +1,28 @@
-"""Command line: ``mollifier check`` (and ``python -m mollifier check``)."""
+"""Command line: ``mollifier check`` (and ``python -m mollifier check``).
+
+Every bad argument exits with status 2 and one line on stderr naming it (never a
+traceback); ``check`` exits 1 when a row fails.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line: ``mollifier plot: error: ...``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mollifier",
         description=(
             "Smooth versions of non-smooth functions with a known error. "
@@ -52,7 +65,11 @@ def _parser() -> argparse.ArgumentParser:
         help="with --compare: equal width, standard deviation or mean |deviation|",
     )  # fmt: skip
     plot.add_argument("--errors", action="store_true", help="with --compare: |error| panel")
-    plot.add_argument("-o", "--output", required=True, help="PNG file to write")
+    plot.add_argument(
+        "-o", "--output", required=True,
+        help="image file to write (its extension picks the format: png, pdf, svg, ...); an "
+        "existing directory receives OP-KERNEL.png (OP-compare.png with --compare)",
+    )  # fmt: skip
     gallery = sub.add_parser(
         "gallery",
         help="write every op x kernel figure, the seed figures and an index.html",
@@ -62,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
             "floor next to the exact one, swish and gelu) and an index.html showing them."
         ),
     )
-    gallery.add_argument("-o", "--output", required=True, help="directory to write")
+    gallery.add_argument(
+        "-o", "--output", required=True, help="directory to write (created if missing)"
+    )
     gallery.add_argument("--op", action="append", help="only this op (repeatable)")
     gallery.add_argument("--kernel", action="append", help="only this kernel (repeatable)")
     sub.add_parser(
@@ -76,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ._catalogue import referenced
-    from ._check import format_table, rows_as_dicts, run_check
+    from ._check import format_table, pairs, rows_as_dicts, run_check
     from ._kernels import kernels
 
     parser = _parser()
@@ -90,6 +109,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"mollifier check: unknown {kind} {unknown}; valid: {sorted(valid)}",
                       file=sys.stderr)  # fmt: skip
                 return 2
+        todo = pairs(args.op, args.kernel)
+        refused = [
+            f"{op} x {kernel}"
+            for op in args.op or ()
+            for kernel in args.kernel or ()
+            if (op, kernel) not in todo
+        ]
+        if not todo:
+            reason = _refusal(args.op[0], args.kernel[0]) if len(refused) == 1 else ""
+            return _fail("check", f"nothing to check: no op admits the kernels asked for "
+                         f"({', '.join(refused)}){reason}")  # fmt: skip
+        if refused:
+            print(f"mollifier check: skipping {', '.join(refused)} (not admissible)",
+                  file=sys.stderr)  # fmt: skip
         rows = run_check(args.op, args.kernel, quick=args.quick)
         if args.format == "json":
             print(json.dumps(rows_as_dicts(rows), indent=1))
@@ -106,15 +139,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             files = plots.gallery(args.output, ops=args.op, kernel_names=args.kernel,
                                   progress=sys.stderr)  # fmt: skip
-        except ValueError as error:
-            print(f"mollifier gallery: {error}", file=sys.stderr)
-            return 2
+        except (ValueError, OSError) as error:
+            return _fail("gallery", error)
+        except ModuleNotFoundError as error:
+            return _fail("gallery", f"needs {error.name} (pip install 'mollifier[plot]')")
         print(files[-1])
         return 0
     if args.command == "bench":
-        from ._bench import main as bench_main
-
-        bench_main(extra)
+        try:
+            from ._bench import main as bench_main
+        except ModuleNotFoundError as error:
+            return _fail("bench", f"needs {error.name} (pip install 'mollifier[torch]')")
+        bench_main(extra, parser_class=_Parser)
         return 0
     return 2  # pragma: no cover - argparse rejects other commands
 
@@ -132,11 +168,17 @@ def _plot(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     widths = args.width or [0.05, 0.2, 0.5]
-    if any(not w > 0 for w in widths):
-        print(f"mollifier plot: widths must be positive; got {widths}", file=sys.stderr)
-        return 2
+    if any(not 0 < w < math.inf for w in widths):
+        return _fail("plot", f"widths must be finite positive numbers; got {widths}")
     from . import plot
 
+    name = f"{args.op}-{'compare' if args.compare else args.kernel}.png"
+    try:
+        output = plot.image_path(args.output, name)
+    except ValueError as error:
+        return _fail("plot", error)
+    except ModuleNotFoundError as error:
+        return _fail("plot", f"needs {error.name} (pip install 'mollifier[plot]')")
     try:
         if args.compare:
             figure = plot.compare_kernels(
@@ -148,11 +190,31 @@ def _plot(args: argparse.Namespace) -> int:
                 args.op, kernel=args.kernel, widths=widths, x_range=tuple(args.range)
             )
     except ValueError as error:
-        print(f"mollifier plot: {error}", file=sys.stderr)
-        return 2
-    figure.savefig(args.output, dpi=120)
-    print(args.output)
+        return _fail("plot", error)
+    try:
+        figure.savefig(output, dpi=120)
+    except OSError as error:
+        return _fail("plot", f"cannot write {str(output)!r}: {error.strerror or error}")
+    print(output)
     return 0
+
+
+def _refusal(op: str, kernel: str) -> str:
+    """Why ``op`` does not admit ``kernel`` (its own message), after a colon."""
+    from ._catalogue import referenced
+    from ._kernels import kernels
+
+    entry = referenced()[op]
+    try:
+        entry.shape(**entry.params).check_kernel(kernels[kernel])
+    except ValueError as error:
+        return f": {error}"
+    return ""  # pragma: no cover - only refused pairs are asked about
+
+
+def _fail(command: str, message: Any) -> int:
+    print(f"mollifier {command}: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -53,6 +53,44 @@ def _hard_curves(ax_value: Any, ax_slope: Any, op: str, x: np.ndarray) -> None:
     ax_slope.plot(x, slope, color="black", lw=2.2, label="hard (a.e.)")
 
 
+def image_path(output: Any, name: str) -> Any:
+    """Where to save a figure asked for as ``output``: the file itself, or
+    ``output / name`` when ``output`` is an existing directory.
+
+    Raises
+    ------
+    ValueError
+        If the file's directory does not exist or is not a directory, or its extension
+        is not an image format matplotlib writes (``.png``, ``.pdf``, ``.svg``, ...).
+    """
+    import pathlib
+
+    from matplotlib.figure import Figure
+
+    path = pathlib.Path(output)
+    if path.is_dir():
+        return path / name
+    parent = path.parent
+    if not parent.is_dir():
+        why = "does not exist" if not parent.exists() else "is not a directory"
+        raise ValueError(f"cannot write {str(path)!r}: {str(parent)!r} {why}")
+    formats = Figure().canvas.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise ValueError(
+            f"cannot write {str(path)!r}: unknown image format "
+            f"{path.suffix or '(no extension)'}; give one of "
+            f"{', '.join('.' + f for f in sorted(formats))}"
+        )
+    return path
+
+
+def _grid(x_range: tuple[float, float], points: int) -> np.ndarray:
+    lo, hi = (float(v) for v in x_range)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"x_range must be two increasing finite numbers; got {x_range!r}")
+    return np.linspace(lo, hi, int(points))
+
+
 def plot(
     op: str,
     *,
@@ -92,12 +130,9 @@ def plot(
     """
     spec = _spec(op)
     k = get_kernel(kernel)
-    lo, hi = (float(v) for v in x_range)
-    if not lo < hi:
-        raise ValueError(f"x_range must be increasing; got {x_range!r}")
+    x = _grid(x_range, points)
     if not widths:
         raise ValueError("widths must hold at least one width")
-    x = np.linspace(lo, hi, int(points))
     figure, top, bottom = _figure()
     _hard_curves(top, bottom, op, x)
     for i, width in enumerate(widths):
@@ -183,8 +218,7 @@ def compare_kernels(
     errors = flag(errors, "errors")
     if match not in MATCHES:
         raise ValueError(f"match must be one of {list(MATCHES)}; got {match!r}")
-    lo, hi = (float(v) for v in x_range)
-    x = np.linspace(lo, hi, int(points))
+    x = _grid(x_range, points)
     figure, top, bottom, *rest = _figure(3 if errors else 2)
     _hard_curves(top, bottom, op, x)
     hard = spec.hard_value(x)

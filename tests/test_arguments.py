@@ -218,8 +218,15 @@ def test_two_input_ops_accept_lists_like_relu(name):
 
 
 def test_norm_takes_numpy_scalar_orders():
-    for ord, same in ((np.float32(2), 2), (np.int64(1), 1), (np.float64(np.inf), np.inf), (np.int8(0), 0)):
-        np.testing.assert_array_equal(mol.norm(X, ord=ord, width=0.1), mol.norm(X, ord=same, width=0.1))
+    for ord, same in (
+        (np.float32(2), 2),
+        (np.int64(1), 1),
+        (np.float64(np.inf), np.inf),
+        (np.int8(0), 0),
+    ):
+        np.testing.assert_array_equal(
+            mol.norm(X, ord=ord, width=0.1), mol.norm(X, ord=same, width=0.1)
+        )
     with pytest.raises(TypeError, match="ord must be"):
         mol.norm(X, ord=True, width=0.1)
     with pytest.raises(TypeError, match="ord must be"):
@@ -299,7 +306,9 @@ print(jax.nn.softplus(jnp.arange(3, dtype=jnp.int32)).dtype,
 def test_integers_promote_to_the_default_float_without_x64():
     for dtype in (jnp.int8, jnp.int32, jnp.uint8):
         assert mol.relu(jnp.arange(3, dtype=dtype), width=0.1).dtype == jnp.float32
-    assert mol.relu(torch.arange(3, dtype=torch.int32), width=0.1).dtype == torch.get_default_dtype()
+    assert (
+        mol.relu(torch.arange(3, dtype=torch.int32), width=0.1).dtype == torch.get_default_dtype()
+    )
     assert mol.relu(np.arange(3, dtype=np.int8), width=0.1).dtype == np.float64
 
 

@@ -181,3 +181,224 @@ def test_docs_examples_run():
     assert len(blocks) == 2
     for block in blocks:
         exec(compile(block, "docs/examples.md", "exec"), {})
+
+
+LEARNABLE = {
+    "SmoothStep": lambda **k: mnn.SmoothStep(**k),
+    "SmoothSign": lambda **k: mnn.SmoothSign(**k),
+    "SmoothReLU": lambda **k: mnn.SmoothReLU(**k),
+    "SmoothAbs": lambda **k: mnn.SmoothAbs(**k),
+    "SmoothClip": lambda **k: mnn.SmoothClip(-1.0, 1.0, **k),
+    "SmoothHinge": lambda **k: mnn.SmoothHinge(**k),
+    "SmoothLeakyReLU": lambda **k: mnn.SmoothLeakyReLU(**k),
+    "SmoothGELU": lambda **k: mnn.SmoothGELU(**k),
+    "SmoothSwish": lambda **k: mnn.SmoothSwish(**k),
+    "SmoothMax": lambda **k: mnn.SmoothMax(**k),
+    "SmoothMin": lambda **k: mnn.SmoothMin(**k),
+    "SmoothLogSumExp": lambda **k: mnn.SmoothLogSumExp(**k),
+    "SmoothSoftmax": lambda **k: mnn.SmoothSoftmax(**k),
+    "SmoothArgmax": lambda **k: mnn.SmoothArgmax(**k),
+    "SmoothNorm": lambda **k: mnn.SmoothNorm(**k),
+    "SAU": lambda **k: mnn.SAU(**k),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LEARNABLE))
+@pytest.mark.parametrize(
+    ("optimizer", "lr"), [("sgd", 1.0), ("sgd", 10.0), ("adam", 1.0), ("adam", 10.0)]
+)
+@pytest.mark.parametrize("loss", ["sum", "mse"])
+def test_a_learnable_width_stays_above_its_floor(name, optimizer, lr, loss):
+    # before the floor, large steps drove the width to ~1e-37 in two steps, then NaN, then
+    # a ValueError at the next forward
+    torch.manual_seed(0)
+    module = LEARNABLE[name](width=0.5, learnable_width=True)
+    assert float(module.min_width) == pytest.approx(0.5 * mnn.MIN_WIDTH_FRACTION)
+    make = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
+    parameters = [module.raw_width]  # the width alone: SAU's slope is a free linear parameter
+    step = make(parameters, lr=lr)
+    x = torch.randn(16, 8) * 3
+    target = torch.randn(module(x).shape)
+    for _ in range(12):
+        step.zero_grad()
+        out = module(x)
+        value = out.sum() if loss == "sum" else ((out - target) ** 2).mean()
+        value.backward()
+        assert torch.isfinite(module.raw_width.grad).all()
+        step.step()
+        assert torch.isfinite(module.raw_width).all()
+        assert float(module.width.detach().min()) >= float(module.min_width) > 0
+    assert torch.isfinite(module(x)).all()
+
+
+@pytest.mark.parametrize(("optimizer", "lr"), [("sgd", 1.0), ("adam", 1.0), ("adam", 10.0)])
+def test_sau_trains_stably_at_large_learning_rates(optimizer, lr):
+    torch.manual_seed(0)
+    sau = mnn.SAU()
+    make = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
+    step = make(sau.parameters(), lr=lr)
+    x, target = torch.randn(64, 16), torch.randn(64, 16)
+    for _ in range(50):
+        step.zero_grad()
+        loss = ((sau(x) - target) ** 2).mean()
+        assert torch.isfinite(loss)
+        loss.backward()
+        step.step()
+        assert float(sau.width.detach()) >= float(sau.min_width) > 0
+    assert abs(float(sau.negative_slope.detach())) < 10
+    # SGD at lr = 10 exceeds 2 / curvature of this quadratic in the slope: every linear
+    # parameter diverges there (torch.nn.PReLU too); the width still keeps its floor
+    sau = mnn.SAU()
+    step = torch.optim.SGD(sau.parameters(), lr=10.0)
+    for _ in range(5):
+        step.zero_grad()
+        ((sau(x) - target) ** 2).mean().backward()
+        step.step()
+        assert torch.isfinite(sau.negative_slope) and float(sau.width.detach()) >= float(
+            sau.min_width
+        )
+
+
+def test_min_width():
+    module = mnn.SmoothReLU(width=0.5, learnable_width=True, min_width=0.1)
+    assert float(module.width.detach()) == pytest.approx(0.5) and float(
+        module.min_width
+    ) == pytest.approx(0.1)
+    with torch.no_grad():
+        module.raw_width.fill_(-1e4)  # as far down as any step can push it
+    assert float(module.width.detach()) == pytest.approx(0.1)
+    assert float(mnn.SmoothReLU(width=0.5).min_width) == 0.0  # a fixed width has no floor
+    with pytest.raises(ValueError, match="min_width must be >= 0 and below the width"):
+        mnn.SmoothReLU(width=0.1, min_width=0.1)
+    with pytest.raises(ValueError, match="min_width must be >= 0"):
+        mnn.SmoothReLU(width=0.1, min_width=-1.0)
+    with pytest.raises(TypeError, match="min_width must be a real number"):
+        mnn.SmoothReLU(width=0.1, min_width="0")
+    with pytest.raises(ValueError, match="width must be above min_width=0.1"):
+        module.set_width(0.05)
+    module.set_width(0.3)
+    assert float(module.width.detach()) == pytest.approx(0.3)
+    # the floor travels with state_dict
+    other = mnn.SmoothReLU(width=2.0, learnable_width=True)
+    other.load_state_dict(module.state_dict())
+    assert float(other.min_width) == pytest.approx(0.1) and float(
+        other.width.detach()
+    ) == pytest.approx(0.3)
+
+
+def test_schedules_leave_learnable_and_per_channel_widths_alone():
+    learned = mnn.SmoothReLU(width=0.5, learnable_width=True, per_channel=4)
+    with torch.no_grad():
+        learned.raw_width.copy_(torch.tensor([-1.0, 0.0, 1.0, 2.0]))
+    before = learned.width.detach().clone()
+    per_channel = mnn.SmoothReLU(width=0.7, per_channel=2)
+    scalar_learned = mnn.SAU(width=0.9)
+    fixed = mnn.SmoothFloor(width=1.0)
+    model = torch.nn.Sequential(learned, per_channel, scalar_learned, fixed)
+    assert mnn.WidthSchedule("linear", start=0.5, end=0.1, steps=4).apply(model, 2) == 0.3
+    torch.testing.assert_close(learned.width.detach(), before)
+    torch.testing.assert_close(per_channel.width, torch.full((2,), 0.7))
+    assert float(scalar_learned.width.detach()) == pytest.approx(0.9)
+    assert float(fixed.width) == pytest.approx(0.3)
+    mnn.set_width(model, 0.2)
+    torch.testing.assert_close(learned.width.detach(), before)
+    assert float(fixed.width) == pytest.approx(0.2)
+    assert [mnn.scheduled(m) for m in model] == [False, False, False, True]
+    learned.set_width(0.25)  # a module's own set_width still sets every entry
+    torch.testing.assert_close(learned.width.detach(), torch.full((4,), 0.25))
+
+
+def test_repr_of_per_channel_widths():
+    module = mnn.SmoothReLU(width=0.2, per_channel=64)
+    assert "width=per_channel" not in repr(module)
+    assert "width=0.2, per_channel=64, dim=1" in repr(module)
+    learned = mnn.SmoothReLU(width=0.5, learnable_width=True, per_channel=4)
+    with torch.no_grad():
+        learned.raw_width.copy_(torch.tensor([-1.0, 0.0, 1.0, 2.0]))
+    text = repr(learned)
+    assert "width=[0.3138, 0.6936, 1.314, 2.127], per_channel=4" in text
+    assert "learnable_width=True, min_width=0.0005" in text
+    many = mnn.SmoothReLU(width=0.5, learnable_width=True, per_channel=10)
+    with torch.no_grad():
+        many.raw_width.copy_(torch.arange(10.0))
+    assert ", ..., " in repr(many)
+
+
+@pytest.mark.parametrize("flag", ["learnable_width", "straight_through"])
+@pytest.mark.parametrize("bad", ["no", 1, 0, None])
+def test_module_flags_take_only_bools(flag, bad):
+    for make in LEARNABLE.values():
+        with pytest.raises(TypeError, match=f"{flag} must be True or False"):
+            make(width=0.5, **{flag: bad})
+    assert mnn.SmoothReLU(**{flag: np.bool_(True)}).__dict__[flag] is True
+
+
+def test_other_module_flags_take_only_bools():
+    with pytest.raises(TypeError, match="index must be True or False"):
+        mnn.SmoothArgmax(index="no")
+    with pytest.raises(TypeError, match="learnable_slope must be True or False"):
+        mnn.SAU(learnable_slope="no")
+    module = mnn.SmoothReLU()
+    with pytest.raises(TypeError, match="hard must be True or False"):
+        module.hard = "no"
+    with pytest.raises(TypeError, match="hard must be True or False"):
+        mnn.harden(module, 1)
+    assert module.hard is False
+    with pytest.raises(TypeError, match="per_channel must be a positive int"):
+        mnn.SmoothReLU(per_channel=True)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: mnn.SmoothReLU(kernel="cauchy"),
+        lambda: mnn.SmoothAbs(kernel="cauchy"),
+        lambda: mnn.SmoothHinge(kernel="cauchy"),
+        lambda: mnn.SmoothLeakyReLU(0.2, kernel="cauchy"),
+        lambda: mnn.SAU(kernel="cauchy"),
+        lambda: mnn.SmoothNorm(ord=2, kernel="cauchy"),
+        lambda: mnn.SmoothReLU(kernel="cauchy", per_channel=3, learnable_width=True),
+    ],
+)
+def test_inadmissible_kernels_raise_at_construction(make):
+    with pytest.raises(ValueError, match="kernel='cauchy' diverges"):
+        make()
+
+
+def test_admissible_kernels_construct():
+    for make in (
+        lambda: mnn.SmoothStep(kernel="cauchy"),
+        lambda: mnn.SmoothClip(-1.0, 1.0, kernel="cauchy"),
+        lambda: mnn.SmoothFloor(kernel="cauchy"),
+        lambda: mnn.SmoothNorm(ord=0, kernel="cauchy"),
+        lambda: mnn.SmoothLeakyReLU(1.0, kernel="cauchy"),
+        lambda: mnn.SmoothMax(dim=2),
+    ):
+        make()
+
+
+def test_kernel_less_reductions_refuse_a_kernel():
+    for module in (mnn.SmoothMax, mnn.SmoothMin, mnn.SmoothLogSumExp, mnn.SmoothSoftmax,
+                   mnn.SmoothArgmax):  # fmt: skip
+        with pytest.raises(ValueError, match="takes no kernel"):
+            module(kernel="gaussian")
+        module(kernel="logistic")
+
+
+def test_modules_need_tensors_and_a_channel_axis():
+    with pytest.raises(TypeError, match=r"SmoothReLU takes a torch.Tensor; got ndarray"):
+        mnn.SmoothReLU()(np.zeros(3))
+    with pytest.raises(TypeError, match="SmoothMax takes a torch.Tensor; got list"):
+        mnn.SmoothMax()([1.0, 2.0])
+    with pytest.raises(
+        ValueError, match=r"per_channel=3 needs a channel axis dim=3; the input has 2 dimensions"
+    ):
+        mnn.SmoothReLU(per_channel=3, dim=3)(torch.zeros(2, 3))
+    with pytest.raises(
+        ValueError, match=r"per_channel=3 needs a channel axis dim=1; the input has 0 dimensions"
+    ):
+        mnn.SmoothReLU(per_channel=3)(torch.tensor(1.0))
+    with pytest.raises(ValueError, match=r"per_channel=3 needs a channel axis dim=-3"):
+        mnn.SmoothReLU(per_channel=3, dim=-3)(torch.zeros(2, 3))
+    out = mnn.SmoothReLU(per_channel=3, dim=-1)(torch.zeros(2, 3))
+    assert out.shape == (2, 3)

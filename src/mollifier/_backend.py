@@ -276,8 +276,7 @@ def backend_of(x: Array, name: str = "x") -> Backend:
     if isinstance(x, (np.ndarray, np.generic, int, float)):
         return _numpy_backend()
     raise TypeError(
-        f"{name} must be a NumPy, PyTorch or JAX array (or a Python number); got "
-        f"{type(x).__name__}"
+        f"{name} must be a NumPy, PyTorch or JAX array (or a Python number); got {type(x).__name__}"
     )
 
 

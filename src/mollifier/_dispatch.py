@@ -96,7 +96,9 @@ def width_like(be: Backend, width: Any, x: Array, axes: tuple[int, ...] | None =
         )
     w_shape, x_shape = tuple(width.shape), tuple(x.shape)
     if not _broadcasts(w_shape, x_shape):
-        raise ValueError(f"width of shape {w_shape} does not broadcast against x of shape {x_shape}")
+        raise ValueError(
+            f"width of shape {w_shape} does not broadcast against x of shape {x_shape}"
+        )
     if axes is not None:
         offset = x.ndim - width.ndim  # width's dimensions align with x's trailing ones
         if any(a >= offset and w_shape[a - offset] != 1 for a in axes):

@@ -72,6 +72,7 @@ class SmoothModule(nn.Module):
 
     supports_array_width = True
     uses_kernel = True
+    min_width: torch.Tensor
 
     def __init__(
         self,
@@ -123,9 +124,7 @@ class SmoothModule(nn.Module):
         self.straight_through = straight_through
         self.hard = False
         shape = (per_channel,) if per_channel is not None else ()
-        raw = torch.full(
-            shape, _inverse_softplus(initial - floor), dtype=torch.get_default_dtype()
-        )
+        raw = torch.full(shape, _inverse_softplus(initial - floor), dtype=torch.get_default_dtype())
         if self.learnable_width:
             self.raw_width = nn.Parameter(raw)
         else:
@@ -296,7 +295,9 @@ class SAU(SmoothModule):
 
     :math:`\mathrm{SAU}(x) = a x + (1 - a)\,\mathrm{relu}_\sigma(x)` with
     :math:`\mathrm{relu}_\sigma(x) = x\Phi(x/\sigma) + \sigma\varphi(x/\sigma)`; the slope
-    ``a`` is learnable (``learnable_slope``) and so is the width ``sigma``.
+    ``a`` is learnable (``learnable_slope``) and so is the width ``sigma``, which keeps
+    its floor ``min_width`` (default ``width / 1000``) at any learning rate. The slope is
+    a free linear parameter, like that of ``torch.nn.PReLU``.
 
     References
     ----------

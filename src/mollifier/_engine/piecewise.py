@@ -29,6 +29,7 @@ from .bound import Bound
 from .formula import Formula
 
 _MAX_DEGREE = 2
+_PIECE = "each piece must be a sequence of real coefficients (ascending powers)"
 
 
 def _reals(values: Any, message: str) -> tuple[float, ...]:
@@ -84,9 +85,7 @@ class Piecewise:
             )
         polys = []
         for piece in pieces:
-            coefficients = list(
-                _reals(piece, "each piece must be a sequence of real coefficients (ascending powers)")
-            )
+            coefficients = list(_reals(piece, _PIECE))
             if not coefficients or not all(math.isfinite(a) for a in coefficients):
                 raise ValueError(f"each piece needs finite coefficients; got {list(piece)}")
             while len(coefficients) > 1 and coefficients[-1] == 0.0:
@@ -296,4 +295,3 @@ def clip(lower: float, upper: float) -> Piecewise:
 
 def hinge(margin: float) -> Piecewise:
     return Piecewise([margin], [[margin, -1.0], [0.0]])
-

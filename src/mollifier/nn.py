@@ -71,7 +71,6 @@ class SmoothModule(nn.Module):
     """
 
     supports_array_width = True
-    uses_kernel = True
     min_width: torch.Tensor
 
     def __init__(
@@ -87,11 +86,6 @@ class SmoothModule(nn.Module):
     ) -> None:
         super().__init__()
         self.kernel = get_kernel(kernel)
-        if not self.uses_kernel and self.kernel.name != "logistic":
-            raise ValueError(
-                f"{type(self).__name__} takes no kernel: its logsumexp is the logistic "
-                f"kernel's smoothing of the max; got kernel={self.kernel.name!r}"
-            )
         initial = positive_real(width, "width")
         learnable_width = flag(learnable_width, "learnable_width")
         straight_through = flag(straight_through, "straight_through")
@@ -370,13 +364,19 @@ class SmoothQuantize(_StaircaseModule):
 
 
 class _ReductionModule(SmoothModule):
-    """A reduction over ``dim``; ``per_channel`` does not apply."""
+    """A reduction over ``dim``; ``per_channel`` does not apply, nor does ``kernel``
+    (its logsumexp has no kernel to choose) except for :class:`SmoothNorm`."""
 
     uses_kernel = False
 
     def __init__(self, dim: int = -1, **knobs: Any) -> None:
         if knobs.get("per_channel") is not None:
             raise ValueError("per_channel is not available for reductions")
+        if not self.uses_kernel and "kernel" in knobs:
+            raise ValueError(
+                f"{type(self).__name__} takes no kernel (its logsumexp has none to choose); "
+                f"got kernel={knobs['kernel']!r}"
+            )
         super().__init__(dim=dim, **knobs)
 
 

@@ -403,3 +403,17 @@ def test_modules_need_tensors_and_a_channel_axis():
         mnn.SmoothReLU(per_channel=3, dim=-3)(torch.zeros(2, 3))
     out = mnn.SmoothReLU(per_channel=3, dim=-1)(torch.zeros(2, 3))
     assert out.shape == (2, 3)
+
+
+def test_deferred_initialization_on_the_meta_device():
+    # FSDP and large-model users build modules on the meta device, then materialize
+    with torch.device("meta"):
+        module = mnn.SmoothReLU(width=0.3, learnable_width=True)
+    assert module.raw_width.is_meta
+    assert "width=meta" in repr(module)
+    module = module.to_empty(device="cpu")
+    with torch.no_grad():
+        module.raw_width.fill_(0.0)
+        module.min_width.fill_(0.0)
+    assert float(module.width.detach()) == pytest.approx(np.log(2.0))
+    assert torch.isfinite(module(torch.linspace(-1, 1, 5))).all()

@@ -211,13 +211,16 @@ class SmoothModule(nn.Module):
         raise NotImplementedError
 
     def extra_repr(self) -> str:
-        widths = self.width.detach().reshape(-1).tolist()
-        flags = [f"kernel={self.kernel.name}", f"width={_shown(widths)}"]
+        if self.raw_width.is_meta:  # deferred initialization: no values yet
+            shown = "meta"
+        else:
+            shown = _shown(self.width.detach().reshape(-1).tolist())
+        flags = [f"kernel={self.kernel.name}", f"width={shown}"]
         if self.per_channel is not None:
             flags.append(f"per_channel={self.per_channel}, dim={self.dim}")
         if self.learnable_width:
             flags.append("learnable_width=True")
-        if float(self.min_width) > 0.0:
+        if not self.min_width.is_meta and float(self.min_width) > 0.0:
             flags.append(f"min_width={float(self.min_width):.4g}")
         if self.straight_through:
             flags.append("straight_through=True")

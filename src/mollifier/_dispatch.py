@@ -122,8 +122,11 @@ def evaluate(be: Backend, formula: Formula, x: Array) -> Array:
 
 
 def evaluate_reduction(be: Backend, formula: Reduction, x: Array, axes: tuple[int, ...]) -> Array:
-    """A reduction over ``axes`` (kept) through the framework's adapter where there is one."""
+    """A reduction over ``axes`` (kept) through the framework's adapter where there is
+    one; an array width (maybe learnable) too, differentiated by its closed-form slope."""
     adapter = _adapter(be, formula.width)
+    if adapter is None and not isinstance(formula.width, float):
+        adapter = _framework_adapter(be)
     with be.quiet():
         if adapter is None:
             return formula.value(be, x, axes)

@@ -12,6 +12,7 @@ Imported only when a JAX array arrives.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -63,9 +64,41 @@ def _reduction_jvp(
     return _reduction(formula, be, axes, x), xp.sum(weights * t, axis=axes, keepdims=True)
 
 
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def _learnable_reduction(
+    formula: Reduction, be: Backend, axes: tuple[int, ...], x: Array, width: Array
+) -> Array:
+    return replace(formula, width=width).value(be, x, axes)
+
+
+@_learnable_reduction.defjvp
+def _learnable_reduction_jvp(
+    formula: Reduction,
+    be: Backend,
+    axes: tuple[int, ...],
+    primals: tuple[Array, Array],
+    tangents: tuple[Array, Array],
+) -> tuple[Array, Any]:
+    # an array width is an input: its tangent goes through the closed-form width slope,
+    # finite where autodiff of x / w would give inf * 0 (entries at -inf, or exp underflow)
+    (x, width), (t, t_width) = primals, tangents
+    xp = be.xp
+    f = replace(formula, width=width)
+    out = _learnable_reduction(formula, be, axes, x, width)
+    if formula.output_is_weights:
+        inner = xp.sum(out * t, axis=axes, keepdims=True)
+        return out, out * (t - inner) / width + f.width_slope(be, out, axes) * t_width
+    p = f.weights(be, x, axes)
+    tangent = xp.sum(p * t, axis=axes, keepdims=True) + f.width_slope(be, p, axes) * t_width
+    return out, tangent
+
+
 def reduction(be: Backend, formula: Reduction, x: Array, axes: tuple[int, ...]) -> Array:
-    """A reduction over ``axes`` (kept), differentiated through its weights."""
-    return _reduction(formula, be, axes, x)
+    """A reduction over ``axes`` (kept), differentiated through its weights; an array
+    width is differentiated through the formula's width slope."""
+    if isinstance(formula.width, float):
+        return _reduction(formula, be, axes, x)
+    return _learnable_reduction(replace(formula, width=None), be, axes, x, formula.width)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))

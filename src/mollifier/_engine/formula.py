@@ -61,10 +61,14 @@ class Reduction:
     gradient of the value with respect to ``x`` when ``output_is_weights`` is false
     (``logsumexp``: its gradient is the softmax); for ``softmax`` itself the value is
     the weights and the adapters backpropagate ``p (g - sum(g p)) / w``.
+    ``width_slope_rule(be, p, axes, width)``, from those weights ``p``, is the
+    derivative of the value in the width (for learnable widths): finite wherever ``p``
+    is, entries at ``-inf`` or whose ``exp(x/w)`` underflows included.
     """
 
     value_rule: Rule
     weights_rule: Rule
+    width_slope_rule: Rule
     width: Any
     output_is_weights: bool
 
@@ -73,3 +77,7 @@ class Reduction:
 
     def weights(self, be: Backend, x: Array, axes: tuple[int, ...]) -> Array:
         return self.weights_rule(be, x, axes, self.width)
+
+    def width_slope(self, be: Backend, p: Array, axes: tuple[int, ...]) -> Array:
+        """``d value / d width`` from the weights ``p``."""
+        return self.width_slope_rule(be, p, axes, self.width)

@@ -28,7 +28,7 @@ from ._backend import Array, Backend, as_float_array
 from ._catalogue import Op
 from ._engine import piecewise
 from ._engine.bound import Bound
-from ._engine.formula import Formula, Reduction
+from ._engine.formula import Combination, Formula, Reduction
 from ._kernels import Kernel, get_kernel
 from ._params import width_or_tol
 
@@ -131,6 +131,15 @@ def evaluate_reduction(be: Backend, formula: Reduction, x: Array, axes: tuple[in
         if adapter is None:
             return formula.value(be, x, axes)
         return adapter.reduction(be, formula, x, axes)
+
+
+def evaluate_combination(be: Backend, formula: Combination, inputs: tuple[Any, ...]) -> Array:
+    """A function of several inputs through the framework's adapter where there is one."""
+    adapter = _adapter(be, formula.width)
+    with be.quiet():
+        if adapter is None:
+            return formula.value(be, inputs)
+        return adapter.combination(be, formula, inputs)
 
 
 def evaluate_numerical(be: Backend, engine: Any, x: Array, score: bool) -> Array:

@@ -26,6 +26,7 @@ from ._catalogue import Op, register
 from ._engine import gate as gates
 from ._engine import lse
 from ._engine import piecewise as shapes
+from ._engine import select
 from ._kernels import Kernel, get_kernel
 from ._params import width_or_tol
 
@@ -377,25 +378,21 @@ def argmin(
 def _pairwise(
     op: Op, a: Any, b: Any, sign: float, width: Any, tol: Any, kernel: Any, straight_through: Any
 ) -> Array:
-    """``maximum`` (``sign = 1``) or ``minimum`` (``-1``): ``sign (b' + relu_w(a' - b'))``
-    with ``a' = sign a``, ``b' = sign b``."""
+    """``maximum`` (``sign = 1``) or ``minimum`` (``-1``): ``max(a, b) + relu_w(-|a - b|)``
+    (see :mod:`mollifier._engine.select`), one node of the inputs."""
     k = get_kernel(kernel)
     shapes.RELU.check_kernel(k)
     w = _dispatch.resolve_width(op, width, tol, k)
     be, (a_c, b_c), dtype = _dispatch.operands((a, b), "a and b")
-    if sign < 0:  # minimum(a, b) = -maximum(-a, -b), negated once they are floats
-        a_c, b_c = -a_c, -b_c
-    with be.quiet():
-        difference = a_c - b_c
-    w = _dispatch.width_like(be, w, difference)
-    gap = _dispatch.evaluate(be, shapes.formula(shapes.RELU, w, k), difference)
-    smooth = gap + b_c if sign > 0 else -(gap + b_c)
+    like = b_c if isinstance(a_c, float) else a_c
+    w = _dispatch.width_like(be, w, like)
+    formula = select.maximum(shapes.formula(shapes.RELU, w, k), sign)
+    smooth = _dispatch.evaluate_combination(be, formula, (a_c, b_c))
     hard = None
     if straight_through:
-        a_h = _dispatch.as_caller_array(be, a_c, difference, dtype)
-        b_h = _dispatch.as_caller_array(be, b_c, difference, dtype)
-        xp = be.xp
-        hard = xp.maximum(a_h, b_h) if sign > 0 else xp.minimum(-a_h, -b_h)
+        a_h = _dispatch.as_caller_array(be, a_c, like, dtype)
+        b_h = _dispatch.as_caller_array(be, b_c, like, dtype)
+        hard = be.xp.maximum(a_h, b_h) if sign > 0 else be.xp.minimum(a_h, b_h)
     return _dispatch.finish(be, smooth, dtype, hard)
 
 

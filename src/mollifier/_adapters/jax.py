@@ -19,7 +19,7 @@ from typing import Any
 import jax
 
 from .._backend import Array, Backend
-from .._engine.formula import Formula, Reduction
+from .._engine.formula import Combination, Formula, Reduction
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0, 1))
@@ -99,6 +99,40 @@ def reduction(be: Backend, formula: Reduction, x: Array, axes: tuple[int, ...]) 
     if isinstance(formula.width, float):
         return _reduction(formula, be, axes, x)
     return _learnable_reduction(replace(formula, width=None), be, axes, x, formula.width)
+
+
+def _merged(numbers: tuple[Any, ...], arrays: tuple[Array, ...]) -> tuple[Any, ...]:
+    values = iter(arrays)
+    return tuple(next(values) if v is None else v for v in numbers)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def _combination(
+    formula: Combination, be: Backend, numbers: tuple[Any, ...], *arrays: Array
+) -> Array:
+    return formula.value(be, _merged(numbers, arrays))
+
+
+@_combination.defjvp
+def _combination_jvp(
+    formula: Combination,
+    be: Backend,
+    numbers: tuple[Any, ...],
+    primals: tuple[Array, ...],
+    tangents: tuple[Array, ...],
+) -> tuple[Array, Array]:
+    values = _merged(numbers, primals)
+    out = _combination(formula, be, numbers, *primals)
+    partials = formula.partials(be, values, tuple(v is None for v in numbers))
+    tangent = sum(p * t for p, t in zip((p for p in partials if p is not None), tangents))
+    return out, jax.numpy.broadcast_to(tangent, out.shape).astype(out.dtype)
+
+
+def combination(be: Backend, formula: Combination, inputs: tuple[Any, ...]) -> Array:
+    """A function of several inputs, differentiated through its closed-form partials;
+    Python-float inputs stay constants."""
+    numbers = tuple(v if isinstance(v, float) else None for v in inputs)
+    return _combination(formula, be, numbers, *(v for v in inputs if not isinstance(v, float)))
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .._backend import Backend
 from .._engine import lse
-from .._engine.formula import Formula, Reduction
+from .._engine.formula import Combination, Formula, Reduction
 from .._engine.piecewise import ABS, RELU, SIGN, STEP
 from .._kernels import Gaussian, Logistic
 
@@ -358,6 +358,45 @@ def reduction(be: Backend, formula: Reduction, x: Tensor, axes: tuple[int, ...])
     node = SmoothSoftmax if formula.output_is_weights else SmoothReduction
     width = formula.width if isinstance(formula.width, Tensor) else None
     out: Tensor = node.apply(x, width, axes, formula, be)
+    return out
+
+
+class SmoothCombination(torch.autograd.Function):
+    """A :class:`Combination` of several inputs (tensors, or Python floats that need no
+    gradient) that saves its tensor inputs, as ``torch.maximum`` and ``torch.where``
+    do: no new memory, and a Python-float input costs nothing. Backward is the
+    formula's partials from them, built from differentiable operations (double
+    backward works)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(formula: Combination, be: Backend, *inputs: Any) -> Tensor:
+        out: Tensor = formula.value(be, inputs)
+        return out
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        ctx.formula, ctx.be, *values = inputs
+        ctx.numbers = [None if isinstance(v, Tensor) else v for v in values]
+        ctx.save_for_backward(*(v for v in values if isinstance(v, Tensor)))
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        tensors = iter(ctx.saved_tensors)
+        values = tuple(next(tensors) if v is None else v for v in ctx.numbers)
+        wanted = tuple(ctx.needs_input_grad[2:])
+        partials = ctx.formula.partials(ctx.be, values, wanted)
+        grads = [
+            None if p is None else (grad * p).sum_to_size(v.shape)
+            for p, v in zip(partials, values)
+        ]
+        return (None, None, *grads)
+
+
+def combination(be: Backend, formula: Combination, inputs: tuple[Any, ...]) -> Tensor:
+    """The adapter's entry point for a function of several inputs."""
+    out: Tensor = SmoothCombination.apply(formula, be, *inputs)
     return out
 
 

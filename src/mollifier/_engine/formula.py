@@ -81,3 +81,29 @@ class Reduction:
     def width_slope(self, be: Backend, p: Array, axes: tuple[int, ...]) -> Array:
         """``d value / d width`` from the weights ``p``."""
         return self.width_slope_rule(be, p, axes, self.width)
+
+
+@dataclass(frozen=True, eq=False)
+class Combination:
+    """An elementwise function of several broadcast inputs (arrays, or Python floats that
+    need no derivative), e.g. the smooth ``maximum(a, b)`` or ``where(x, a, b)``.
+
+    ``value_rule(be, inputs, data)`` and ``partials_rule(be, inputs, data, wanted)``,
+    the partial derivatives of the value in the inputs flagged in ``wanted`` (``None``
+    for the others), each broadcast to the value's shape. ``width`` is the kernel scale
+    (the dispatcher chooses the adapter from it); ``data`` holds what the rules need (the
+    one-input :class:`Formula` they are built on, ...).
+    """
+
+    value_rule: Rule
+    partials_rule: Rule
+    width: Any
+    data: Any = None
+
+    def value(self, be: Backend, inputs: tuple[Any, ...]) -> Array:
+        return self.value_rule(be, inputs, self.data)
+
+    def partials(
+        self, be: Backend, inputs: tuple[Any, ...], wanted: tuple[bool, ...]
+    ) -> tuple[Array | None, ...]:
+        return tuple(self.partials_rule(be, inputs, self.data, wanted))

@@ -65,12 +65,17 @@ def logsumexp_of(be: Backend, m: Array, total: Array, rest: Array, w: Any) -> Ar
     """``m + w log1p((c - 1) + rest)`` from the max ``m``, ``total = sum e`` and ``rest``
     (reduced arrays; see :func:`logsumexp_values`). ``c`` is exact wherever it matters:
     an error of the rounded ``total`` changes ``c`` only once it exceeds 1/2, a relative
-    error of ``total`` at its own rounding level. ``+inf`` at a ``+inf`` max.
+    error of ``total`` at its own rounding level. ``+inf`` at a ``+inf`` max, ``-inf``
+    where every entry is ``-inf``.
     """
     xp = be.xp
+    zero = be.const(0.0, m)
+    empty = total == 0  # all -inf: -inf, through a double where (no log1p(-1) in gradients)
     count = xp.round(total - rest)
-    lse = xp.where(xp.isfinite(m), m, be.const(0.0, m)) + w * xp.log1p((count - 1.0) + rest)
-    return xp.where(m == math.inf, m, lse)
+    lse = xp.where(xp.isfinite(m), m, zero) + w * xp.log1p(
+        xp.where(empty, zero, (count - 1.0) + rest)
+    )
+    return xp.where(m == math.inf, m, xp.where(empty, be.const(-math.inf, m), lse))
 
 
 def softmax_values(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:

@@ -110,8 +110,12 @@ def logsumexp(
     Returns
     -------
     array
-        ``m + w log sum exp((x - m) / w)`` with ``m`` the max; ``-inf`` for an empty or
-        all ``-inf`` slice; ``+inf`` if any entry is ``+inf``; NaN if any is NaN.
+        ``m + w log sum exp((x - m) / w)`` with ``m`` the max, computed as scipy does,
+        ``m + w log1p(sum of the other terms)``, so that it is exact to round-off also
+        where those terms are below the resolution of 1; ``-inf`` for an empty or all
+        ``-inf`` slice (the log of an empty sum, as scipy and ``jax.nn``); ``+inf`` if
+        any entry is ``+inf``; NaN if any is NaN. Its gradient is then the softmax's
+        limit (see :func:`softmax`), finite, and so is the gradient in a tensor width.
 
     Notes
     -----
@@ -160,7 +164,10 @@ def softmax(
     Notes
     -----
     Non-negative and sums to 1 over ``axis``; entries equal to ``-inf`` or masked out get
-    exactly 0, and a slice with no finite entry gives all zeros (not NaN). Distance to
+    exactly 0, and a slice of only ``-inf`` entries gives all zeros (not NaN). ``+inf``
+    entries share the mass equally and the others get 0 (the limit as an entry grows;
+    scipy gives NaN); a NaN entry makes its slice NaN. An empty axis gives an empty
+    array (as ``jax.nn.softmax``). Distance to
     the one-hot of the argmax: ``||p - e||_1 <= 2 (n-1) e^{-gap/w} / (1 + (n-1) e^{-gap/w})``;
     no uniform bound (the target jumps). ``straight_through`` forwards the hard one-hot
     (ties share the mass equally).
@@ -174,6 +181,8 @@ def softmax(
     be, x_c, dtype, axes = _prepare(x, axis, where)
     w, _ = width_or_tol(width, None)
     w = _dispatch.width_like(be, w, x_c)
+    if _reduced_size(x_c, axes) == 0:  # nothing to normalize: an empty array, as jax.nn
+        return _dispatch.finish(be, x_c * 0.0, dtype)
     p = _dispatch.evaluate_reduction(be, lse.softmax(w), x_c, axes)
     hard = None
     if straight_through:
@@ -209,7 +218,9 @@ def max(
       traces under ``jax.jit``).
 
     Parameters are those of :func:`logsumexp`; ``tol`` picks the width from the bound
-    of the chosen method.
+    of the chosen method. Over an empty axis ``"logsumexp"`` gives ``-inf`` (the sup of
+    nothing, as :func:`logsumexp`) and the other two methods raise ``ValueError`` (the
+    mean of nothing).
 
     Examples
     --------
@@ -254,10 +265,21 @@ def _softmax_mean(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> Arr
     return xp.where(xp.isinf(m), m, out)
 
 
+def _p_norm(be: Backend, a: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``(sum a_i^p)^(1/p)`` with ``p = 1/w`` for ``a >= 0``: ``m exp(lse_w(log(a/m)))``
+    (:func:`lse.log_ratios`), so a tensor width is differentiated through logsumexp's
+    closed-form width slope."""
+    xp = be.xp
+    m, usable, logs = lse.log_ratios(be, a, axes)
+    gap = _dispatch.evaluate_reduction(be, lse.logsumexp(w), logs, axes)  # in [0, w log n]
+    out = m * xp.exp(xp.where(usable, gap, be.const(0.0, gap)))  # double where: no exp(inf)
+    return xp.where(usable, out, xp.max(a, axis=axes, keepdims=True))
+
+
 def _power_max(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> Array:
     # the p-norm with p = 1/w; negative entries are outside its domain
     negative = be.xp.min(x, axis=axes, keepdims=True) < 0
-    out = lse.p_norm(be, x, axes, w)
+    out = _p_norm(be, x, axes, w)
     return be.xp.where(negative, be.const(math.nan, out), out)
 
 
@@ -324,7 +346,8 @@ def argmax(
     ----------
     index : bool, default False
         Return :math:`\sum_i i\,p_i` (a number per slice, along an int ``axis``) instead
-        of the one-hot; ``|E[i] - argmax| <= (n - 1)(1 - p_max)``.
+        of the one-hot; ``|E[i] - argmax| <= (n - 1)(1 - p_max)``. An empty axis raises
+        ``ValueError`` (as ``np.argmax``); the one-hot is then an empty array.
 
     Examples
     --------
@@ -341,6 +364,8 @@ def argmax(
         raise ValueError("index=True needs a single int axis")
     (ax,) = _dispatch.axes_of(axis, p.ndim)
     n = int(p.shape[ax])
+    if n == 0:
+        raise ValueError("the expected index over an empty axis is undefined (as np.argmax)")
     positions = xp.arange(n, dtype=p.dtype, device=p.device if be.name == "torch" else None)
     shape = [1] * p.ndim
     shape[ax] = n
@@ -478,6 +503,8 @@ def norm(
       each entry counts 0 at exactly 0 and tends to 1 once ``|x_i| >> w`` (gaussian:
       ``1 - exp(-x^2 / 2w^2)``).
 
+    Every ``ord`` gives 0 over an empty axis (as ``np.linalg.norm``).
+
     Examples
     --------
     >>> import numpy as np, mollifier as mol
@@ -497,17 +524,21 @@ def norm(
     xp = be.xp
     if not (ord == 0 or ord == math.inf or (isinstance(ord, (int, float)) and 0 < ord < math.inf)):
         raise ValueError(f"ord must be 0, a positive number or inf; got {ord!r}")
+    if ord != 0:
+        shapes.ABS.check_kernel(k)
+    if _reduced_size(x_c, axes) == 0:  # the norm of an empty vector is 0 (NumPy, JAX)
+        out = xp.sum(x_c, axis=axes, keepdims=True)
+        return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
     with be.quiet():
         if ord == 0:
             bump = _dispatch.evaluate(be, gates.bump(w, k), x_c)
             out = xp.sum(1.0 - bump, axis=axes, keepdims=True)
         else:
-            shapes.ABS.check_kernel(k)
             magnitude = _dispatch.evaluate(be, shapes.formula(shapes.ABS, w, k), x_c)
             if ord == math.inf:
                 out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), magnitude, axes)
             else:
-                out = lse.p_norm(be, magnitude, axes, 1.0 / float(ord))
+                out = _p_norm(be, magnitude, axes, 1.0 / float(ord))
     hard = None
     if straight_through:
         hard = be.vector_norm(_dispatch.caller_dtype(be, x_c, dtype), float(ord), axes)

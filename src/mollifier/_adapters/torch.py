@@ -89,7 +89,7 @@ def _in_row_blocks(
     whole rows (see :func:`_in_blocks`; there ``axes`` is empty)."""
     inner = len(axes)
     trailing = axes == tuple(range(x.ndim - inner, x.ndim))
-    if not trailing or inner == x.ndim or not _blockable(x):
+    if not trailing or inner == x.ndim or x.numel() == 0 or not _blockable(x):
         return fn(x, axes)
     row_shape = x.shape[x.ndim - inner :]
     row_size = max(1, math.prod(row_shape))

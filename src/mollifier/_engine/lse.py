@@ -134,22 +134,22 @@ def boltzmann_gap(n: int) -> float:
     return float(lambertw((n - 1) / math.e).real) if n > 1 else 0.0
 
 
-def p_norm(be: Backend, a: Array, axes: tuple[int, ...], w: Any) -> Array:
-    """``(sum a_i^p)^(1/p)`` with ``p = 1/w`` for ``a >= 0``, shared by ``max(method="power")``
-    and :func:`norm`.
+def log_ratios(be: Backend, a: Array, axes: tuple[int, ...]) -> tuple[Array, Array, Array]:
+    """``(m, usable, log(a / m))`` for the p-norm of ``a >= 0`` over ``axes``, shared by
+    ``max(method="power")`` and ``norm``: ``(sum a_i^p)^(1/p) = m exp(lse_w(log(a/m)))``
+    with ``p = 1/w`` and ``m = max a``, the powers taken in logs so that ``n^(1/p)``
+    overflows only when the true value does.
 
-    ``m (sum (a/m)^p)^(1/p)`` with ``m = max a``, the powers taken in logs so that
-    ``n^(1/p)`` overflows only when the true value does; zeros go through ``where`` so
-    that ``0^p`` puts no ``inf * 0`` into the gradient.
+    ``m`` is the stop-gradient max where it is positive and finite (``usable``), 1
+    elsewhere (the norm is then ``max a`` itself: 0 or ``inf``); zeros get ``log = -inf``
+    through a double ``where``, so that they weigh nothing and put no ``0 * inf`` into a
+    gradient.
     """
     xp = be.xp
     m = xp.max(a, axis=axes, keepdims=True)
     usable = (m > 0) & xp.isfinite(m)
     m_safe = be.stop_gradient(xp.where(usable, m, be.const(1.0, m)))
-    ratio = xp.where(a > 0, a / m_safe, be.const(0.0, a))
-    ratio_safe = xp.where(ratio > 0, ratio, be.const(1.0, a))
-    powered = xp.where(ratio > 0, xp.exp(xp.log(ratio_safe) / w), be.const(0.0, a))
-    total = xp.sum(powered, axis=axes, keepdims=True)
-    total_safe = xp.where(total > 0, total, be.const(1.0, total))
-    out = m_safe * xp.exp(w * xp.log(total_safe))
-    return xp.where(usable, out, m)
+    ratio = a / m_safe
+    positive = ratio > 0
+    logs = xp.log(xp.where(positive, ratio, be.const(1.0, a)))
+    return m_safe, usable, xp.where(positive, logs, be.const(-math.inf, a))

@@ -155,9 +155,9 @@ def test_maximum_gradients_are_finite_at_overflow_and_infinities(backend):
         mol.maximum(ta, tb, width=1.0).sum().backward()
         ga, gb = ta.grad.numpy(), tb.grad.numpy()
     else:
-        ga, gb = jax.jit(
-            jax.grad(lambda u, v: mol.maximum(u, v, width=1.0).sum(), argnums=(0, 1))
-        )(jnp.array(a), jnp.array(b))
+        ga, gb = jax.jit(jax.grad(lambda u, v: mol.maximum(u, v, width=1.0).sum(), argnums=(0, 1)))(
+            jnp.array(a), jnp.array(b)
+        )
     np.testing.assert_allclose(ga, want_a, rtol=1e-15)
     np.testing.assert_allclose(gb, 1.0 - np.array(want_a), rtol=1e-15)
 
@@ -173,7 +173,9 @@ def mp_where(x, a, b, w):
 def test_where_has_no_overflowing_difference(backend):
     """``where(-1, 1e308, -1e308)`` is -4.6e307 (was inf)."""
     x = [-1.0, 0.0, 1.0, 30.0, -700.0]
-    got = to_numpy(jitted(backend, lambda v: mol.where(v, 1e308, -1e308, width=1.0))(on(backend, x)))
+    got = to_numpy(
+        jitted(backend, lambda v: mol.where(v, 1e308, -1e308, width=1.0))(on(backend, x))
+    )
     want = [float(mp_where(v, 1e308, -1e308, 1.0)) for v in x]
     np.testing.assert_allclose(got, want, rtol=1e-15)
     a = on(backend, [1e308, 1e308])

@@ -477,6 +477,10 @@ def where(
     -----
     Where ``x = 0`` the result is the midpoint ``(a + b) / 2``; error
     ``|a - b| K(-|x|/w)`` elsewhere. No ``tol=``: the jump is data dependent.
+    Each side is weighted separately, so ``a - b`` is never formed (``where(-1, 1e308,
+    -1e308)`` is finite) and a side of weight exactly 0 contributes 0 even when it is
+    infinite (``where(x, 1, -inf)`` is 1 once a compact kernel no longer reaches it;
+    with the logistic kernel it is ``-inf`` until ``K(-x/w)`` underflows).
 
     Examples
     --------

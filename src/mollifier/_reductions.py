@@ -24,9 +24,8 @@ from . import _dispatch
 from ._backend import Array, Backend, as_float_array, backend_of, finish
 from ._catalogue import Op, register
 from ._engine import gate as gates
-from ._engine import lse
+from ._engine import lse, select
 from ._engine import piecewise as shapes
-from ._engine import select
 from ._kernels import Kernel, get_kernel
 from ._params import width_or_tol
 
@@ -443,6 +442,11 @@ def maximum(
     Notes
     -----
     Sup error ``w E|U| / 2`` where ``a = b``; always ``>= max(a, b)`` (Jensen).
+    Computed as ``max(a, b) + relu_w(-|a - b|)``: exact to round-off where the
+    correction is tiny (``maximum(0, -40 w) = w log1p(e^-40)`` with the logistic
+    kernel), and no ``a - b`` overflows or is ``inf - inf`` (``maximum(1e308, -1e308)``
+    is ``1e308``, ``maximum(inf, inf)`` is ``inf``). The gradient is ``K((a - b)/w)`` in
+    ``a`` and ``K((b - a)/w)`` in ``b``.
 
     Examples
     --------

@@ -388,8 +388,7 @@ class SmoothCombination(torch.autograd.Function):
         wanted = tuple(ctx.needs_input_grad[2:])
         partials = ctx.formula.partials(ctx.be, values, wanted)
         grads = [
-            None if p is None else (grad * p).sum_to_size(v.shape)
-            for p, v in zip(partials, values)
+            None if p is None else (grad * p).sum_to_size(v.shape) for p, v in zip(partials, values)
         ]
         return (None, None, *grads)
 

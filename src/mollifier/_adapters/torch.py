@@ -362,22 +362,26 @@ def reduction(be: Backend, formula: Reduction, x: Tensor, axes: tuple[int, ...])
 
 
 class SmoothCombination(torch.autograd.Function):
-    """A :class:`Combination` of several inputs (tensors, or Python floats that need no
-    gradient) that saves its tensor inputs, as ``torch.maximum`` and ``torch.where``
-    do: no new memory, and a Python-float input costs nothing. Backward is the
-    formula's partials from them, built from differentiable operations (double
-    backward works)."""
+    """A :class:`Combination` of two or three inputs (tensors, or Python floats that need
+    no gradient; ``None`` pads two to three) that saves its tensor inputs, as
+    ``torch.maximum`` and ``torch.where`` do: no new memory, and a Python-float input
+    costs nothing. Backward is the formula's partials from them, built from
+    differentiable operations (double backward works). The inputs come first and the
+    arity is fixed: what torch.compile traces without a graph break."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(formula: Combination, be: Backend, *inputs: Any) -> Tensor:
-        out: Tensor = formula.value(be, inputs)
+    def forward(first: Any, second: Any, third: Any, formula: Combination, be: Backend) -> Tensor:
+        values = (first, second) if third is None else (first, second, third)
+        out: Tensor = formula.value(be, values)
         return out
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        ctx.formula, ctx.be, *values = inputs
+        *values, ctx.formula, ctx.be = inputs
+        if values[2] is None:
+            values.pop()
         ctx.numbers = [None if isinstance(v, Tensor) else v for v in values]
         ctx.save_for_backward(*(v for v in values if isinstance(v, Tensor)))
 
@@ -385,17 +389,19 @@ class SmoothCombination(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         tensors = iter(ctx.saved_tensors)
         values = tuple(next(tensors) if v is None else v for v in ctx.numbers)
-        wanted = tuple(ctx.needs_input_grad[2:])
+        wanted = tuple(ctx.needs_input_grad[: len(values)])
         partials = ctx.formula.partials(ctx.be, values, wanted)
         grads = [
             None if p is None else (grad * p).sum_to_size(v.shape) for p, v in zip(partials, values)
         ]
-        return (None, None, *grads)
+        grads += [None] * (5 - len(grads))
+        return tuple(grads)
 
 
 def combination(be: Backend, formula: Combination, inputs: tuple[Any, ...]) -> Tensor:
-    """The adapter's entry point for a function of several inputs."""
-    out: Tensor = SmoothCombination.apply(formula, be, *inputs)
+    """The adapter's entry point for a function of two or three inputs."""
+    padded = (*inputs, None) if len(inputs) == 2 else inputs
+    out: Tensor = SmoothCombination.apply(*padded, formula, be)
     return out
 
 

@@ -242,8 +242,8 @@ def _fused_logsumexp(be: Backend, x: Tensor, axes: tuple[int, ...], w: float) ->
     # +inf all the same), and with frac(e) for e - floor(e) (exact for e in [0, 1])
     m, shift, _ = lse.shifts(be, x, axes)
     e = torch.sub(x, shift).div_(w).exp_()
-    rest = torch.sum(torch.frac(e), dim=axes, keepdim=True)
-    return lse.logsumexp_of(be, m, torch.sum(e, dim=axes, keepdim=True), rest, w)
+    total = torch.sum(e, dim=axes, keepdim=True)
+    return lse.logsumexp_of(be, m, total, torch.sum(e.frac_(), dim=axes, keepdim=True), w)
 
 
 def _fused_softmax(be: Backend, x: Tensor, axes: tuple[int, ...], w: float) -> Tensor:

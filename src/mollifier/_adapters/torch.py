@@ -361,20 +361,73 @@ def reduction(be: Backend, formula: Reduction, x: Tensor, axes: tuple[int, ...])
     return out
 
 
+class _FusedInner(NamedTuple):
+    """A combination's inner formula as this adapter evaluates it: the fused form where
+    there is one (``F.softplus`` and its backward kernel for the logistic ReLU, ...)."""
+
+    formula: Formula
+
+    def value(self, be: Backend, x: Tensor) -> Tensor:
+        fused = FUSED.get(self.formula.fusion)
+        return fused.value(x, self.formula.width) if fused else self.formula.value(be, x)
+
+    def slope(self, be: Backend, x: Tensor) -> Tensor:
+        fused = FUSED.get(self.formula.fusion)
+        if fused is None or torch.is_grad_enabled():  # double backward: the plain slope
+            return self.formula.slope(be, x)
+        w = self.formula.width
+        saved = fused.value(x, w) if fused.from_output else x
+        return fused.backward(torch.ones_like(x), saved, w)  # NaN at NaN, as the kernels are
+
+
+def _in_blocks_of_inputs(fn: Callable[[tuple[Any, ...]], Any], inputs: tuple[Any, ...]) -> Any:
+    """``fn(inputs)`` for an elementwise ``fn`` of several inputs returning a tensor or a
+    tuple of tensors (or ``None``), in blocks of 1 MB as :func:`_in_blocks` where every
+    tensor input has one shape (Python floats are constants); the plain call otherwise."""
+    tensors = [v for v in inputs if isinstance(v, Tensor)]
+    shape = tensors[0].shape
+    if any(t.shape != shape or not _blockable(t) for t in tensors):
+        return fn(inputs)
+    size, step = tensors[0].numel(), _BLOCK_BYTES // tensors[0].element_size()
+    if size < 4 * step:
+        return fn(inputs)
+    torch.empty(_ALLOCATOR_HINT_BYTES, dtype=torch.uint8)  # see _ALLOCATOR_HINT_BYTES
+    flat = tuple(v.view(-1) if isinstance(v, Tensor) else v for v in inputs)
+
+    def block(start: int) -> Any:
+        return fn(tuple(v[start : start + step] if isinstance(v, Tensor) else v for v in flat))
+
+    first = block(0)
+    single = isinstance(first, Tensor)
+
+    def parts(result: Any) -> tuple[Any, ...]:
+        return (result,) if single else tuple(result)
+
+    outs = [None if p is None else p.new_empty(size) for p in parts(first)]
+    for start in range(0, size, step):
+        for out, part in zip(outs, parts(first if start == 0 else block(start))):
+            if out is not None:
+                out[start : start + step] = part
+    shaped = tuple(None if out is None else out.view(shape) for out in outs)
+    return shaped[0] if single else shaped
+
+
 class SmoothCombination(torch.autograd.Function):
     """A :class:`Combination` of two or three inputs (tensors, or Python floats that need
     no gradient; ``None`` pads two to three) that saves its tensor inputs, as
     ``torch.maximum`` and ``torch.where`` do: no new memory, and a Python-float input
-    costs nothing. Backward is the formula's partials from them, built from
-    differentiable operations (double backward works). The inputs come first and the
-    arity is fixed: what torch.compile traces without a graph break."""
+    costs nothing. Evaluated in blocks with the inner formula's fused form; backward is
+    the formula's partials from the saved inputs, built from differentiable operations
+    (double backward works). The inputs come first and the arity is fixed: what
+    torch.compile traces without a graph break."""
 
     generate_vmap_rule = True
 
     @staticmethod
     def forward(first: Any, second: Any, third: Any, formula: Combination, be: Backend) -> Tensor:
         values = (first, second) if third is None else (first, second, third)
-        out: Tensor = formula.value(be, values)
+        inner = _FusedInner(formula.inner)
+        out: Tensor = _in_blocks_of_inputs(lambda v: formula.value(be, v, inner), values)
         return out
 
     @staticmethod
@@ -390,7 +443,10 @@ class SmoothCombination(torch.autograd.Function):
         tensors = iter(ctx.saved_tensors)
         values = tuple(next(tensors) if v is None else v for v in ctx.numbers)
         wanted = tuple(ctx.needs_input_grad[: len(values)])
-        partials = ctx.formula.partials(ctx.be, values, wanted)
+        inner = _FusedInner(ctx.formula.inner)
+        partials = _in_blocks_of_inputs(
+            lambda v: ctx.formula.partials(ctx.be, v, wanted, inner), values
+        )
         grads = [
             None if p is None else (grad * p).sum_to_size(v.shape) for p, v in zip(partials, values)
         ]

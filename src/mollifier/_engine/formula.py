@@ -86,24 +86,32 @@ class Reduction:
 @dataclass(frozen=True, eq=False)
 class Combination:
     """An elementwise function of several broadcast inputs (arrays, or Python floats that
-    need no derivative), e.g. the smooth ``maximum(a, b)`` or ``where(x, a, b)``.
+    need no derivative), built on one single-input :class:`Formula`, e.g. the smooth
+    ``maximum(a, b)`` on ReLU's or ``where(x, a, b)`` on the step's.
 
-    ``value_rule(be, inputs, data)`` and ``partials_rule(be, inputs, data, wanted)``,
-    the partial derivatives of the value in the inputs flagged in ``wanted`` (``None``
-    for the others), each broadcast to the value's shape. ``width`` is the kernel scale
-    (the dispatcher chooses the adapter from it); ``data`` holds what the rules need (the
-    one-input :class:`Formula` they are built on, ...).
+    ``value_rule(be, inputs, inner, data)`` and ``partials_rule(be, inputs, inner, data,
+    wanted)``, the partial derivatives of the value in the inputs flagged in ``wanted``
+    (``None`` for the others). ``inner`` is the formula, or what an adapter hands in its
+    place: anything with its ``value(be, x)`` and ``slope(be, x)`` (a fused form).
     """
 
     value_rule: Rule
     partials_rule: Rule
-    width: Any
+    inner: Formula
     data: Any = None
 
-    def value(self, be: Backend, inputs: tuple[Any, ...]) -> Array:
-        return self.value_rule(be, inputs, self.data)
+    @property
+    def width(self) -> Any:
+        return self.inner.width
+
+    def value(self, be: Backend, inputs: tuple[Any, ...], inner: Any = None) -> Array:
+        return self.value_rule(be, inputs, inner or self.inner, self.data)
 
     def partials(
-        self, be: Backend, inputs: tuple[Any, ...], wanted: tuple[bool, ...]
+        self,
+        be: Backend,
+        inputs: tuple[Any, ...],
+        wanted: tuple[bool, ...],
+        inner: Any = None,
     ) -> tuple[Array | None, ...]:
-        return tuple(self.partials_rule(be, inputs, self.data, wanted))
+        return tuple(self.partials_rule(be, inputs, inner or self.inner, self.data, wanted))

@@ -37,8 +37,7 @@ def _difference(be: Backend, a: Any, b: Any) -> Array:
     return xp.where(a == b, be.const(0.0, like), a - b)
 
 
-def _maximum_value(be: Backend, inputs: tuple[Any, ...], data: tuple[Formula, float]) -> Array:
-    relu, sign = data
+def _maximum_value(be: Backend, inputs: tuple[Any, ...], relu: Formula, sign: float) -> Array:
     a, b = (v * sign for v in inputs)  # minimum(a, b) = -maximum(-a, -b), exactly
     like = _like((a, b))
     top = be.xp.maximum(_array(be, a, like), _array(be, b, like))  # NaN in, NaN out
@@ -46,10 +45,9 @@ def _maximum_value(be: Backend, inputs: tuple[Any, ...], data: tuple[Formula, fl
 
 
 def _maximum_partials(
-    be: Backend, inputs: tuple[Any, ...], data: tuple[Formula, float], wanted: tuple[bool, ...]
+    be: Backend, inputs: tuple[Any, ...], relu: Formula, sign: float, wanted: tuple[bool, ...]
 ) -> tuple[Array | None, ...]:
     # d/da = K(d/w) = relu_w'(d), d/db = K(-d/w), with d = sign (a - b)
-    relu, sign = data
     a, b = (v * sign for v in inputs)
     d = _difference(be, a, b)
     return (relu.slope(be, d) if wanted[0] else None, relu.slope(be, -d) if wanted[1] else None)
@@ -58,7 +56,7 @@ def _maximum_partials(
 def maximum(relu: Formula, sign: float = 1.0) -> Combination:
     """``max_w(a, b)`` (``sign = 1``) or ``min_w(a, b) = -max_w(-a, -b)`` (``sign = -1``),
     from the smooth ReLU ``relu`` of any kernel of mean zero."""
-    return Combination(_maximum_value, _maximum_partials, relu.width, (relu, sign))
+    return Combination(_maximum_value, _maximum_partials, relu, sign)
 
 
 def _weighted(be: Backend, value: Any, weight: Array) -> Array:
@@ -71,13 +69,13 @@ def _weighted(be: Backend, value: Any, weight: Array) -> Array:
     return xp.where(weight == 0, zero, _array(be, value, weight)) * weight
 
 
-def _where_value(be: Backend, inputs: tuple[Any, ...], step: Formula) -> Array:
+def _where_value(be: Backend, inputs: tuple[Any, ...], step: Formula, _: Any) -> Array:
     x, a, b = inputs
     return _weighted(be, a, step.value(be, x)) + _weighted(be, b, step.value(be, -x))
 
 
 def _where_partials(
-    be: Backend, inputs: tuple[Any, ...], step: Formula, wanted: tuple[bool, ...]
+    be: Backend, inputs: tuple[Any, ...], step: Formula, _: Any, wanted: tuple[bool, ...]
 ) -> tuple[Array | None, ...]:
     # d/dx = (a - b) k(x/w)/w, as a k - b k (a - b may overflow); d/da = K(x/w), d/db = K(-x/w)
     x, a, b = inputs
@@ -94,4 +92,4 @@ def _where_partials(
 
 def where(step: Formula) -> Combination:
     """``where_w(x, a, b) = a K(x/w) + b K(-x/w)`` from the smooth step ``K(x/w)``."""
-    return Combination(_where_value, _where_partials, step.width, step)
+    return Combination(_where_value, _where_partials, step)

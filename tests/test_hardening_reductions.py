@@ -451,3 +451,13 @@ def test_soft_argmin_and_argmax_keep_half_precision_dtypes():
     for dtype in (jnp.float16, jnp.bfloat16):
         assert mol.argmin(jnp.array([1.0, 2.0], dtype=dtype), width=1.0).dtype == dtype
     assert mol.argmin(np.array([1.0, 2.0], dtype=np.float16), width=1.0).dtype == np.float16
+
+
+def test_two_input_ops_of_0d_inputs_return_0d_arrays():
+    for a, b in ((np.array(1.0), 2.0), (1.0, np.array(2.0)), (np.array(1.0), np.array(2.0))):
+        for op in (mol.maximum, mol.minimum):
+            out = op(a, b, width=1.0)
+            assert isinstance(out, np.ndarray) and out.shape == ()
+        out = mol.where(np.array(-1.0), a, b, width=1.0)
+        assert isinstance(out, np.ndarray) and out.shape == ()
+    assert float(mol.minimum(np.array(1.0), 2.0, width=1e-3)) == 1.0

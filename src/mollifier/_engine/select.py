@@ -21,12 +21,18 @@ from .._backend import Array, Backend
 from .formula import Combination, Formula
 
 
+def _number(value: Any) -> bool:
+    # a Python float input (a constant); not NumPy's float64 scalars, which -x of a 0-d
+    # array is, and which are float subclasses
+    return type(value) is float
+
+
 def _array(be: Backend, value: Any, like: Array) -> Array:
-    return be.const(value, like) if isinstance(value, float) else value
+    return be.const(value, like) if _number(value) else value
 
 
 def _like(inputs: tuple[Any, ...]) -> Array:
-    return next(v for v in inputs if not isinstance(v, float))
+    return next(v for v in inputs if not _number(v))
 
 
 def _difference(be: Backend, a: Any, b: Any) -> Array:
@@ -63,7 +69,7 @@ def _weighted(be: Backend, value: Any, weight: Array) -> Array:
     """``value * weight``, 0 where the weight is 0 (double where: an infinite ``value``
     there puts no ``inf * 0`` in the value or the gradient)."""
     xp = be.xp
-    if isinstance(value, float) and abs(value) < float("inf"):
+    if _number(value) and abs(value) < float("inf"):
         return value * weight
     zero = be.const(0.0, weight)
     return xp.where(weight == 0, zero, _array(be, value, weight)) * weight

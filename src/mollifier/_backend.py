@@ -203,6 +203,9 @@ class _TorchNamespace:
     def squeeze(self, x: Any, axis: Any) -> Any:
         return self._torch.squeeze(x, dim=axis)
 
+    def clip(self, x: Any, /, min: Any = None, max: Any = None) -> Any:
+        return self._torch.clamp(x, min=min, max=max)
+
     def arange(self, n: int, dtype: Any = None, device: Any = None) -> Any:
         return self._torch.arange(n, dtype=dtype, device=device)
 

@@ -28,7 +28,7 @@ from ._backend import Array, Backend, as_float_array
 from ._catalogue import Op
 from ._engine import piecewise
 from ._engine.bound import Bound
-from ._engine.formula import Formula, Reduction
+from ._engine.formula import Combination, Formula, Reduction
 from ._kernels import Kernel, get_kernel
 from ._params import flag, width_or_tol
 
@@ -142,12 +142,24 @@ def evaluate(be: Backend, formula: Formula, x: Array) -> Array:
 
 
 def evaluate_reduction(be: Backend, formula: Reduction, x: Array, axes: tuple[int, ...]) -> Array:
-    """A reduction over ``axes`` (kept) through the framework's adapter where there is one."""
+    """A reduction over ``axes`` (kept) through the framework's adapter where there is
+    one; an array width (maybe learnable) too, differentiated by its closed-form slope."""
     adapter = _adapter(be, formula.width)
+    if adapter is None and not isinstance(formula.width, float):
+        adapter = _framework_adapter(be)
     with be.quiet():
         if adapter is None:
             return formula.value(be, x, axes)
         return adapter.reduction(be, formula, x, axes)
+
+
+def evaluate_combination(be: Backend, formula: Combination, inputs: tuple[Any, ...]) -> Array:
+    """A function of several inputs through the framework's adapter where there is one."""
+    adapter = _adapter(be, formula.width)
+    with be.quiet():
+        if adapter is None:
+            return formula.value(be, inputs)
+        return adapter.combination(be, formula, inputs)
 
 
 def evaluate_numerical(be: Backend, engine: Any, x: Array, score: bool) -> Array:

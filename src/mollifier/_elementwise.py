@@ -15,6 +15,7 @@ from ._backend import Array, Backend, memoize
 from ._catalogue import Op, oracle, register
 from ._engine import gate as gates
 from ._engine import piecewise as shapes
+from ._engine import select
 from ._engine.bound import Bound
 from ._kernels import Kernel, get_kernel
 from ._params import flag, real
@@ -469,7 +470,7 @@ def where(
     kernel: KernelLike = "logistic",
     straight_through: bool = False,
 ) -> Array:
-    r"""Smooth ``where(x >= 0, a, b)``: :math:`b + (a - b)\,K(x/w)`.
+    r"""Smooth ``where(x >= 0, a, b)``: :math:`a\,K(x/w) + b\,K(-x/w) = b + (a - b)\,K(x/w)`.
 
     A differentiable selection between two arrays driven by the sign of ``x``.
 
@@ -477,6 +478,10 @@ def where(
     -----
     Where ``x = 0`` the result is the midpoint ``(a + b) / 2``; error
     ``|a - b| K(-|x|/w)`` elsewhere. No ``tol=``: the jump is data dependent.
+    Each side is weighted separately, so ``a - b`` is never formed (``where(-1, 1e308,
+    -1e308)`` is finite) and a side of weight exactly 0 contributes 0 even when it is
+    infinite (``where(x, 1, -inf)`` is 1 once a compact kernel no longer reaches it;
+    with the logistic kernel it is ``-inf`` until ``K(-x/w)`` underflows).
 
     Examples
     --------
@@ -491,9 +496,9 @@ def where(
     if isinstance(x_c, float):  # a number x with array a or b
         x_c = be.const(x_c, a_c if not isinstance(a_c, float) else b_c)
     w = _dispatch.width_like(be, w, x_c)
-    gate = _dispatch.evaluate(be, shapes.formula(shapes.STEP, w, k), x_c)
+    formula = select.where(shapes.formula(shapes.STEP, w, k))
+    smooth = _dispatch.evaluate_combination(be, formula, (x_c, a_c, b_c))
     with be.quiet():
-        smooth = b_c + (a_c - b_c) * gate
         hard = None
         if straight_through:
             a_h = _dispatch.as_caller_array(be, a_c, x_c, dtype)

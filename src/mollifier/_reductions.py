@@ -25,7 +25,7 @@ from . import _dispatch
 from ._backend import Array, Backend, as_float_array, backend_of, finish
 from ._catalogue import Op, register
 from ._engine import gate as gates
-from ._engine import lse
+from ._engine import lse, select
 from ._engine import piecewise as shapes
 from ._kernels import Kernel, get_kernel
 from ._params import flag, width_or_tol
@@ -148,8 +148,12 @@ def logsumexp(
     Returns
     -------
     array
-        ``m + w log sum exp((x - m) / w)`` with ``m`` the max; ``-inf`` for an empty or
-        all ``-inf`` slice; ``+inf`` if any entry is ``+inf``; NaN if any is NaN.
+        ``m + w log sum exp((x - m) / w)`` with ``m`` the max, computed as scipy does,
+        ``m + w log1p(sum of the other terms)``, so that it is exact to round-off also
+        where those terms are below the resolution of 1; ``-inf`` for an empty or all
+        ``-inf`` slice (the log of an empty sum, as scipy and ``jax.nn``); ``+inf`` if
+        any entry is ``+inf``; NaN if any is NaN. Its gradient is then the softmax's
+        limit (see :func:`softmax`), finite, and so is the gradient in a tensor width.
 
     Notes
     -----
@@ -200,7 +204,10 @@ def softmax(
     Notes
     -----
     Non-negative and sums to 1 over ``axis``; entries equal to ``-inf`` or masked out get
-    exactly 0, and a slice with no finite entry gives all zeros (not NaN). Distance to
+    exactly 0, and a slice of only ``-inf`` entries gives all zeros (not NaN). ``+inf``
+    entries share the mass equally and the others get 0 (the limit as an entry grows;
+    scipy gives NaN); a NaN entry makes its slice NaN. An empty axis gives an empty
+    array (as ``jax.nn.softmax``). Distance to
     the one-hot of the argmax: ``||p - e||_1 <= 2 (n-1) e^{-gap/w} / (1 + (n-1) e^{-gap/w})``;
     no uniform bound (the target jumps). ``straight_through`` forwards the hard one-hot
     (ties share the mass equally).
@@ -215,6 +222,8 @@ def softmax(
     be, x_c, dtype, axes = _prepare(x, axis, where)
     w, _ = width_or_tol(width, None)
     w = _dispatch.width_like(be, w, x_c, axes)
+    if _reduced_size(x_c, axes) == 0:  # nothing to normalize: an empty array, as jax.nn
+        return _dispatch.finish(be, x_c * 0.0, dtype)
     p = _dispatch.evaluate_reduction(be, lse.softmax(w), x_c, axes)
     hard = None
     if straight_through:
@@ -250,7 +259,9 @@ def max(
       traces under ``jax.jit``).
 
     Parameters are those of :func:`logsumexp`; ``tol`` picks the width from the bound
-    of the chosen method.
+    of the chosen method. Over an empty axis ``"logsumexp"`` gives ``-inf`` (the sup of
+    nothing, as :func:`logsumexp`) and the other two methods raise ``ValueError`` (the
+    mean of nothing).
 
     Examples
     --------
@@ -296,10 +307,21 @@ def _softmax_mean(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> Arr
     return xp.where(xp.isinf(m), m, out)
 
 
+def _p_norm(be: Backend, a: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``(sum a_i^p)^(1/p)`` with ``p = 1/w`` for ``a >= 0``: ``m exp(lse_w(log(a/m)))``
+    (:func:`lse.log_ratios`), so a tensor width is differentiated through logsumexp's
+    closed-form width slope."""
+    xp = be.xp
+    m, usable, logs = lse.log_ratios(be, a, axes)
+    gap = _dispatch.evaluate_reduction(be, lse.logsumexp(w), logs, axes)  # in [0, w log n]
+    out = m * xp.exp(xp.where(usable, gap, be.const(0.0, gap)))  # double where: no exp(inf)
+    return xp.where(usable, out, xp.max(a, axis=axes, keepdims=True))
+
+
 def _power_max(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> Array:
     # the p-norm with p = 1/w; negative entries are outside its domain
     negative = be.xp.min(x, axis=axes, keepdims=True) < 0
-    out = lse.p_norm(be, x, axes, w)
+    out = _p_norm(be, x, axes, w)
     return be.xp.where(negative, be.const(math.nan, out), out)
 
 
@@ -366,7 +388,8 @@ def argmax(
     ----------
     index : bool, default False
         Return :math:`\sum_i i\,p_i` (a number per slice, along an int ``axis``) instead
-        of the one-hot; ``|E[i] - argmax| <= (n - 1)(1 - p_max)``.
+        of the one-hot; ``|E[i] - argmax| <= (n - 1)(1 - p_max)``. An empty axis raises
+        ``ValueError`` (as ``np.argmax``); the one-hot is then an empty array.
 
     Examples
     --------
@@ -384,6 +407,8 @@ def argmax(
         raise ValueError("index=True needs a single int axis")
     (ax,) = _dispatch.axes_of(axis, p.ndim)
     n = int(p.shape[ax])
+    if n == 0:
+        raise ValueError("the expected index over an empty axis is undefined (as np.argmax)")
     positions = xp.arange(n, dtype=p.dtype, device=p.device if be.name == "torch" else None)
     shape = [1] * p.ndim
     shape[ax] = n
@@ -421,26 +446,22 @@ def argmin(
 def _pairwise(
     op: Op, a: Any, b: Any, sign: float, width: Any, tol: Any, kernel: Any, straight_through: Any
 ) -> Array:
-    """``maximum`` (``sign = 1``) or ``minimum`` (``-1``): ``sign (b' + relu_w(a' - b'))``
-    with ``a' = sign a``, ``b' = sign b``."""
+    """``maximum`` (``sign = 1``) or ``minimum`` (``-1``): ``max(a, b) + relu_w(-|a - b|)``
+    (see :mod:`mollifier._engine.select`), one node of the inputs."""
     straight_through = flag(straight_through, "straight_through")
     k = get_kernel(kernel)
     shapes.RELU.check_kernel(k)
     w = _dispatch.resolve_width(op, width, tol, k)
     be, (a_c, b_c), dtype = _dispatch.operands((a, b), ("a", "b"))
-    if sign < 0:  # minimum(a, b) = -maximum(-a, -b), negated once they are floats
-        a_c, b_c = -a_c, -b_c
-    with be.quiet():
-        difference = a_c - b_c
-    w = _dispatch.width_like(be, w, difference)
-    gap = _dispatch.evaluate(be, shapes.formula(shapes.RELU, w, k), difference)
-    smooth = gap + b_c if sign > 0 else -(gap + b_c)
+    like = b_c if isinstance(a_c, float) else a_c
+    w = _dispatch.width_like(be, w, like)
+    formula = select.maximum(shapes.formula(shapes.RELU, w, k), sign)
+    smooth = _dispatch.evaluate_combination(be, formula, (a_c, b_c))
     hard = None
     if straight_through:
-        a_h = _dispatch.as_caller_array(be, a_c, difference, dtype)
-        b_h = _dispatch.as_caller_array(be, b_c, difference, dtype)
-        xp = be.xp
-        hard = xp.maximum(a_h, b_h) if sign > 0 else xp.minimum(-a_h, -b_h)
+        a_h = _dispatch.as_caller_array(be, a_c, like, dtype)
+        b_h = _dispatch.as_caller_array(be, b_c, like, dtype)
+        hard = be.xp.maximum(a_h, b_h) if sign > 0 else be.xp.minimum(a_h, b_h)
     return _dispatch.finish(be, smooth, dtype, hard)
 
 
@@ -466,6 +487,11 @@ def maximum(
     Notes
     -----
     Sup error ``w E|U| / 2`` where ``a = b``; always ``>= max(a, b)`` (Jensen).
+    Computed as ``max(a, b) + relu_w(-|a - b|)``: exact to round-off where the
+    correction is tiny (``maximum(0, -40 w) = w log1p(e^-40)`` with the logistic
+    kernel), and no ``a - b`` overflows or is ``inf - inf`` (``maximum(1e308, -1e308)``
+    is ``1e308``, ``maximum(inf, inf)`` is ``inf``). The gradient is ``K((a - b)/w)`` in
+    ``a`` and ``K((b - a)/w)`` in ``b``.
 
     Examples
     --------
@@ -526,6 +552,8 @@ def norm(
       each entry counts 0 at exactly 0 and tends to 1 once ``|x_i| >> w`` (gaussian:
       ``1 - exp(-x^2 / 2w^2)``).
 
+    Every ``ord`` gives 0 over an empty axis (as ``np.linalg.norm``).
+
     Examples
     --------
     >>> import numpy as np, mollifier as mol
@@ -545,17 +573,21 @@ def norm(
     axes = _dispatch.axes_of(axis, x_c.ndim)
     w = _dispatch.width_like(be, w, x_c, axes)
     xp = be.xp
+    if ord != 0:
+        shapes.ABS.check_kernel(k)
+    if _reduced_size(x_c, axes) == 0:  # the norm of an empty vector is 0 (NumPy, JAX)
+        out = xp.sum(x_c, axis=axes, keepdims=True)
+        return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
     with be.quiet():
         if ord == 0:
             bump = _dispatch.evaluate(be, gates.bump(w, k), x_c)
             out = xp.sum(1.0 - bump, axis=axes, keepdims=True)
         else:
-            shapes.ABS.check_kernel(k)
             magnitude = _dispatch.evaluate(be, shapes.formula(shapes.ABS, w, k), x_c)
             if ord == math.inf:
                 out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), magnitude, axes)
             else:
-                out = lse.p_norm(be, magnitude, axes, 1.0 / ord)
+                out = _p_norm(be, magnitude, axes, 1.0 / ord)
     hard = None
     if straight_through:
         hard = be.vector_norm(_dispatch.caller_dtype(be, x_c, dtype), ord, axes)

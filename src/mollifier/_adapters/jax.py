@@ -12,13 +12,14 @@ Imported only when a JAX array arrives.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 import jax
 
 from .._backend import Array, Backend
-from .._engine.formula import Formula, Reduction
+from .._engine.formula import Combination, Formula, Reduction
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0, 1))
@@ -63,9 +64,75 @@ def _reduction_jvp(
     return _reduction(formula, be, axes, x), xp.sum(weights * t, axis=axes, keepdims=True)
 
 
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def _learnable_reduction(
+    formula: Reduction, be: Backend, axes: tuple[int, ...], x: Array, width: Array
+) -> Array:
+    return replace(formula, width=width).value(be, x, axes)
+
+
+@_learnable_reduction.defjvp
+def _learnable_reduction_jvp(
+    formula: Reduction,
+    be: Backend,
+    axes: tuple[int, ...],
+    primals: tuple[Array, Array],
+    tangents: tuple[Array, Array],
+) -> tuple[Array, Any]:
+    # an array width is an input: its tangent goes through the closed-form width slope,
+    # finite where autodiff of x / w would give inf * 0 (entries at -inf, or exp underflow)
+    (x, width), (t, t_width) = primals, tangents
+    xp = be.xp
+    f = replace(formula, width=width)
+    out = _learnable_reduction(formula, be, axes, x, width)
+    if formula.output_is_weights:
+        inner = xp.sum(out * t, axis=axes, keepdims=True)
+        return out, out * (t - inner) / width + f.width_slope(be, out, axes) * t_width
+    p = f.weights(be, x, axes)
+    tangent = xp.sum(p * t, axis=axes, keepdims=True) + f.width_slope(be, p, axes) * t_width
+    return out, tangent
+
+
 def reduction(be: Backend, formula: Reduction, x: Array, axes: tuple[int, ...]) -> Array:
-    """A reduction over ``axes`` (kept), differentiated through its weights."""
-    return _reduction(formula, be, axes, x)
+    """A reduction over ``axes`` (kept), differentiated through its weights; an array
+    width is differentiated through the formula's width slope."""
+    if isinstance(formula.width, float):
+        return _reduction(formula, be, axes, x)
+    return _learnable_reduction(replace(formula, width=None), be, axes, x, formula.width)
+
+
+def _merged(numbers: tuple[Any, ...], arrays: tuple[Array, ...]) -> tuple[Any, ...]:
+    values = iter(arrays)
+    return tuple(next(values) if v is None else v for v in numbers)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def _combination(
+    formula: Combination, be: Backend, numbers: tuple[Any, ...], *arrays: Array
+) -> Array:
+    return formula.value(be, _merged(numbers, arrays))
+
+
+@_combination.defjvp
+def _combination_jvp(
+    formula: Combination,
+    be: Backend,
+    numbers: tuple[Any, ...],
+    primals: tuple[Array, ...],
+    tangents: tuple[Array, ...],
+) -> tuple[Array, Array]:
+    values = _merged(numbers, primals)
+    out = _combination(formula, be, numbers, *primals)
+    partials = formula.partials(be, values, tuple(v is None for v in numbers))
+    tangent = sum(p * t for p, t in zip((p for p in partials if p is not None), tangents))
+    return out, jax.numpy.broadcast_to(tangent, out.shape).astype(out.dtype)
+
+
+def combination(be: Backend, formula: Combination, inputs: tuple[Any, ...]) -> Array:
+    """A function of several inputs, differentiated through its closed-form partials;
+    Python-float inputs stay constants."""
+    numbers = tuple(v if isinstance(v, float) else None for v in inputs)
+    return _combination(formula, be, numbers, *(v for v in inputs if not isinstance(v, float)))
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))

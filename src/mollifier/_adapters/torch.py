@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from .._backend import Backend
-from .._engine.formula import Formula, Reduction
+from .._engine import lse
+from .._engine.formula import Combination, Formula, Reduction
 from .._engine.piecewise import ABS, RELU, SIGN, STEP
 from .._kernels import Gaussian, Logistic
 
@@ -87,7 +89,7 @@ def _in_row_blocks(
     whole rows (see :func:`_in_blocks`; there ``axes`` is empty)."""
     inner = len(axes)
     trailing = axes == tuple(range(x.ndim - inner, x.ndim))
-    if not trailing or inner == x.ndim or not _blockable(x):
+    if not trailing or inner == x.ndim or x.numel() == 0 or not _blockable(x):
         return fn(x, axes)
     row_shape = x.shape[x.ndim - inner :]
     row_size = max(1, math.prod(row_shape))
@@ -233,19 +235,84 @@ def elementwise(be: Backend, formula: Formula, x: Tensor) -> Tensor:
     return out
 
 
+def _fused_logsumexp(be: Backend, x: Tensor, axes: tuple[int, ...], w: float) -> Tensor:
+    # lse.logsumexp_values in place on fresh buffers (in eager mode an allocation costs
+    # about as much as an arithmetic pass over a block, a `where` three), without the
+    # two passes of lse.exponents that change nothing at a finite max (a +inf max gives
+    # +inf all the same), and with frac(e) for e - floor(e) (exact for e in [0, 1])
+    m, shift, _ = lse.shifts(be, x, axes)
+    e = torch.sub(x, shift).div_(w).exp_()
+    total = torch.sum(e, dim=axes, keepdim=True)
+    return lse.logsumexp_of(be, m, total, torch.sum(e.frac_(), dim=axes, keepdim=True), w)
+
+
+def _fused_softmax(be: Backend, x: Tensor, axes: tuple[int, ...], w: float) -> Tensor:
+    # lse.softmax_values in place on one fresh buffer
+    _, shift, beyond = lse.shifts(be, x, axes)
+    e = torch.sub(x, shift).sub_(beyond).clamp_(max=0.0).div_(w).exp_()
+    s = torch.sum(e, dim=axes, keepdim=True)
+    return e.div_(torch.where(s == 0, 1.0, s))
+
+
+ROW_FUSED: dict[Any, Callable[[Backend, Tensor, tuple[int, ...], float], Tensor]] = {
+    lse.logsumexp_values: _fused_logsumexp,
+    lse.softmax_values: _fused_softmax,
+}
+"""The engine's row rules (keyed by the rule itself) written in place, for Python-float
+widths: the same values bit for bit."""
+
+
+def _rows(be: Backend, rule: Any, x: Tensor, axes: tuple[int, ...], width: Any) -> Tensor:
+    """A row rule over ``axes``: fused and in blocks at a float width; at a tensor width
+    (which broadcasts against the whole ``x``, not a block) or while a graph is recorded
+    (double backward: no in-place operations) the engine's formula."""
+    if isinstance(width, Tensor):
+        return rule(be, x, axes, width)
+    fused = None if torch.is_grad_enabled() else ROW_FUSED.get(rule)
+    if fused is None:
+        return _in_row_blocks(lambda v, a: rule(be, v, a, width), x, axes)
+    return _in_row_blocks(lambda v, a: fused(be, v, a, width), x, axes)
+
+
 class _RowNode(torch.autograd.Function):
     """A :class:`Reduction`'s value over ``axes``, evaluated in blocks of whole rows;
-    the subclasses choose what to save and how to backpropagate."""
+    the subclasses choose what to save and how to backpropagate.
+
+    ``width`` is the formula's width when it is a tensor (which may be learnable: its
+    gradient is the formula's closed-form width slope, finite for every input), or
+    ``None`` for a Python-float width.
+    """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: Tensor, axes: tuple[int, ...], formula: Reduction, be: Backend) -> Tensor:
-        return _in_row_blocks(lambda v, a: formula.value(be, v, a), x, axes)
+    def forward(
+        x: Tensor, width: Tensor | None, axes: tuple[int, ...], formula: Reduction, be: Backend
+    ) -> Tensor:
+        return _rows(be, formula.value_rule, x, axes, formula.width)
+
+    @staticmethod
+    def _setup(ctx: Any, inputs: tuple[Any, ...], saved: Tensor) -> None:
+        _, width, ctx.axes, ctx.formula, ctx.be = inputs
+        ctx.save_for_backward(saved, width)
+
+    @staticmethod
+    def _width_grad(ctx: Any, grad: Tensor, p: Tensor, formula: Reduction) -> Tensor | None:
+        """The width's gradient, ``grad * d value / d w`` summed to the width's shape."""
+        width = formula.width
+        if not isinstance(width, Tensor) or not ctx.needs_input_grad[1]:
+            return None
+        return (grad * formula.width_slope(ctx.be, p, ctx.axes)).sum_to_size(width.shape)
+
+
+def _formula_of(ctx: Any, width: Tensor | None) -> Reduction:
+    # the saved width tensor, so that double backward reaches it
+    return ctx.formula if width is None else replace(ctx.formula, width=width)
 
 
 class SmoothSoftmax(_RowNode):
-    """Softmax with temperature ``w`` that saves only its output, like ``torch.softmax``.
+    """Softmax with temperature ``w`` that saves only its output, like ``torch.softmax``
+    (and a tensor width).
 
     Backward: ``p (g - sum(g p)) / w``, through torch's own softmax backward kernel
     for a single axis.
@@ -253,41 +320,144 @@ class SmoothSoftmax(_RowNode):
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        _, ctx.axes, formula, _ = inputs
-        ctx.width = formula.width
-        ctx.save_for_backward(output)
+        _RowNode._setup(ctx, inputs, output)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
-        (p,) = ctx.saved_tensors
-        if len(ctx.axes) == 1 and not torch.is_grad_enabled():
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:
+        p, width = ctx.saved_tensors
+        formula = _formula_of(ctx, width)
+        w_grad = _RowNode._width_grad(ctx, grad, p, formula)
+        if width is None and len(ctx.axes) == 1 and not torch.is_grad_enabled():
             native = torch._softmax_backward_data(grad, p, ctx.axes[0], p.dtype)
-            return native.mul_(1.0 / ctx.width), None, None, None
+            return native.mul_(1.0 / formula.width), None, None, None, None
         inner = torch.sum(grad * p, dim=ctx.axes, keepdim=True)
-        return p * (grad - inner) * (1.0 / ctx.width), None, None, None
+        return p * (grad - inner) / formula.width, w_grad, None, None, None
 
 
 class SmoothReduction(_RowNode):
     """A reduction over ``axes`` (kept as size-1 dimensions), e.g. ``w log sum exp(x/w)``,
-    that saves ``x``, as ``torch.logsumexp`` does; backward is ``grad`` times the
-    formula's weights (the softmax for logsumexp)."""
+    that saves ``x``, as ``torch.logsumexp`` does (and a tensor width); backward is
+    ``grad`` times the formula's weights (the softmax for logsumexp)."""
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        x, ctx.axes, ctx.formula, ctx.be = inputs
-        ctx.save_for_backward(x)
+        _RowNode._setup(ctx, inputs, inputs[0])
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
-        (x,) = ctx.saved_tensors
-        p = _in_row_blocks(lambda v, a: ctx.formula.weights(ctx.be, v, a), x, ctx.axes)
-        return _times(grad, p), None, None, None
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:
+        x, width = ctx.saved_tensors
+        formula = _formula_of(ctx, width)
+        p = _rows(ctx.be, formula.weights_rule, x, ctx.axes, formula.width)
+        w_grad = _RowNode._width_grad(ctx, grad, p, formula)
+        return _times(grad, p), w_grad, None, None, None
 
 
 def reduction(be: Backend, formula: Reduction, x: Tensor, axes: tuple[int, ...]) -> Tensor:
-    """The adapter's entry point for reductions over ``axes`` (kept)."""
+    """The adapter's entry point for reductions over ``axes`` (kept), at a Python-float
+    or a tensor width."""
     node = SmoothSoftmax if formula.output_is_weights else SmoothReduction
-    out: Tensor = node.apply(x, axes, formula, be)
+    width = formula.width if isinstance(formula.width, Tensor) else None
+    out: Tensor = node.apply(x, width, axes, formula, be)
+    return out
+
+
+class _FusedInner(NamedTuple):
+    """A combination's inner formula as this adapter evaluates it: the fused form where
+    there is one (``F.softplus`` and its backward kernel for the logistic ReLU, ...)."""
+
+    formula: Formula
+
+    def value(self, be: Backend, x: Tensor) -> Tensor:
+        fused = FUSED.get(self.formula.fusion)
+        return fused.value(x, self.formula.width) if fused else self.formula.value(be, x)
+
+    def slope(self, be: Backend, x: Tensor) -> Tensor:
+        fused = FUSED.get(self.formula.fusion)
+        if fused is None or torch.is_grad_enabled():  # double backward: the plain slope
+            return self.formula.slope(be, x)
+        w = self.formula.width
+        saved = fused.value(x, w) if fused.from_output else x
+        return fused.backward(torch.ones_like(x), saved, w)  # NaN at NaN, as the kernels are
+
+
+def _in_blocks_of_inputs(fn: Callable[[tuple[Any, ...]], Any], inputs: tuple[Any, ...]) -> Any:
+    """``fn(inputs)`` for an elementwise ``fn`` of several inputs returning a tensor or a
+    tuple of tensors (or ``None``), in blocks of 1 MB as :func:`_in_blocks` where every
+    tensor input has one shape (Python floats are constants); the plain call otherwise."""
+    tensors = [v for v in inputs if isinstance(v, Tensor)]
+    shape = tensors[0].shape
+    if any(t.shape != shape or not _blockable(t) for t in tensors):
+        return fn(inputs)
+    size, step = tensors[0].numel(), _BLOCK_BYTES // tensors[0].element_size()
+    if size < 4 * step:
+        return fn(inputs)
+    torch.empty(_ALLOCATOR_HINT_BYTES, dtype=torch.uint8)  # see _ALLOCATOR_HINT_BYTES
+    flat = tuple(v.view(-1) if isinstance(v, Tensor) else v for v in inputs)
+
+    def block(start: int) -> Any:
+        return fn(tuple(v[start : start + step] if isinstance(v, Tensor) else v for v in flat))
+
+    first = block(0)
+    single = isinstance(first, Tensor)
+
+    def parts(result: Any) -> tuple[Any, ...]:
+        return (result,) if single else tuple(result)
+
+    outs = [None if p is None else p.new_empty(size) for p in parts(first)]
+    for start in range(0, size, step):
+        for out, part in zip(outs, parts(first if start == 0 else block(start))):
+            if out is not None:
+                out[start : start + step] = part
+    shaped = tuple(None if out is None else out.view(shape) for out in outs)
+    return shaped[0] if single else shaped
+
+
+class SmoothCombination(torch.autograd.Function):
+    """A :class:`Combination` of two or three inputs (tensors, or Python floats that need
+    no gradient; ``None`` pads two to three) that saves its tensor inputs, as
+    ``torch.maximum`` and ``torch.where`` do: no new memory, and a Python-float input
+    costs nothing. Evaluated in blocks with the inner formula's fused form; backward is
+    the formula's partials from the saved inputs, built from differentiable operations
+    (double backward works). The inputs come first and the arity is fixed: what
+    torch.compile traces without a graph break."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(first: Any, second: Any, third: Any, formula: Combination, be: Backend) -> Tensor:
+        values = (first, second) if third is None else (first, second, third)
+        inner = _FusedInner(formula.inner)
+        out: Tensor = _in_blocks_of_inputs(lambda v: formula.value(be, v, inner), values)
+        return out
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        *values, ctx.formula, ctx.be = inputs
+        if values[2] is None:
+            values.pop()
+        ctx.numbers = [None if isinstance(v, Tensor) else v for v in values]
+        ctx.save_for_backward(*(v for v in values if isinstance(v, Tensor)))
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        tensors = iter(ctx.saved_tensors)
+        values = tuple(next(tensors) if v is None else v for v in ctx.numbers)
+        wanted = tuple(ctx.needs_input_grad[: len(values)])
+        inner = _FusedInner(ctx.formula.inner)
+        partials = _in_blocks_of_inputs(
+            lambda v: ctx.formula.partials(ctx.be, v, wanted, inner), values
+        )
+        grads = [
+            None if p is None else (grad * p).sum_to_size(v.shape) for p, v in zip(partials, values)
+        ]
+        grads += [None] * (5 - len(grads))
+        return tuple(grads)
+
+
+def combination(be: Backend, formula: Combination, inputs: tuple[Any, ...]) -> Tensor:
+    """The adapter's entry point for a function of two or three inputs."""
+    padded = (*inputs, None) if len(inputs) == 2 else inputs
+    out: Tensor = SmoothCombination.apply(*padded, formula, be)
     return out
 
 

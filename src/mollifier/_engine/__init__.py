@@ -5,10 +5,11 @@ Nothing here knows an op's public name or imports a framework: the modules take 
 :class:`~mollifier._engine.formula.Formula` objects (a value and its slope side by side)
 that the framework adapters in :mod:`mollifier._adapters` are handed.
 
-* ``formula``: the Formula object;
+* ``formula``: the Formula object (and ``Reduction``, ``Combination``);
 * ``piecewise``: piecewise polynomials, their exact convolution, slope and error bound;
 * ``staircase``: smooth floor/ceil/round/trunc/frac values and slopes;
 * ``gate``: the product forms ``x K(x/w)`` (GELU, swish) and the kernel bumps;
 * ``lse``: shifted logsumexp, softmax and p-norms over axes;
+* ``select``: ``maximum``/``minimum`` and ``where`` of several inputs, overflow-free;
 * ``numerical``: the quadrature / Monte Carlo engine for any callable.
 """

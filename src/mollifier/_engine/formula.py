@@ -61,10 +61,14 @@ class Reduction:
     gradient of the value with respect to ``x`` when ``output_is_weights`` is false
     (``logsumexp``: its gradient is the softmax); for ``softmax`` itself the value is
     the weights and the adapters backpropagate ``p (g - sum(g p)) / w``.
+    ``width_slope_rule(be, p, axes, width)``, from those weights ``p``, is the
+    derivative of the value in the width (for learnable widths): finite wherever ``p``
+    is, entries at ``-inf`` or whose ``exp(x/w)`` underflows included.
     """
 
     value_rule: Rule
     weights_rule: Rule
+    width_slope_rule: Rule
     width: Any
     output_is_weights: bool
 
@@ -73,3 +77,41 @@ class Reduction:
 
     def weights(self, be: Backend, x: Array, axes: tuple[int, ...]) -> Array:
         return self.weights_rule(be, x, axes, self.width)
+
+    def width_slope(self, be: Backend, p: Array, axes: tuple[int, ...]) -> Array:
+        """``d value / d width`` from the weights ``p``."""
+        return self.width_slope_rule(be, p, axes, self.width)
+
+
+@dataclass(frozen=True, eq=False)
+class Combination:
+    """An elementwise function of several broadcast inputs (arrays, or Python floats that
+    need no derivative), built on one single-input :class:`Formula`, e.g. the smooth
+    ``maximum(a, b)`` on ReLU's or ``where(x, a, b)`` on the step's.
+
+    ``value_rule(be, inputs, inner, data)`` and ``partials_rule(be, inputs, inner, data,
+    wanted)``, the partial derivatives of the value in the inputs flagged in ``wanted``
+    (``None`` for the others). ``inner`` is the formula, or what an adapter hands in its
+    place: anything with its ``value(be, x)`` and ``slope(be, x)`` (a fused form).
+    """
+
+    value_rule: Rule
+    partials_rule: Rule
+    inner: Formula
+    data: Any = None
+
+    @property
+    def width(self) -> Any:
+        return self.inner.width
+
+    def value(self, be: Backend, inputs: tuple[Any, ...], inner: Any = None) -> Array:
+        return self.value_rule(be, inputs, inner or self.inner, self.data)
+
+    def partials(
+        self,
+        be: Backend,
+        inputs: tuple[Any, ...],
+        wanted: tuple[bool, ...],
+        inner: Any = None,
+    ) -> tuple[Array | None, ...]:
+        return tuple(self.partials_rule(be, inputs, inner or self.inner, self.data, wanted))

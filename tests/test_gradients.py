@@ -102,3 +102,19 @@ def test_straight_through_forward_is_hard_and_backward_is_smooth():
             assert np.array_equal(np.signbit(value), np.signbit(hard[name])), (name, backend)
             np.testing.assert_allclose(grad, torch_grad(fn, x, width=0.3), atol=1e-14, err_msg=name)
         np.testing.assert_array_equal(fn(x, width=0.3, straight_through=True), hard[name])
+
+
+@pytest.mark.parametrize("name", ["relu", "logsumexp", "softmax"])
+def test_width_gradient_under_torch_func(name):
+    # torch.func wraps the width, so its values cannot be read for the positivity check
+    from torch.func import grad
+
+    x = torch.linspace(-2.0, 2.0, 5, dtype=torch.float64)
+    op = getattr(mol, name)
+
+    def total(w):
+        return op(x, width=w).pow(2).sum()
+
+    w = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    (expected,) = torch.autograd.grad(total(w), w)
+    torch.testing.assert_close(grad(total)(w.detach()), expected)

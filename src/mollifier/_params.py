@@ -106,13 +106,27 @@ def positive_width(value: Any) -> Any:
     return value
 
 
+def _readable(torch: Any, value: Any) -> bool:
+    """Whether a tensor's values can be read here: not while tracing or compiling, not
+    on a device (it would synchronize), not through a wrapper whose storage is elsewhere
+    (``torch.func`` transforms, subclasses such as DTensor); those are checked by the
+    framework, or not at all, rather than refused."""
+    if torch.compiler.is_compiling() or value.device.type != "cpu":
+        return False
+    if type(value) not in (torch.Tensor, torch.nn.Parameter):
+        return False
+    # a private torch API; without it, no wrapper is recognized and values are read
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return wrapped is None or not wrapped(value)
+
+
 def _concrete_values(value: Any) -> np.ndarray | None:
     if isinstance(value, np.ndarray):
         return value
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.Tensor):
-        if torch.compiler.is_compiling() or value.device.type != "cpu":
-            return None  # traced, or reading it would synchronize with the device
+        if not _readable(torch, value):
+            return None
         return value.detach().cpu().to(torch.float64).numpy()
     import jax
 

@@ -2,6 +2,9 @@ import inspect
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 import mollifier as mol
 
 PUBLIC = {
@@ -66,3 +69,16 @@ def test_every_public_function_has_a_docstring_with_examples():
         mol.delta,
     ]:
         assert op.__doc__ and "Examples" in op.__doc__, op.__name__
+
+
+@pytest.mark.parametrize("name", ["relu", "step", "floor", "logsumexp", "softmax"])
+def test_numpy_bfloat16_from_ml_dtypes(name):
+    # np.asarray of a JAX bfloat16 array gives NumPy's ml_dtypes bfloat16
+    import ml_dtypes
+
+    x = np.array([-1.5, -0.25, 0.0, 0.7, 2.0])
+    op = getattr(mol, name)
+    out = op(x.astype(ml_dtypes.bfloat16), width=0.3)
+    assert out.dtype == ml_dtypes.bfloat16
+    expected = op(x.astype(ml_dtypes.bfloat16).astype(np.float32), width=0.3)
+    np.testing.assert_array_equal(out, expected.astype(ml_dtypes.bfloat16))

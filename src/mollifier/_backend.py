@@ -314,7 +314,7 @@ def as_float_array(x: Array, name: str = "x") -> tuple[Backend, Array, Any]:
     if isinstance(x, (int, float, np.generic)):
         x = np.asarray(x)
     dtype = x.dtype
-    if xp.isdtype(dtype, "real floating"):
+    if _real_floating(xp, dtype):
         out_dtype = dtype
     elif xp.isdtype(dtype, "integral") and not xp.isdtype(dtype, "bool"):
         out_dtype = default_float(backend, dtype)
@@ -324,6 +324,13 @@ def as_float_array(x: Array, name: str = "x") -> tuple[Backend, Array, Any]:
     if x.dtype != compute:
         x = xp.astype(x, compute)
     return backend, x, out_dtype
+
+
+def _real_floating(xp: Any, dtype: Any) -> bool:
+    try:
+        return bool(xp.isdtype(dtype, "real floating"))
+    except TypeError:  # NumPy arrays of ml_dtypes' bfloat16 (as JAX hands them out)
+        return _dtype_name(dtype) in _LOW_PRECISION
 
 
 def _dtype_name(dtype: Any) -> str:

@@ -185,3 +185,19 @@ def test_jax_straight_through_under_jit_and_grad():
     np.testing.assert_array_equal(bits(f(x)), bits(jnp.floor(x)))
     g = jax.grad(lambda v: mol.floor(v, width=0.2, straight_through=True).sum())(x)
     np.testing.assert_allclose(g, jax.grad(lambda v: mol.floor(v, width=0.2).sum())(x))
+
+
+@pytest.mark.parametrize(
+    ("make", "framework_min"),
+    [
+        (np.asarray, lambda x: np.min(x, axis=1)),
+        (torch.tensor, lambda x: torch.amin(x, dim=1)),
+        (jnp.asarray, lambda x: jnp.min(x, axis=1)),
+    ],
+)
+def test_min_forwards_the_frameworks_min_on_signed_zeros(make, framework_min):
+    # -max(-x) is not min(x) bit for bit: max(-[0, 0, -0]) may pick either zero
+    x = make(np.array([[0.0, 0.0, -0.0], [-0.0, 0.0, -0.0], [-0.0, -0.0, 0.0]], np.float16))
+    got = np.asarray(mol.min(x, axis=1, width=0.1, straight_through=True))
+    expected = np.asarray(framework_min(x))
+    assert np.array_equal(np.signbit(got), np.signbit(expected)), (got, expected)

@@ -362,10 +362,13 @@ def min(
     be, x_c, dtype = as_float_array(x)
     if where is not None:
         x_c = be.xp.where(_mask(be, where, x_c), x_c, be.const(math.inf, x_c))
-    out = max(-x_c, axis=axis, width=width, tol=tol, method=method, keepdims=keepdims,
-              straight_through=straight_through)  # fmt: skip
-    # -max(-x): negation is exact, so the straight-through value is min(x) bit for bit
-    return finish(be, -out, dtype)
+    straight_through = flag(straight_through, "straight_through")
+    out = max(-x_c, axis=axis, width=width, tol=tol, method=method, keepdims=keepdims)
+    hard = None
+    if straight_through:  # the framework's own min (-max(-x) differs on signed zeros)
+        axes = _dispatch.axes_of(axis, x_c.ndim)
+        hard = be.xp.min(_dispatch.caller_dtype(be, x_c, dtype), axis=axes, keepdims=keepdims)
+    return _dispatch.finish(be, -out, dtype, hard)
 
 
 _ARGMAX = _reduction_op("argmax", "SmoothArgmax")

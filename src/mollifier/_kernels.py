@@ -411,11 +411,28 @@ class Gaussian(Kernel):
     def _tail(self, be: Backend, s: Array, degree: int) -> Array:
         if degree == 0:
             return be.ndtr(s)
-        s = be.xp.maximum(s, be.const(-_GAUSSIAN_TAIL_CLAMP, s))
-        density, cdf = self._pdf(be, s), be.ndtr(s)
+        xp = be.xp
+        s = xp.maximum(s, be.const(-_GAUSSIAN_TAIL_CLAMP, s))
+        finfo = xp.finfo(s.dtype)
+        start, series = _gaussian_far_tails(float(finfo.smallest_normal), float(finfo.eps))
+        # near: phi(s) + s Phi(s) and (s^2 + 1) Phi(s) + s phi(s) cancel to the tail's
+        # size, phi(s) / s^2 or 2 phi(s) / |s|^3: a relative error of s^2 eps (the
+        # problem's own conditioning) while it is a normal number; beyond ``start`` it
+        # would be subnormal and the cancellation leaves no digit (negative values), so
+        # there the tail is phi(s) times its asymptotic series in 1 / s^2 (double where)
+        far = s < -start
+        near_s = xp.where(far, be.const(-start, s), s)
+        density, cdf = self._pdf(be, near_s), be.ndtr(near_s)
         if degree == 1:  # E(s - U)_+ = s Phi(s) + phi(s)
-            return density + s * cdf
-        return (s * s + 1.0) * cdf + s * density  # E(s - U)_+^2
+            near = density + near_s * cdf
+        else:  # E(s - U)_+^2
+            near = (near_s * near_s + 1.0) * cdf + near_s * density
+        a = -xp.where(far, s, be.const(-start, s))
+        u = 1.0 / (a * a)
+        beyond = self._pdf(be, a) * u * poly.horner(series[degree - 1], u)
+        if degree == 2:
+            beyond = beyond / a
+        return xp.where(far, beyond, near)
 
     def _char_fn_np(self, omega: np.ndarray) -> np.ndarray:
         return np.exp(-0.5 * omega * omega)
@@ -431,6 +448,34 @@ class Gaussian(Kernel):
 
     def _score(self, be: Backend, u: Array, order: int) -> Array:
         return (u * 0.0 + 1.0, -u, u * u - 1.0)[order]
+
+
+@memoize
+def _gaussian_far_tails(tiny: float, eps: float) -> tuple[float, tuple[tuple[float, ...], ...]]:
+    """``(start, (c_1, c_2))``: for ``a = -s >= start`` the Gaussian tails are
+    ``E(s - U)_+ = phi(a) u sum_n c_1n u^n`` and ``E(s - U)_+^2 = phi(a) (u / a) sum_n
+    c_2n u^n`` with ``u = 1/a^2``, to within ``eps / 8``.
+
+    ``start`` is where ``phi(a) / a^2`` falls below ``tiny`` (the direct forms would be
+    subnormal). The Mills ratio ``Phi(-a) / phi(a) ~ sum_n m_n a^-(2n+1)``, ``m_n =
+    (-1)^n (2n - 1)!!``, gives ``1 - a M = -sum_{n>=1} m_n u^n`` and ``(a^2 + 1) M - a =
+    sum_{k>=1} (m_{k+1} + m_k) a^-(2k+1)``.
+    """
+    low, high = 1.0, _GAUSSIAN_TAIL_CLAMP
+    for _ in range(60):  # bisection on log phi(a) - 2 log a = log tiny
+        mid = 0.5 * (low + high)
+        if -0.5 * mid * mid - math.log(_SQRT_2PI * mid * mid) > math.log(tiny):
+            low = mid
+        else:
+            high = mid
+    start, u = low, 1.0 / (low * low)
+    m = [1.0]
+    while abs(m[-1]) * u ** (len(m) - 1) > eps / 64.0:  # terms fall like (2n - 1)!! u^n
+        m.append(-m[-1] * (2 * len(m) - 1))
+    m += [-m[-1] * (2 * len(m) - 1)]
+    first = tuple(-m[n] for n in range(1, len(m)))
+    second = tuple(m[k + 1] + m[k] for k in range(1, len(m) - 1))
+    return start, (first, second)
 
 
 # Li_2(u) = sum_n B_n z^(n+1)/(n+1)!, z = -log(1 - u): converges like (z / 2 pi)^n and is

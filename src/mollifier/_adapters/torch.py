@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .._backend import Backend
+from .._backend import Backend, torch_ndtr
 from .._engine.formula import Formula, Reduction
 from .._engine.piecewise import ABS, RELU, SIGN, STEP
 from .._kernels import Gaussian, Logistic
@@ -112,7 +112,12 @@ def _softplus_threshold(x: Tensor) -> float:
 
 
 def _logistic_relu(x: Tensor, w: float) -> Tensor:
-    return F.softplus(x, beta=1.0 / w, threshold=_softplus_threshold(x))  # w sp(x / w)
+    # w sp(x / w), never below x: below the threshold softplus rounds (x / w) w, which
+    # can be an ulp under x, and a smooth ReLU lies above ReLU (Jensen)
+    smooth = F.softplus(x, beta=1.0 / w, threshold=_softplus_threshold(x))
+    if torch.compiler.is_compiling() or _is_functorch_wrapped(x):  # no out= in vmap
+        return torch.maximum(smooth, x)
+    return torch.maximum(smooth, x, out=smooth)
 
 
 def _logistic_relu_backward(grad: Tensor, x: Tensor, w: float) -> Tensor:
@@ -125,7 +130,7 @@ def _logistic_abs(x: Tensor, w: float) -> Tensor:
     # |x| near the dtype's max; +inf would give inf - inf there, so it is put back.
     # In place on a fresh buffer: forward runs without autograd, and in eager mode each
     # 64 MB allocation costs about as much as a pass over the data.
-    smooth = F.softplus(x, beta=1.0 / w, threshold=_softplus_threshold(x))
+    smooth = _logistic_relu(x, w)  # >= x, so that 2 (s - x/2) >= |x| (Jensen)
     smooth.sub_(x, alpha=0.5).mul_(2.0)
     return smooth.masked_fill_(x == math.inf, math.inf)
 
@@ -180,7 +185,7 @@ FUSED: dict[Any, Fused] = {
     ),
     (RELU, Logistic): Fused(_logistic_relu, _logistic_relu_backward),
     (ABS, Logistic): Fused(_logistic_abs, _logistic_abs_backward),
-    (STEP, Gaussian): Fused(_gaussian_value(torch.special.ndtr, 1.0), _gaussian_backward(1.0)),
+    (STEP, Gaussian): Fused(_gaussian_value(torch_ndtr, 1.0), _gaussian_backward(1.0)),
     (SIGN, Gaussian): Fused(
         _gaussian_value(torch.special.erf, _INV_SQRT_2), _gaussian_backward(2.0)
     ),

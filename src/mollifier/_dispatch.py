@@ -195,7 +195,8 @@ def elementwise(
     hard = None
     if straight_through:
         with be.quiet():
-            hard = op.hard_value(caller_dtype(be, x_c, dtype), params, be)
+            # from x without a graph: nothing of the hard op is kept for backward
+            hard = op.hard_value(be.stop_gradient(caller_dtype(be, x_c, dtype)), params, be)
     return finish(be, smooth, dtype, hard)
 
 
@@ -236,7 +237,7 @@ def as_caller_array(be: Backend, value: Any, like: Array, dtype: Any) -> Array:
     for the hard op that straight-through forwards."""
     if isinstance(value, float):
         return be.const(value, caller_dtype(be, like, dtype))
-    return caller_dtype(be, value, dtype)
+    return be.stop_gradient(caller_dtype(be, value, dtype))  # no graph for the hard op
 
 
 def axes_of(axis: Any, ndim: int) -> tuple[int, ...]:

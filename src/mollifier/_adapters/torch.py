@@ -150,7 +150,13 @@ def _gaussian_backward(height: float) -> Backward:
     def backward(grad: Tensor, x: Tensor, w: float) -> Tensor:
         def density(v: Tensor) -> Tensor:
             t = v * (1.0 / w)
-            return torch.exp(-0.5 * t * t) * (height * _INV_SQRT_2PI / w)
+            scale = height * _INV_SQRT_2PI / w
+            if torch.is_grad_enabled():  # recorded for double backward: its derivative
+                # -t phi(t) would be -inf * 0 at t = ±inf, hence a double where
+                infinite = torch.isinf(t)
+                t = torch.where(infinite, 0.0, t)
+                return torch.where(infinite, 0.0, torch.exp(-0.5 * t * t)) * scale
+            return torch.exp(-0.5 * t * t) * scale
 
         return _times(grad, _in_blocks(density, x))
 
@@ -326,9 +332,32 @@ def numerical(be: Backend, engine: Any, x: Tensor) -> Tensor:
     return out
 
 
+class StraightThrough(torch.autograd.Function):
+    """``hard`` forward, the gradient of ``smooth`` backward; it saves nothing.
+
+    The forward value is a copy of ``hard``, no arithmetic (every value kept bit for
+    bit, ``-0.0`` and subnormals included); backward hands ``grad`` to ``smooth``, whose own
+    node (one saved tensor on the fast path) gives the smooth gradient, NaN where the
+    input was NaN. (``hard - (s.detach() - s)`` kept ``s``'s whole graph plus a mask.)
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(hard: Tensor, smooth: Tensor) -> Tensor:
+        # a copy: an input returned as is would be a view that no in-place op may touch
+        return hard.clone()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
+        return None, grad
+
+
 def straight_through(hard: Tensor, smooth: Tensor) -> Tensor:
-    """``hard`` forward, the gradient of ``smooth`` backward: ``hard - (s.detach() - s)``,
-    the bracket exactly ``+0`` where ``smooth`` is finite (zero elsewhere), so every
-    value of ``hard`` is kept bit for bit, ``-0.0`` included."""
-    bracket = smooth.detach() - smooth
-    return hard.detach() - torch.where(torch.isfinite(smooth), bracket, torch.zeros_like(smooth))
+    """``hard`` forward (computed without a graph), the gradient of ``smooth`` backward."""
+    out: Tensor = StraightThrough.apply(hard.detach(), smooth)
+    return out

@@ -23,7 +23,7 @@ from .._backend import Array, Backend, as_float_array, finish
 from .._kernels import Kernel, _sign_consistent_reflection
 from .._polynomials import horner
 from .bound import Bound
-from .formula import Formula
+from .formula import Formula, nan_where_nan
 
 _MAX_DEGREE = 2
 
@@ -244,7 +244,7 @@ def convolve(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kernel) ->
         # result inside the range (clip stays within [lower, upper])
         low, high = be.const(bounds[0], out), be.const(bounds[1], out)
         out = xp.where(out < low, low, xp.where(out > high, high, out))
-    return xp.where(xp.isnan(x), x, out)
+    return nan_where_nan(be, x, out)
 
 
 def convolve_slope(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kernel) -> Array:
@@ -253,7 +253,7 @@ def convolve_slope(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kern
     out = convolve(be, f.derivative(), x, width, kernel)
     for c, (height, _, _) in f.jumps():
         if height != 0.0:
-            out = out + (height / width) * kernel._pdf(be, (x - c) / width)
+            out = out + (height / width) * kernel._density(be, (x - c) / width)
     return out
 
 

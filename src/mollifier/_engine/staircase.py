@@ -97,7 +97,7 @@ def _round_slope(be: Backend, x: Array, width: float, kernel: Kernel, data: Any 
 
 def _trunc_slope(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
     # trunc = floor + K(-x/w): the step at 0 is taken back out
-    return _floor_slope(be, x, width, kernel) - kernel._pdf(be, -x / width) * (1.0 / width)
+    return _floor_slope(be, x, width, kernel) - kernel._density(be, -x / width) * (1.0 / width)
 
 
 def _frac_slope(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:

@@ -32,9 +32,6 @@ from ._engine.formula import Formula, Reduction
 from ._kernels import Kernel, get_kernel
 from ._params import width_or_tol
 
-# Python-float widths for which 1/w is a finite float32 (the fused forms scale by it);
-# array widths, which may be learnable, take the generic formulas
-_FAST_WIDTHS = (1e-30, 1e30)
 
 
 def width_from_tol(name: str, bound: Bound, tol: float, kernel: Kernel) -> float:
@@ -94,8 +91,12 @@ def width_like(be: Backend, width: Any, x: Array) -> Any:
 
 
 def _adapter(be: Backend, width: Any) -> Any:
-    """The framework adapter for this call, or None for the plain array-API formulas."""
-    if not isinstance(width, float) or not _FAST_WIDTHS[0] < width < _FAST_WIDTHS[1]:
+    """The framework adapter for this call, or None for the plain array-API formulas.
+
+    Every Python-float width takes the adapter (its slopes are the closed forms, exact
+    at every width); array widths, which may be learnable, take the generic formulas.
+    """
+    if not isinstance(width, float):
         return None
     return _framework_adapter(be)
 

@@ -996,7 +996,9 @@ class PolynomialKernel(Kernel):
             bracket = poly.horner(coefficients, frac_below) - (-1.0) ** j * poly.horner(
                 coefficients, frac_above
             )
-            total = total + (k_j / width ** (j + 1)) * bracket
+            # w^-(j+1) underflows (not 1 / w^(j+1), which overflows past w = 1e154)
+            scale = k_j / width ** (j + 1) if (j + 1) * math.log(width) < 700.0 else 0.0
+            total = total + scale * bracket
         return total
 
 

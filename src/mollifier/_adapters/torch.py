@@ -201,6 +201,18 @@ so a user's kernel (a subclass, or one that reuses a built-in name) takes the ge
 formula."""
 
 
+_FUSED_WIDTHS = (1e-30, 1e30)
+"""Widths for which ``1/w`` is a finite float32 (the fused forms scale by it); others
+take the generic formula, in the same node."""
+
+
+def _fused(formula: Formula) -> Fused | None:
+    fused = FUSED.get(formula.fusion)
+    if fused is None or not _FUSED_WIDTHS[0] < formula.width < _FUSED_WIDTHS[1]:
+        return None
+    return fused
+
+
 class SmoothElementwise(torch.autograd.Function):
     """``g(x)`` of a :class:`Formula` with a backward that recomputes ``g'`` from ``x``
     alone (or from the output, for the :class:`Fused` forms marked ``from_output``).
@@ -213,7 +225,7 @@ class SmoothElementwise(torch.autograd.Function):
 
     @staticmethod
     def forward(x: Tensor, formula: Formula, be: Backend) -> Tensor:
-        fused = FUSED.get(formula.fusion)
+        fused = _fused(formula)
         if fused:
             return fused.value(x, formula.width)
         return _in_blocks(lambda v: formula.value(be, v), x)
@@ -221,7 +233,7 @@ class SmoothElementwise(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
         x, ctx.formula, ctx.be = inputs
-        ctx.fused = FUSED.get(ctx.formula.fusion)
+        ctx.fused = _fused(ctx.formula)
         ctx.save_for_backward(output if ctx.fused and ctx.fused.from_output else x)
 
     @staticmethod

@@ -33,7 +33,6 @@ from ._kernels import Kernel, get_kernel
 from ._params import width_or_tol
 
 
-
 def width_from_tol(name: str, bound: Bound, tol: float, kernel: Kernel) -> float:
     """The largest width whose bound is at most ``tol``, or ``ValueError`` saying why
     no width is."""

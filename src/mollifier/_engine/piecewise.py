@@ -217,8 +217,10 @@ def convolve(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kernel) ->
     # the side of each breakpoint is taken from t_i itself, for the hard part as for the
     # tail: where x - c_i underflows to -0 in t_i (a tiny x, a huge w) both say "right",
     # so the two halves of the jump still add up (step at -1e-38, w = 1e8: 1/2, not 0)
-    reflections = [(c, b, (x - c) / width) for c, b in f.jumps()]
-    reflections = [(c, b, t, *_sign_consistent_reflection(be, t)) for c, b, t in reflections]
+    reflections = []
+    for c, b in f.jumps():
+        t = (x - c) / width
+        reflections.append((c, b, t, *_sign_consistent_reflection(be, t)))
     out = f._evaluate(be, x, [right for *_, right in reflections])
     quadratic_start = f.pieces[0][2]
     if quadratic_start:

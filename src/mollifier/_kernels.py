@@ -445,18 +445,17 @@ class Gaussian(Kernel):
         # problem's own conditioning) while it is a normal number; beyond ``start`` it
         # would be subnormal and the cancellation leaves no digit (negative values), so
         # there the tail is phi(s) times its asymptotic series in 1 / s^2 (double where)
-        far = s < -start
-        near_s = xp.where(far, be.const(-start, s), s)
-        density, cdf = self._pdf(be, near_s), be.ndtr(near_s)
+        density, cdf = self._pdf(be, s), be.ndtr(s)
         if degree == 1:  # E(s - U)_+ = s Phi(s) + phi(s)
-            near = density + near_s * cdf
+            near = density + s * cdf
         else:  # E(s - U)_+^2
-            near = (near_s * near_s + 1.0) * cdf + near_s * density
-        a = -xp.where(far, s, be.const(-start, s))
-        u = 1.0 / (a * a)
-        beyond = self._pdf(be, a) * u * poly.horner(series[degree - 1], u)
+            near = (s * s + 1.0) * cdf + s * density
+        far = s < -start
+        inverse = 1.0 / xp.where(far, s, be.const(-start, s))  # -1/a, never 1/0
+        u = inverse * inverse
+        beyond = density * (u * poly.horner(series[degree - 1], u))
         if degree == 2:
-            beyond = beyond / a
+            beyond = beyond * -inverse
         return xp.where(far, beyond, near)
 
     def _char_fn_np(self, omega: np.ndarray) -> np.ndarray:

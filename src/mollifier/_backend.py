@@ -9,6 +9,7 @@ API lacks (``erf``, ``ndtr``, ...) are looked up lazily from ``scipy.special``,
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ Array = Any
 """Any array accepted by the library: NumPy, PyTorch or JAX."""
 
 _LOW_PRECISION = ("float16", "bfloat16")
+_INV_SQRT_2 = math.sqrt(0.5)
 
 
 @dataclass(frozen=True)
@@ -156,8 +158,20 @@ def _build_torch() -> Backend:
     import torch
 
     sp = torch.special
-    return Backend("torch", _TorchNamespace(torch), sp.erf, sp.erfc, sp.ndtr, sp.expit,
+    return Backend("torch", _TorchNamespace(torch), sp.erf, sp.erfc, torch_ndtr, sp.expit,
                    torch.Tensor.detach)  # fmt: skip
+
+
+def torch_ndtr(x: Any) -> Any:
+    """``Phi(x) = erfc(-x / sqrt 2) / 2``, accurate in the lower tail.
+
+    ``torch.special.ndtr`` computes ``(1 + erf(x / sqrt 2)) / 2``, which cancels to 0
+    below ``x = -5.5`` in float32 (``-38`` in float64): the Gaussian step would be 0
+    there and the Gaussian ReLU's tail ``phi(s) + s Phi(s)`` would go negative.
+    """
+    import torch
+
+    return 0.5 * torch.special.erfc(x * -_INV_SQRT_2)
 
 
 _TORCH_FUNCTIONS = (

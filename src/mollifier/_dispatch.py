@@ -32,10 +32,6 @@ from ._engine.formula import Combination, Formula, Reduction
 from ._kernels import Kernel, get_kernel
 from ._params import flag, width_or_tol
 
-# Python-float widths for which 1/w is a finite float32 (the fused forms scale by it);
-# array widths, which may be learnable, take the generic formulas
-_FAST_WIDTHS = (1e-30, 1e30)
-
 
 def width_from_tol(name: str, bound: Bound, tol: float, kernel: Kernel) -> float:
     """The largest width whose bound is at most ``tol``, or ``ValueError`` saying why
@@ -114,8 +110,12 @@ def _broadcasts(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
 
 
 def _adapter(be: Backend, width: Any) -> Any:
-    """The framework adapter for this call, or None for the plain array-API formulas."""
-    if not isinstance(width, float) or not _FAST_WIDTHS[0] < width < _FAST_WIDTHS[1]:
+    """The framework adapter for this call, or None for the plain array-API formulas.
+
+    Every Python-float width takes the adapter (its slopes are the closed forms, exact
+    at every width); array widths, which may be learnable, take the generic formulas.
+    """
+    if not isinstance(width, float):
         return None
     return _framework_adapter(be)
 
@@ -228,7 +228,8 @@ def elementwise(
     hard = None
     if straight_through:
         with be.quiet():
-            hard = op.hard_value(caller_dtype(be, x_c, dtype), params, be)
+            # from x without a graph: nothing of the hard op is kept for backward
+            hard = op.hard_value(be.stop_gradient(caller_dtype(be, x_c, dtype)), params, be)
     return finish(be, smooth, dtype, hard)
 
 
@@ -269,7 +270,7 @@ def as_caller_array(be: Backend, value: Any, like: Array, dtype: Any) -> Array:
     for the hard op that straight-through forwards."""
     if isinstance(value, float):
         return be.const(value, caller_dtype(be, like, dtype))
-    return caller_dtype(be, value, dtype)
+    return be.stop_gradient(caller_dtype(be, value, dtype))  # no graph for the hard op
 
 
 def axes_of(axis: Any, ndim: int) -> tuple[int, ...]:

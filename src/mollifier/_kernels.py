@@ -29,6 +29,7 @@ _MAX_STAIRCASE_TERMS = 64
 # The Gaussian tails underflow float64 beyond |s| = 38.5; clamping there keeps
 # ``s * ndtr(s)`` away from ``-inf * 0`` without changing any representable value.
 _GAUSSIAN_TAIL_CLAMP = 40.0
+_LOGISTIC_TAIL_CLAMP = 1000.0  # log(1 + e^s) is 0 below s = -746 in float64
 
 
 def _sign_consistent_reflection(be: Backend, t: Array) -> tuple[Array, Array]:
@@ -84,6 +85,20 @@ class Kernel:
         raise NotImplementedError
 
     # -- generic, derived from the data ------------------------------------------
+    def _density(self, be: Backend, u: Array, order: int = 0) -> Array:
+        """``k^(order)(u)`` for the engines' slopes: 0 at ``u = ±inf`` with every
+        derivative 0 there too, NaN at NaN.
+
+        A double where: the density never sees an infinite ``u``, where its own formula
+        has ``0 * inf`` in a derivative (``-u e^(-u^2/2)``, ``-2u`` times a clamp).
+        """
+        xp = be.xp
+        infinite = xp.isinf(u)
+        zero = be.const(0.0, u)
+        tame = xp.where(infinite, zero, u)
+        value = self._pdf(be, tame) if order == 0 else self._density_derivative(be, tame, order)
+        return xp.where(infinite, zero, value)
+
     def _cdf(self, be: Backend, t: Array) -> Array:
         s, right = _sign_consistent_reflection(be, t)
         lower = self._tail(be, s, 0)
@@ -109,10 +124,18 @@ class Kernel:
         return hard + self._beyond(be, s, right, degree)
 
     def _gate(self, be: Backend, x: Array, width: float) -> Array:
-        """Product form ``x K(x / w)`` (GELU, swish); tends to 0 as ``x -> -inf``."""
+        """Product form ``x K(x / w)`` (GELU, swish); tends to 0 as ``x -> -inf``.
+
+        The limits ``x`` (``+inf``) and 0 (``-inf``) by a double where: ``-inf * 0`` is
+        NaN, and so would the derivative ``K + x k / w`` be at both ends (and where
+        ``x / w`` overflows, where ``K(x / w)`` is exactly 0 or 1).
+        """
         xp = be.xp
-        out = x * self._cdf(be, x / width)
-        return xp.where(x == -math.inf, be.const(0.0, x), out)  # -inf * 0 is NaN
+        zero = be.const(0.0, x)
+        infinite = xp.isinf(x / width)  # x infinite, or x / w beyond the dtype's range
+        tame = xp.where(infinite, zero, x)
+        out = tame * self._cdf(be, tame / width)
+        return xp.where(infinite, xp.where(x > 0, x, zero), out)
 
     def _gate_constant(self) -> float:
         """``sup_{s >= 0} s K(-s)``: the product form ``x K(x / w)`` misses ReLU by ``w``
@@ -409,13 +432,31 @@ class Gaussian(Kernel):
         return be.ndtr(t)
 
     def _tail(self, be: Backend, s: Array, degree: int) -> Array:
+        xp = be.xp
+        # Phi(s) is 0 below -38.5 already; the clamp keeps -s phi(s), the derivative of
+        # phi, away from -inf * 0 (and s Phi(s) in the tails below)
+        s = xp.maximum(s, be.const(-_GAUSSIAN_TAIL_CLAMP, s))
         if degree == 0:
             return be.ndtr(s)
-        s = be.xp.maximum(s, be.const(-_GAUSSIAN_TAIL_CLAMP, s))
+        finfo = xp.finfo(s.dtype)
+        start, series = _gaussian_far_tails(float(finfo.smallest_normal), float(finfo.eps))
+        # near: phi(s) + s Phi(s) and (s^2 + 1) Phi(s) + s phi(s) cancel to the tail's
+        # size, phi(s) / s^2 or 2 phi(s) / |s|^3: a relative error of s^2 eps (the
+        # problem's own conditioning) while it is a normal number; beyond ``start`` it
+        # would be subnormal and the cancellation leaves no digit (negative values), so
+        # there the tail is phi(s) times its asymptotic series in 1 / s^2 (double where)
         density, cdf = self._pdf(be, s), be.ndtr(s)
         if degree == 1:  # E(s - U)_+ = s Phi(s) + phi(s)
-            return density + s * cdf
-        return (s * s + 1.0) * cdf + s * density  # E(s - U)_+^2
+            near = density + s * cdf
+        else:  # E(s - U)_+^2
+            near = (s * s + 1.0) * cdf + s * density
+        far = s < -start
+        inverse = 1.0 / xp.where(far, s, be.const(-start, s))  # -1/a, never 1/0
+        u = inverse * inverse
+        beyond = density * (u * poly.horner(series[degree - 1], u))
+        if degree == 2:
+            beyond = beyond * -inverse
+        return xp.where(far, beyond, near)
 
     def _char_fn_np(self, omega: np.ndarray) -> np.ndarray:
         return np.exp(-0.5 * omega * omega)
@@ -431,6 +472,34 @@ class Gaussian(Kernel):
 
     def _score(self, be: Backend, u: Array, order: int) -> Array:
         return (u * 0.0 + 1.0, -u, u * u - 1.0)[order]
+
+
+@memoize
+def _gaussian_far_tails(tiny: float, eps: float) -> tuple[float, tuple[tuple[float, ...], ...]]:
+    """``(start, (c_1, c_2))``: for ``a = -s >= start`` the Gaussian tails are
+    ``E(s - U)_+ = phi(a) u sum_n c_1n u^n`` and ``E(s - U)_+^2 = phi(a) (u / a) sum_n
+    c_2n u^n`` with ``u = 1/a^2``, to within ``eps / 8``.
+
+    ``start`` is where ``phi(a) / a^2`` falls below ``tiny`` (the direct forms would be
+    subnormal). The Mills ratio ``Phi(-a) / phi(a) ~ sum_n m_n a^-(2n+1)``, ``m_n =
+    (-1)^n (2n - 1)!!``, gives ``1 - a M = -sum_{n>=1} m_n u^n`` and ``(a^2 + 1) M - a =
+    sum_{k>=1} (m_{k+1} + m_k) a^-(2k+1)``.
+    """
+    low, high = 1.0, _GAUSSIAN_TAIL_CLAMP
+    for _ in range(60):  # bisection on log phi(a) - 2 log a = log tiny
+        mid = 0.5 * (low + high)
+        if -0.5 * mid * mid - math.log(_SQRT_2PI * mid * mid) > math.log(tiny):
+            low = mid
+        else:
+            high = mid
+    start, u = low, 1.0 / (low * low)
+    m = [1.0]
+    while abs(m[-1]) * u ** (len(m) - 1) > eps / 64.0:  # terms fall like (2n - 1)!! u^n
+        m.append(-m[-1] * (2 * len(m) - 1))
+    m += [-m[-1] * (2 * len(m) - 1)]
+    first = tuple(-m[n] for n in range(1, len(m)))
+    second = tuple(m[k + 1] + m[k] for k in range(1, len(m) - 1))
+    return start, (first, second)
 
 
 # Li_2(u) = sum_n B_n z^(n+1)/(n+1)!, z = -log(1 - u): converges like (z / 2 pi)^n and is
@@ -462,7 +531,9 @@ class Logistic(Kernel):
     def _tail(self, be: Backend, s: Array, degree: int) -> Array:
         if degree == 0:
             return be.expit(s)
-        z = be.softplus(s)
+        # clamped where softplus is 0 in every dtype already: torch's logaddexp has a
+        # second derivative of inf / inf at -inf
+        z = be.softplus(be.xp.maximum(s, be.const(-_LOGISTIC_TAIL_CLAMP, s)))
         if degree == 1:
             return z
         # E(s - U)_+^2 = -2 Li_2(-e^s) = 2 [Li_2(u) + z^2 / 2], u = sigmoid(s) (Landen)
@@ -645,8 +716,12 @@ class Cauchy(Kernel):
             raise ValueError(
                 "the Cauchy kernel has no finite moments: E[(t - U)_+^j] is infinite for j >= 1"
             )
-        # K(s) = arctan(1 / |s|) / pi for s <= 0, accurate far in the tail
-        return be.xp.atan2(be.const(1.0, s), -s) / math.pi
+        # K(s) = arctan(1 / |s|) / pi for s <= 0, accurate far in the tail; 0 at -inf by
+        # a double where (the second derivative there would be inf / inf)
+        xp = be.xp
+        infinite = xp.isinf(s)
+        tame = xp.where(infinite, be.const(-1.0, s), s)
+        return xp.where(infinite, be.const(0.0, s), xp.atan2(be.const(1.0, s), -tame) / math.pi)
 
     def _gate(self, be: Backend, x: Array, width: float) -> Array:
         # x K(x/w) = (x)_+ - (w/pi) g(-|x|/w) with g(s) = |s| arctan(1/|s|) -> 1: exact in
@@ -852,15 +927,16 @@ class PolynomialKernel(Kernel):
     def _pdf(self, be: Backend, u: Array) -> Array:
         xp = be.xp
         inside = xp.maximum(1.0 - u * u, be.const(0.0, u))
-        # (1 - u^2)^0 would be 1 outside the support too, hence the explicit window
-        value = float(self.density[0]) * inside**self.power
-        return xp.where(xp.abs(u) < 1.0, value, be.const(0.0, u))
+        # (1 - u^2)^0 would be 1 outside the support too, hence the explicit window,
+        # tested as "not outside" so that NaN stays NaN (+ 0 u: NaN^0 is 1)
+        value = float(self.density[0]) * inside**self.power + 0.0 * u
+        return xp.where(xp.abs(u) >= 1.0, be.const(0.0, u), value)
 
     def _tail(self, be: Backend, s: Array, degree: int) -> Array:
         # where (not maximum, whose gradient splits ties) so that at the support's edge
         # the derivative is the density's value there, 0 with the open support |u| < 1
         v = s + 1.0
-        v = be.xp.where(v > 0.0, v, be.const(0.0, s))
+        v = be.xp.where(v <= 0.0, be.const(0.0, s), v)  # NaN stays NaN
         return poly.horner(self._tail_coefficients[degree], v)
 
     def _char_fn_np(self, omega: np.ndarray) -> np.ndarray:
@@ -879,7 +955,7 @@ class PolynomialKernel(Kernel):
     def _density_derivative(self, be: Backend, u: Array, order: int) -> Array:
         xp = be.xp
         value = poly.horner(self._derivative_coefficients[order], u) + 0.0 * u  # constants too
-        return xp.where(xp.abs(u) < 1.0, value, be.const(0.0, u))
+        return xp.where(xp.abs(u) >= 1.0, be.const(0.0, u), value)  # NaN stays NaN
 
     def _derivative_atoms(self, order: int) -> tuple[tuple[float, float], ...]:
         # k^(n-1) jumps from 0 up to k^(n-1)(-1) at u = -1 and down from k^(n-1)(1) at 1
@@ -919,7 +995,9 @@ class PolynomialKernel(Kernel):
             bracket = poly.horner(coefficients, frac_below) - (-1.0) ** j * poly.horner(
                 coefficients, frac_above
             )
-            total = total + (k_j / width ** (j + 1)) * bracket
+            # w^-(j+1) underflows (not 1 / w^(j+1), which overflows past w = 1e154)
+            scale = k_j / width ** (j + 1) if (j + 1) * math.log(width) < 700.0 else 0.0
+            total = total + scale * bracket
         return total
 
 

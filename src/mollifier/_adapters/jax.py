@@ -157,9 +157,10 @@ def numerical(be: Backend, engine: Any, x: Array) -> Array:
 
 @jax.custom_jvp
 def straight_through(hard: Array, smooth: Array) -> Array:
-    """``hard`` forward, the tangent of ``smooth`` backward (zero where ``smooth`` is not
-    finite). The forward value is ``hard`` itself, with no arithmetic: XLA on the CPU
-    flushes subnormals in ``hard - 0``, which would change the hard op's value."""
+    """``hard`` forward, the tangent of ``smooth`` backward (the smooth op's own, NaN
+    where its input is NaN). The forward value is ``hard`` itself, with no arithmetic:
+    XLA on the CPU flushes subnormals in ``hard - 0``, which would change the hard op's
+    value."""
     return hard
 
 
@@ -167,7 +168,5 @@ def straight_through(hard: Array, smooth: Array) -> Array:
 def _straight_through_jvp(
     primals: tuple[Array, Array], tangents: tuple[Array, Array]
 ) -> tuple[Array, Array]:
-    hard, smooth = primals
-    _, smooth_tangent = tangents
-    xp = jax.numpy
-    return hard, xp.where(xp.isfinite(smooth), smooth_tangent, xp.zeros_like(smooth_tangent))
+    hard, _ = primals
+    return hard, tangents[1]

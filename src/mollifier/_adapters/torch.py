@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .._backend import Backend
+from .._backend import Backend, torch_ndtr
 from .._engine import lse
 from .._engine.formula import Combination, Formula, Reduction
 from .._engine.piecewise import ABS, RELU, SIGN, STEP
@@ -114,7 +114,12 @@ def _softplus_threshold(x: Tensor) -> float:
 
 
 def _logistic_relu(x: Tensor, w: float) -> Tensor:
-    return F.softplus(x, beta=1.0 / w, threshold=_softplus_threshold(x))  # w sp(x / w)
+    # w sp(x / w), never below x: below the threshold softplus rounds (x / w) w, which
+    # can be an ulp under x, and a smooth ReLU lies above ReLU (Jensen)
+    smooth = F.softplus(x, beta=1.0 / w, threshold=_softplus_threshold(x))
+    if torch.compiler.is_compiling() or _is_functorch_wrapped(x):  # no out= in vmap
+        return torch.maximum(smooth, x)
+    return torch.maximum(smooth, x, out=smooth)
 
 
 def _logistic_relu_backward(grad: Tensor, x: Tensor, w: float) -> Tensor:
@@ -127,7 +132,7 @@ def _logistic_abs(x: Tensor, w: float) -> Tensor:
     # |x| near the dtype's max; +inf would give inf - inf there, so it is put back.
     # In place on a fresh buffer: forward runs without autograd, and in eager mode each
     # 64 MB allocation costs about as much as a pass over the data.
-    smooth = F.softplus(x, beta=1.0 / w, threshold=_softplus_threshold(x))
+    smooth = _logistic_relu(x, w)  # >= x, so that 2 (s - x/2) >= |x| (Jensen)
     smooth.sub_(x, alpha=0.5).mul_(2.0)
     return smooth.masked_fill_(x == math.inf, math.inf)
 
@@ -147,7 +152,13 @@ def _gaussian_backward(height: float) -> Backward:
     def backward(grad: Tensor, x: Tensor, w: float) -> Tensor:
         def density(v: Tensor) -> Tensor:
             t = v * (1.0 / w)
-            return torch.exp(-0.5 * t * t) * (height * _INV_SQRT_2PI / w)
+            scale = height * _INV_SQRT_2PI / w
+            if torch.is_grad_enabled():  # recorded for double backward: its derivative
+                # -t phi(t) would be -inf * 0 at t = ±inf, hence a double where
+                infinite = torch.isinf(t)
+                t = torch.where(infinite, 0.0, t)
+                return torch.where(infinite, 0.0, torch.exp(-0.5 * t * t)) * scale
+            return torch.exp(-0.5 * t * t) * scale
 
         return _times(grad, _in_blocks(density, x))
 
@@ -182,7 +193,7 @@ FUSED: dict[Any, Fused] = {
     ),
     (RELU, Logistic): Fused(_logistic_relu, _logistic_relu_backward),
     (ABS, Logistic): Fused(_logistic_abs, _logistic_abs_backward),
-    (STEP, Gaussian): Fused(_gaussian_value(torch.special.ndtr, 1.0), _gaussian_backward(1.0)),
+    (STEP, Gaussian): Fused(_gaussian_value(torch_ndtr, 1.0), _gaussian_backward(1.0)),
     (SIGN, Gaussian): Fused(
         _gaussian_value(torch.special.erf, _INV_SQRT_2), _gaussian_backward(2.0)
     ),
@@ -190,6 +201,18 @@ FUSED: dict[Any, Fused] = {
 """Fused forms keyed by ``Formula.fusion``, ``(shape, kernel class)``: the exact class,
 so a user's kernel (a subclass, or one that reuses a built-in name) takes the generic
 formula."""
+
+
+_FUSED_WIDTHS = (1e-30, 1e30)
+"""Widths for which ``1/w`` is a finite float32 (the fused forms scale by it); others
+take the generic formula, in the same node."""
+
+
+def _fused(formula: Formula) -> Fused | None:
+    fused = FUSED.get(formula.fusion)
+    if fused is None or not _FUSED_WIDTHS[0] < formula.width < _FUSED_WIDTHS[1]:
+        return None
+    return fused
 
 
 class SmoothElementwise(torch.autograd.Function):
@@ -204,7 +227,7 @@ class SmoothElementwise(torch.autograd.Function):
 
     @staticmethod
     def forward(x: Tensor, formula: Formula, be: Backend) -> Tensor:
-        fused = FUSED.get(formula.fusion)
+        fused = _fused(formula)
         if fused:
             return fused.value(x, formula.width)
         return _in_blocks(lambda v: formula.value(be, v), x)
@@ -212,7 +235,7 @@ class SmoothElementwise(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
         x, ctx.formula, ctx.be = inputs
-        ctx.fused = FUSED.get(ctx.formula.fusion)
+        ctx.fused = _fused(ctx.formula)
         ctx.save_for_backward(output if ctx.fused and ctx.fused.from_output else x)
 
     @staticmethod
@@ -491,9 +514,32 @@ def numerical(be: Backend, engine: Any, x: Tensor) -> Tensor:
     return out
 
 
+class StraightThrough(torch.autograd.Function):
+    """``hard`` forward, the gradient of ``smooth`` backward; it saves nothing.
+
+    The forward value is a copy of ``hard``, no arithmetic (every value kept bit for
+    bit, ``-0.0`` and subnormals included); backward hands ``grad`` to ``smooth``, whose own
+    node (one saved tensor on the fast path) gives the smooth gradient, NaN where the
+    input was NaN. (``hard - (s.detach() - s)`` kept ``s``'s whole graph plus a mask.)
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(hard: Tensor, smooth: Tensor) -> Tensor:
+        # a copy: an input returned as is would be a view that no in-place op may touch
+        return hard.clone()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
+        return None, grad
+
+
 def straight_through(hard: Tensor, smooth: Tensor) -> Tensor:
-    """``hard`` forward, the gradient of ``smooth`` backward: ``hard - (s.detach() - s)``,
-    the bracket exactly ``+0`` where ``smooth`` is finite (zero elsewhere), so every
-    value of ``hard`` is kept bit for bit, ``-0.0`` included."""
-    bracket = smooth.detach() - smooth
-    return hard.detach() - torch.where(torch.isfinite(smooth), bracket, torch.zeros_like(smooth))
+    """``hard`` forward (computed without a graph), the gradient of ``smooth`` backward."""
+    out: Tensor = StraightThrough.apply(hard.detach(), smooth)
+    return out

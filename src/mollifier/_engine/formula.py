@@ -48,9 +48,20 @@ class Formula:
         return self.value_rule(be, x, self.width, self.kernel, self.data)
 
     def slope(self, be: Backend, x: Array) -> Array:
-        """``g'(x)``; NaN where ``x`` is NaN."""
-        out = self.slope_rule(be, x, self.width, self.kernel, self.data)
-        return be.xp.where(be.xp.isnan(x), x, out)
+        """``g'(x)``; NaN where ``x`` is NaN (and so are its derivatives)."""
+        return nan_where_nan(be, x, self.slope_rule(be, x, self.width, self.kernel, self.data))
+
+
+def nan_where_nan(be: Backend, x: Array, out: Array) -> Array:
+    """``out``, NaN where ``x`` is NaN, with every derivative NaN there as well.
+
+    ``where(isnan(x), x, out)`` would give the right value but the derivative 1 (that
+    of ``x``) at NaN. ``tanh(x)`` is NaN there with each of its derivatives, and its
+    derivatives are finite everywhere else, ``±inf`` included: the branch where
+    leaves unused still passes ``0 * tanh'(x)`` into a gradient, which must not be NaN.
+    """
+    xp = be.xp
+    return xp.where(xp.isnan(x), xp.tanh(x), out)
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,7 +7,7 @@ from typing import Any
 
 from .._backend import Array, Backend
 from .._kernels import Kernel, density_at_zero
-from .formula import Formula
+from .formula import Formula, nan_where_nan
 
 
 def _gate_value(be: Backend, x: Array, width: Any, kernel: Kernel, data: Any = None) -> Array:
@@ -15,10 +15,13 @@ def _gate_value(be: Backend, x: Array, width: Any, kernel: Kernel, data: Any = N
 
 
 def _gate_slope(be: Backend, x: Array, width: Any, kernel: Kernel, data: Any = None) -> Array:
-    # d/dx x K(x/w) = K(x/w) + (x/w) k(x/w); the second term tends to 0 at +-inf
+    # d/dx x K(x/w) = K(x/w) + (x/w) k(x/w); the second term tends to 0 at +-inf (a
+    # double where, so that its own derivative is 0 there too)
     t = x / width
     xp = be.xp
-    bump = xp.where(xp.isinf(t), be.const(0.0, x), t * kernel._pdf(be, t))
+    infinite = xp.isinf(t)
+    tame = xp.where(infinite, be.const(0.0, x), t)
+    bump = xp.where(infinite, be.const(0.0, x), tame * kernel._pdf(be, tame))
     return kernel._cdf(be, t) + bump
 
 
@@ -28,11 +31,12 @@ def gate(width: Any, kernel: Kernel) -> Formula:
 
 
 def _bump_value(be: Backend, x: Array, width: Any, kernel: Kernel, divisor: Any) -> Array:
-    return kernel._pdf(be, x / width) / divisor
+    # NaN where x is, with its derivatives (the uniform density is flat inside)
+    return nan_where_nan(be, x, kernel._density(be, x / width) / divisor)
 
 
 def _bump_slope(be: Backend, x: Array, width: Any, kernel: Kernel, divisor: Any) -> Array:
-    return kernel._density_derivative(be, x / width, 1) / (divisor * width)
+    return kernel._density(be, x / width, 1) / (divisor * width)
 
 
 def delta(width: Any, kernel: Kernel) -> Formula:

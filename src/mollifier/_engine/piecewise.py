@@ -26,7 +26,7 @@ from .._backend import Array, Backend, as_float_array, finish
 from .._kernels import Kernel, _sign_consistent_reflection
 from .._polynomials import horner
 from .bound import Bound
-from .formula import Formula
+from .formula import Formula, nan_where_nan
 
 _MAX_DEGREE = 2
 _PIECE = "each piece must be a sequence of real coefficients (ascending powers)"
@@ -202,11 +202,13 @@ class Piecewise:
         be, x_c, dtype = as_float_array(x)
         return finish(be, self._evaluate(be, x_c), dtype)
 
-    def _evaluate(self, be: Backend, x: Array) -> Array:
+    def _evaluate(self, be: Backend, x: Array, sides: Sequence[Array] | None = None) -> Array:
+        """``f(x)``; ``sides[i]`` (default ``x >= c_i``) says which piece holds at ``c_i``."""
         xp = be.xp
         out = _polynomial(be, self.pieces[0], x)
-        for c, piece in zip(self.breakpoints, self.pieces[1:]):
-            out = xp.where(x >= c, _polynomial(be, piece, x), out)
+        for i, (c, piece) in enumerate(zip(self.breakpoints, self.pieces[1:])):
+            right = x >= c if sides is None else sides[i]
+            out = xp.where(right, _polynomial(be, piece, x), out)
         return xp.where(xp.isnan(x), x, out)
 
 
@@ -225,7 +227,14 @@ def _polynomial(be: Backend, coefficients: Sequence[float], x: Array) -> Array:
 def convolve(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kernel) -> Array:
     """``(f * k_w)(x)`` exactly, for a validated width and an admissible kernel."""
     xp = be.xp
-    out = f._evaluate(be, x)
+    # the side of each breakpoint is taken from t_i itself, for the hard part as for the
+    # tail: where x - c_i underflows to -0 in t_i (a tiny x, a huge w) both say "right",
+    # so the two halves of the jump still add up (step at -1e-38, w = 1e8: 1/2, not 0)
+    reflections = []
+    for c, b in f.jumps():
+        t = (x - c) / width
+        reflections.append((c, b, t, *_sign_consistent_reflection(be, t)))
+    out = f._evaluate(be, x, [right for *_, right in reflections])
     quadratic_start = f.pieces[0][2]
     if quadratic_start:
         out = out + quadratic_start * width * width * kernel.second_moment
@@ -233,9 +242,7 @@ def convolve(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kernel) ->
     # as a principal value (their slopes sum to zero for an admissible f)
     together = not math.isfinite(kernel.mean_abs)
     ramps = []
-    for c, b in f.jumps():
-        t = (x - c) / width
-        s, right = _sign_consistent_reflection(be, t)
+    for c, b, t, s, right in reflections:
         for j, b_j in enumerate(b):
             if b_j == 0.0:
                 continue
@@ -252,7 +259,7 @@ def convolve(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kernel) ->
         # result inside the range (clip stays within [lower, upper])
         low, high = be.const(bounds[0], out), be.const(bounds[1], out)
         out = xp.where(out < low, low, xp.where(out > high, high, out))
-    return xp.where(xp.isnan(x), x, out)
+    return nan_where_nan(be, x, out)
 
 
 def convolve_slope(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kernel) -> Array:
@@ -261,7 +268,7 @@ def convolve_slope(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kern
     out = convolve(be, f.derivative(), x, width, kernel)
     for c, (height, _, _) in f.jumps():
         if height != 0.0:
-            out = out + (height / width) * kernel._pdf(be, (x - c) / width)
+            out = out + (height / width) * kernel._density(be, (x - c) / width)
     return out
 
 

@@ -32,10 +32,60 @@ def _truncation(r: Array, be: Backend) -> float:
     return float(be.xp.finfo(r.dtype).eps) / 4.0
 
 
+_TINY_WIDTH = 1e-300
+"""Below it the kernels' forms would scale by ``1 / w`` (which overflows past 5.6e-309:
+``quantize`` reaches such widths as ``w / step``); there the step at ``m`` alone is
+kept, ``S(r) = -K(-r / w)`` with ``r / w`` divided out (±inf is K's limit), and the
+neighbours' ``K(-(1 -+ r) / w)``, at most about ``w`` (Cauchy), are dropped."""
+
+
+_HUGE_WIDTH = 1e200
+"""Above it every staircase is its limit to within ``w^-1`` (compact kernels) or far
+less: ``floor_w(m + r) = m + r - 1/2``, ``round_w(x) = x``, slope 1. The kernels'
+forms would overflow there (``w^(j+1)``, subnormal ``1/w`` flushed by XLA), and
+``quantize`` reaches ``w / step = inf``."""
+
+
+def _over(be: Backend, a: Array, width: float) -> Array:
+    """``a / w`` for a tiny ``w``: 0 where ``a`` is (XLA flushes a subnormal ``w`` to 0)."""
+    return be.xp.where(a == 0.0, a, a / width)
+
+
 def _offset(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
     """``S(r) = floor_w(m + r) - m``."""
     with be.quiet():
+        if width < _TINY_WIDTH:
+            return -kernel._cdf(be, _over(be, -r, width))
+        if width > _HUGE_WIDTH:
+            return r - 0.5
         return kernel._floor_offset(be, r, width, _truncation(r, be))
+
+
+def _tiny_density(be: Backend, u: Array, width: float, kernel: Kernel) -> Array:
+    """``k(u) / w`` for a tiny ``w``: inf at the step, 0 (not ``0 / 0``) away from it."""
+    density = kernel._density(be, u)
+    return be.xp.where(density > 0.0, density / width, 0.0 * density)
+
+
+def _round_offset(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
+    """``round_w(m + r) - m``."""
+    if width < _TINY_WIDTH:  # floor_w(m + r + 1/2) - m, reduced about its own integer
+        shifted = r + 0.5
+        nearest = be.xp.round(shifted)
+        return nearest + _offset(be, shifted - nearest, width, kernel)
+    if width > _HUGE_WIDTH:
+        return r
+    return kernel._round_offset(be, r, width, _truncation(r, be))
+
+
+def _round_wrapped_density(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
+    """The derivative of :func:`_round_offset`."""
+    if width < _TINY_WIDTH:
+        shifted = r + 0.5
+        return _wrapped_density(be, shifted - be.xp.round(shifted), width, kernel)
+    if width > _HUGE_WIDTH:
+        return r * 0.0 + 1.0
+    return kernel._round_slope(be, r, width, _truncation(r, be))
 
 
 def _smooth_floor(be: Backend, x: Array, width: float, kernel: Kernel) -> tuple[Array, Array]:
@@ -64,13 +114,14 @@ def _ceil_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any =
 
 def _round_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
     finite, m, r = _reduce(be, x)
-    offset = kernel._round_offset(be, r, width, _truncation(r, be))
+    offset = _round_offset(be, r, width, kernel)
     return be.xp.where(finite, m + offset, x)
 
 
 def _trunc_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
     m, offset = _smooth_floor(be, x, width, kernel)
-    return m + (offset + kernel._cdf(be, -x / width))
+    step = _over(be, -x, width) if width < _TINY_WIDTH else -x / width
+    return m + (offset + kernel._cdf(be, step))
 
 
 def _frac_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
@@ -79,6 +130,10 @@ def _frac_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any =
 
 
 def _wrapped_density(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
+    if width < _TINY_WIDTH:  # the step at m alone (see _TINY_WIDTH); inf at r = 0
+        return _tiny_density(be, _over(be, -r, width), width, kernel)
+    if width > _HUGE_WIDTH:
+        return r * 0.0 + 1.0
     return kernel._floor_slope(be, r, width, _truncation(r, be))
 
 
@@ -91,13 +146,18 @@ def _floor_slope(be: Backend, x: Array, width: float, kernel: Kernel, data: Any 
 
 def _round_slope(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
     finite, _, r = _reduce(be, x)
-    slope = kernel._round_slope(be, r, width, _truncation(r, be))
+    slope = _round_wrapped_density(be, r, width, kernel)
     return be.xp.where(finite, slope, be.const(1.0, x))
 
 
 def _trunc_slope(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
     # trunc = floor + K(-x/w): the step at 0 is taken back out
-    return _floor_slope(be, x, width, kernel) - kernel._pdf(be, -x / width) * (1.0 / width)
+    if width < _TINY_WIDTH:  # the step at m = 0 alone, taken back out: 0 (not inf - inf)
+        finite, m, _ = _reduce(be, x)
+        slope = _floor_slope(be, x, width, kernel)
+        return be.xp.where(finite & (m == 0.0), be.const(0.0, x), slope)
+    step = kernel._density(be, -x / width) * (1.0 / width)
+    return _floor_slope(be, x, width, kernel) - step
 
 
 def _frac_slope(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:

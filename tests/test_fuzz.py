@@ -877,11 +877,16 @@ def _grad_inputs_ok(case: Case) -> np.ndarray:
     ±inf where the op has one: not for the periodic staircases)."""
     spec = case.spec
     if spec.kind == "reduction":
+        # entries at the far end (-inf for a max) weigh nothing: their derivative is 0;
+        # checked where the value itself is finite
         (x,) = case.inputs
+        if spec.name in ("min", "argmin"):
+            x = -x
         ok = ~np.any(np.isnan(x) | (x == math.inf), axis=-1) & np.any(np.isfinite(x), axis=-1)
         if spec.name == "norm":
             ok &= np.all(np.isfinite(x), axis=-1)
-        return ok
+        finite = truth(case)[0]
+        return ok & (finite if finite.ndim == 1 else np.all(finite, axis=-1))
     arrays = [np.asarray(v, np.float64) for v in case.inputs]
     arrays = np.broadcast_arrays(*arrays)
     x = arrays[0]
@@ -1065,7 +1070,8 @@ def _reduction_bounds(case: Case, y: np.ndarray) -> None:
     (x,) = case.inputs
     n = x.shape[-1]
     w = float(case.width)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nanmin of a slice with no finite entry
         big, small = np.max(x, axis=-1), np.min(x, axis=-1)
         if name in ("softmax", "argmax", "argmin") and not variant.get("index"):
             _in_range(case, y, 0.0, 1.0)

@@ -5,6 +5,10 @@ A missing backend is an error, not a skip: CI must exercise all three.
 
 from __future__ import annotations
 
+import collections
+import json
+import os
+
 import jax
 import numpy as np
 import pytest
@@ -67,3 +71,47 @@ def op_kernel_pairs():
     import mollifier as mol
 
     return [(o, k) for o in OPS for k in sorted(mol.kernels) if admits(o, k)]
+
+
+# -- the fuzz suite (tests/test_fuzz.py) --------------------------------------------------
+
+FUZZ_LONG = False
+"""Whether this run selected the long fuzz profile (``pytest -m fuzz``)."""
+FUZZ_CASES: collections.Counter[str] = collections.Counter()
+"""Cases run per fuzz property, reported at the end of the session."""
+
+
+def _selects_only_fuzz(markexpr: str) -> bool:
+    """Whether ``-m markexpr`` keeps the fuzz tests and drops unmarked ones."""
+    if not markexpr:
+        return False
+    try:
+        from _pytest.mark.expression import Expression
+
+        compiled = Expression.compile(markexpr)
+
+        def with_marks(*names: str):
+            return lambda name, **kwargs: name in names
+
+        return compiled.evaluate(with_marks("fuzz")) and not compiled.evaluate(with_marks())
+    except Exception:  # pytest moved its private expression parser: read the words
+        return markexpr.split() == ["fuzz"]
+
+
+def pytest_configure(config):
+    global FUZZ_LONG
+    FUZZ_LONG = _selects_only_fuzz(config.getoption("markexpr", "") or "")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not FUZZ_CASES:
+        return
+    profile = "long" if FUZZ_LONG else "ci"
+    terminalreporter.section(f"fuzz cases per property ({profile} profile)")
+    for name, count in sorted(FUZZ_CASES.items()):
+        terminalreporter.write_line(f"{name:>18}: {count}")
+    terminalreporter.write_line(f"{'total':>18}: {sum(FUZZ_CASES.values())}")
+    path = os.environ.get("MOLLIFIER_FUZZ_COUNTS")
+    if path:
+        with open(path, "w") as out:
+            json.dump({"profile": profile, "cases": dict(FUZZ_CASES)}, out, indent=1)

@@ -7,7 +7,7 @@ from typing import Any
 
 from .._backend import Array, Backend
 from .._kernels import Kernel, density_at_zero
-from .formula import Formula, nan_where_nan
+from .formula import Formula, nan_where_nan, scaled
 
 
 def _gate_value(be: Backend, x: Array, width: Any, kernel: Kernel, data: Any = None) -> Array:
@@ -32,11 +32,11 @@ def gate(width: Any, kernel: Kernel) -> Formula:
 
 def _bump_value(be: Backend, x: Array, width: Any, kernel: Kernel, divisor: Any) -> Array:
     # NaN where x is, with its derivatives (the uniform density is flat inside)
-    return nan_where_nan(be, x, kernel._density(be, x / width) / divisor)
+    return nan_where_nan(be, x, kernel._density(be, scaled(be, x, 0.0, width)) / divisor)
 
 
 def _bump_slope(be: Backend, x: Array, width: Any, kernel: Kernel, divisor: Any) -> Array:
-    return kernel._density(be, x / width, 1) / (divisor * width)
+    return kernel._density(be, scaled(be, x, 0.0, width), 1) / (divisor * width)
 
 
 def delta(width: Any, kernel: Kernel) -> Formula:

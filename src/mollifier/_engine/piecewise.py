@@ -26,7 +26,7 @@ from .._backend import Array, Backend, as_float_array, finish
 from .._kernels import Kernel, _sign_consistent_reflection
 from .._polynomials import horner
 from .bound import Bound
-from .formula import Formula, nan_where_nan
+from .formula import Formula, nan_where_nan, scaled
 
 _MAX_DEGREE = 2
 _PIECE = "each piece must be a sequence of real coefficients (ascending powers)"
@@ -232,7 +232,7 @@ def convolve(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kernel) ->
     # so the two halves of the jump still add up (step at -1e-38, w = 1e8: 1/2, not 0)
     reflections = []
     for c, b in f.jumps():
-        t = (x - c) / width
+        t = scaled(be, x, c, width)
         reflections.append((c, b, t, *_sign_consistent_reflection(be, t)))
     out = f._evaluate(be, x, [right for *_, right in reflections])
     quadratic_start = f.pieces[0][2]
@@ -268,7 +268,7 @@ def convolve_slope(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kern
     out = convolve(be, f.derivative(), x, width, kernel)
     for c, (height, _, _) in f.jumps():
         if height != 0.0:
-            out = out + (height / width) * kernel._density(be, (x - c) / width)
+            out = out + (height / width) * kernel._density(be, scaled(be, x, c, width))
     return out
 
 

@@ -65,15 +65,7 @@ def test_array_width_errors():
 def _array_width_pairs():
     from mollifier._catalogue import CATALOGUE
 
-    # left open (issue 13 closing note): the gates x K(x/w) of the kernels without a
-    # variance (cauchy, sqrt; Cauchy's tends to -w/pi at -inf) still have a NaN width
-    # gradient at +-inf and where x/w overflows
-    heavy = {k for k in mol.kernels if not math.isfinite(mol.kernels[k].second_moment)}
-    return [
-        (o, k)
-        for o, k in op_kernel_pairs()
-        if CATALOGUE[o].array_width and not (CATALOGUE[o].shape is None and k in heavy)
-    ]
+    return [(o, k) for o, k in op_kernel_pairs() if CATALOGUE[o].array_width]
 
 
 @pytest.mark.parametrize(("name", "kernel"), _array_width_pairs())

@@ -32,6 +32,25 @@ _GAUSSIAN_TAIL_CLAMP = 40.0
 _LOGISTIC_TAIL_CLAMP = 1000.0  # log(1 + e^s) is 0 below s = -746 in float64
 
 
+def scaled(be: Backend, x: Array, c: float, width: Any) -> Array:
+    """``t = (x - c) / w``, for an array width with derivatives finite where ``t`` is
+    infinite (``x = ±inf``, or ``x / w`` beyond the dtype's range).
+
+    There ``t`` is the constant ``±inf`` (a double where), so a kernel term at its limit
+    passes ``0`` into the width's gradient, not ``0 * d t/d w = 0 * inf``; at NaN it is
+    the plain quotient, whose derivatives are NaN. A Python width carries no gradient:
+    ``t`` is the plain quotient.
+    """
+    t = (x - c) / width
+    if isinstance(width, float):
+        return t
+    xp = be.xp
+    finite = xp.isfinite(t)
+    tame = (xp.where(finite, x, be.const(c, x)) - c) / width
+    limit = xp.where(xp.isnan(t), t, xp.sign(x - c) * be.const(math.inf, x))  # NaN stays
+    return xp.where(finite, tame, limit)
+
+
 def _sign_consistent_reflection(be: Backend, t: Array) -> tuple[Array, Array]:
     """``(s, right)`` with ``s = -|t| <= 0`` and ``right = t >= 0``.
 
@@ -726,7 +745,7 @@ class Cauchy(Kernel):
     def _gate(self, be: Backend, x: Array, width: float) -> Array:
         # x K(x/w) = (x)_+ - (w/pi) g(-|x|/w) with g(s) = |s| arctan(1/|s|) -> 1: exact in
         # the far tail (no subnormal arctan), and the limit at -inf is -w/pi, not 0
-        s, right = _sign_consistent_reflection(be, x / width)
+        s, right = _sign_consistent_reflection(be, scaled(be, x, 0.0, width))
         positive = be.xp.where(right, x, be.const(0.0, x))
         return positive - (width / math.pi) * cauchy_g(be, s)
 
@@ -764,9 +783,22 @@ class Cauchy(Kernel):
         return self._score(be, u, order) * self._pdf(be, u)
 
     def _score(self, be: Backend, u: Array, order: int) -> Array:
-        # k' / k = -2u / (1 + u^2), k'' / k = (6u^2 - 2) / (1 + u^2)^2
-        q = 1.0 + u * u
-        return (u * 0.0 + 1.0, -2.0 * u / q, (6.0 * u * u - 2.0) / (q * q))[order]
+        # k' / k = -2u / (1 + u^2), k'' / k = (6u^2 - 2) / (1 + u^2)^2; for |u| > 1 the
+        # same in a = 1/u (u^2 overflows long before k does: float32 u = 3e38), by a
+        # double where so that neither branch puts NaN into a derivative
+        if order == 0:
+            return u * 0.0 + 1.0
+        xp = be.xp
+        far = xp.abs(u) > 1.0
+        near_u = xp.where(far, be.const(0.0, u), u)
+        a = 1.0 / xp.where(far, u, be.const(1.0, u))
+        q, q_a = 1.0 + near_u * near_u, 1.0 + a * a
+        if order == 1:
+            return xp.where(far, -2.0 * a / q_a, -2.0 * near_u / q)
+        a2 = a * a
+        return xp.where(
+            far, (6.0 * a2 - 2.0 * a2 * a2) / (q_a * q_a), (6.0 * near_u * near_u - 2.0) / (q * q)
+        )
 
     # The heavy tails are integrated in the angle: u = tan(theta), k(u) du = d theta / pi
     # (the mass left beyond the last panel is 6e-13).
@@ -1166,7 +1198,7 @@ class Sqrt(Kernel):
         # w v / (2 p (1 + p)) -> w / (4a) beyond, so the far left tail -w^2/(4|x|) keeps its
         # digits (x K(x/w) would underflow K first) and both limits come out exact
         xp = be.xp
-        s, right = _sign_consistent_reflection(be, x / width)
+        s, right = _sign_consistent_reflection(be, scaled(be, x, 0.0, width))
         far, a, q, v, p = _sqrt_parts(be, -s)
         magnitude = xp.where(far, be.const(0.0, x), xp.where(right, x, -x))
         near = magnitude * (0.5 / (q * (q + a)))

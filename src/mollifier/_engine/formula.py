@@ -7,7 +7,6 @@ a cheaper way to evaluate. Adapters never look anything up by an op's name.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -51,23 +50,6 @@ class Formula:
     def slope(self, be: Backend, x: Array) -> Array:
         """``g'(x)``; NaN where ``x`` is NaN (and so are its derivatives)."""
         return nan_where_nan(be, x, self.slope_rule(be, x, self.width, self.kernel, self.data))
-
-
-def scaled(be: Backend, x: Array, c: float, width: Any) -> Array:
-    """``t = (x - c) / w``, for an array width with derivatives finite where ``t`` is
-    infinite (``x = ±inf``, or ``x / w`` beyond the dtype's range).
-
-    There ``t`` is the constant ``±inf`` (a double where), so a kernel term at its limit
-    passes ``0`` into the width's gradient, not ``0 * d t/d w = 0 * inf``. A Python
-    width carries no gradient: ``t`` is the plain quotient.
-    """
-    t = (x - c) / width
-    if isinstance(width, float):
-        return t
-    xp = be.xp
-    finite = xp.isfinite(t)
-    tame = (xp.where(finite, x, be.const(c, x)) - c) / width
-    return xp.where(finite, tame, xp.sign(x - c) * be.const(math.inf, x))
 
 
 def nan_where_nan(be: Backend, x: Array, out: Array) -> Array:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from .._backend import Array, Backend
-from .._kernels import Kernel, density_at_zero
-from .formula import Formula, nan_where_nan, scaled
+from .._kernels import Kernel, density_at_zero, scaled
+from .formula import Formula, nan_where_nan
 
 
 def _gate_value(be: Backend, x: Array, width: Any, kernel: Kernel, data: Any = None) -> Array:

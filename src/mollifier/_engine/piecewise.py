@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from .._backend import Array, Backend, as_float_array, finish
-from .._kernels import Kernel, _sign_consistent_reflection
+from .._kernels import Kernel, _sign_consistent_reflection, scaled
 from .._polynomials import horner
 from .bound import Bound
-from .formula import Formula, nan_where_nan, scaled
+from .formula import Formula, nan_where_nan
 
 _MAX_DEGREE = 2
 _PIECE = "each piece must be a sequence of real coefficients (ascending powers)"

@@ -38,7 +38,7 @@ def scaled(be: Backend, x: Array, c: float, width: Any) -> Array:
 
     There ``t`` is the constant ``±inf`` (a double where), so a kernel term at its limit
     passes ``0`` into the width's gradient, not ``0 * d t/d w = 0 * inf``; at NaN it is
-    the plain quotient, whose derivatives are NaN. A Python width carries no gradient:
+    NaN with NaN derivatives in ``x``. A Python width carries no gradient:
     ``t`` is the plain quotient.
     """
     t = (x - c) / width
@@ -47,7 +47,9 @@ def scaled(be: Backend, x: Array, c: float, width: Any) -> Array:
     xp = be.xp
     finite = xp.isfinite(t)
     tame = (xp.where(finite, x, be.const(c, x)) - c) / width
-    limit = xp.where(xp.isnan(t), t, xp.sign(x - c) * be.const(math.inf, x))  # NaN stays
+    # NaN stays NaN with NaN derivatives in x (tanh's are finite at ±inf, where the
+    # quotient's would put 0 * inf into the gradient of the unused branch)
+    limit = xp.where(xp.isnan(t), xp.tanh(x), xp.sign(x - c) * be.const(math.inf, x))
     return xp.where(finite, tame, limit)
 
 

@@ -391,11 +391,11 @@ class _FusedInner(NamedTuple):
     formula: Formula
 
     def value(self, be: Backend, x: Tensor) -> Tensor:
-        fused = FUSED.get(self.formula.fusion)
+        fused = _fused(self.formula)
         return fused.value(x, self.formula.width) if fused else self.formula.value(be, x)
 
     def slope(self, be: Backend, x: Tensor) -> Tensor:
-        fused = FUSED.get(self.formula.fusion)
+        fused = _fused(self.formula)
         if fused is None or torch.is_grad_enabled():  # double backward: the plain slope
             return self.formula.slope(be, x)
         w = self.formula.width

@@ -296,9 +296,131 @@ def test_one_tensor_is_saved_with_and_without_straight_through(name, kernel):
             assert torch.all(torch.isfinite(x.grad)) or width != 0.1
 
 
+ARRAY_WIDTH_PAIRS = [(n, k) for n, k in PAIRS if CATALOGUE[n].array_width]
+
+
+@pytest.mark.parametrize(("name", "kernel"), ARRAY_WIDTH_PAIRS)
+def test_a_learnable_width_keeps_only_the_inputs_for_backward(name, kernel):
+    """A tensor width takes the generic formula under autograd, which kept every
+    intermediate (18-48 tensors, 650 for clip's cluster form); it is recomputed in
+    backward now: x and the width are kept, with or without straight-through, and the
+    gradients are autograd's of the plain formula."""
+    op = OPS[name]
+    x = torch.linspace(-3.0, 3.0, 101, dtype=torch.float64, requires_grad=True)
+    for straight_through in (False, True):
+        w = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+        saved, y = saved_for_backward(
+            lambda w=w: op(x, width=w, kernel=kernel, straight_through=straight_through)
+        )
+        assert len(saved) <= 2 and all(t is x or t is w for t in saved), len(saved)
+        got = torch.autograd.grad(y.sum(), (x, w))
+        plain = jax.grad(lambda v, u: op(v, width=u, kernel=kernel).sum(), argnums=(0, 1))(
+            jnp.asarray(x.detach().numpy()), jnp.asarray(0.7)
+        )
+        np.testing.assert_allclose(got[0].numpy(), np.asarray(plain[0]), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got[1].numpy(), np.asarray(plain[1]), rtol=1e-12, atol=1e-12)
+
+
 def test_straight_through_output_can_be_modified_in_place():
     x = torch.tensor([-1.0, 0.2, 3.0], requires_grad=True)
     y = mol.relu(x, width=0.3, straight_through=True)
     y.mul_(2.0).sum().backward()
     (smooth,) = torch.autograd.grad(mol.relu(x, width=0.3).sum(), x)
     torch.testing.assert_close(x.grad, 2.0 * smooth)
+
+
+# -- clusters of breakpoints under a wide kernel (the long fuzz profile) ---------------------
+def _clip_reference(kernel: str, width: float, x: float) -> tuple[float, float]:
+    """clip(x, 0, 1) smoothed and its slope, independently of the engine:
+    ``int_0^1 K((x - s)/w) ds`` by mpmath quadrature, and ``K(x/w) - K((x - 1)/w)``."""
+    from mollifier._reference import _cdf
+
+    with mpmath.workdps(30):
+        x_, w = mpmath.mpf(x), mpmath.mpf(width)
+        cuts = sorted({mpmath.mpf(0), mpmath.mpf(1)} | {
+            c for c in (x_ - w, x_, x_ + w) if 0 < c < 1
+        })  # fmt: skip
+        value = mpmath.quad(lambda s: _cdf(kernel, (x_ - s) / w), cuts)
+        slope = _cdf(kernel, x_ / w) - _cdf(kernel, (x_ - 1) / w)
+        return float(value), float(slope)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_clip_under_a_kernel_much_wider_than_its_range(kernel):
+    """The breakpoint form's tails, each about ``w``, cancelled to ``eps * w``: float32
+    ``clip(x, 0, 1)`` at ``w = 1e8`` gave 0, -1 or 2 (not monotone). The cluster form
+    has nothing to cancel: a few ulps of the truth at every width, in value and slope."""
+    xs = [-3e8, -2.0, 0.0, 0.3, 1.7, 5e7]
+    for width in (0.3, 1e3, 1e8):
+        truth = np.array([_clip_reference(kernel, width, x) for x in xs])
+        for backend in BACKENDS:
+            for dtype in ("float32", "float64"):
+                eps = float(np.finfo(dtype).eps)
+                x = to_backend(backend, xs, dtype)
+                y = to_numpy(mol.clip(x, 0.0, 1.0, width=width, kernel=kernel))
+                # a few ulps of the range [0, 1] (far tails in float32 carry fewer digits)
+                assert np.allclose(y, truth[:, 0], rtol=8 * eps, atol=8 * eps), (
+                    backend, dtype, width
+                )  # fmt: skip
+                if backend == "numpy":
+                    continue
+                g = _grad(backend, lambda v: mol.clip(v, 0.0, 1.0, width=width, kernel=kernel), x)
+                scale = np.max(np.abs(truth[:, 1]))
+                assert np.allclose(g, truth[:, 1], rtol=64 * eps, atol=64 * eps * scale), (
+                    backend, dtype, width, g, truth[:, 1]
+                )  # fmt: skip
+        grid = np.linspace(-3.0 * width, 3.0 * width, 2001, dtype=np.float32)
+        steps = np.diff(mol.clip(grid, 0.0, 1.0, width=width, kernel=kernel))
+        assert np.all(steps >= -2 * np.finfo(np.float32).eps), width  # rounding, not 0 to 2
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "laplace", "biweight"])
+def test_a_user_cluster_with_quadratic_pieces(kernel):
+    """Three breakpoints within 0.3, jumps, kinks and curvature changes, against mpmath
+    quadrature of ``f(x - w u) k(u)`` split at the kinks: both exact forms (apart at
+    ``w = 0.5``, the cluster form from ``w = 1.2``), and an array width choosing entry by
+    entry."""
+    from mollifier._reference import convolve
+
+    f = mol.Piecewise([0.0, 0.1, 0.3], [[0.5], [0.0, 1.0, 3.0], [0.2, -1.0], [0.4, 0.5, -0.5]])
+
+    def exact(s):
+        return mpmath.mpf(float(f(np.array(float(s)))))
+
+    xs = [-3.0, -0.2, 0.05, 0.3, 4.0]
+    widths = (0.5, 1.2, 1e4)
+    for width in widths:
+        g = mol.smooth(f, kernel=kernel, width=width)
+        truth = np.array([float(convolve(exact, f.breakpoints, kernel, width, x)) for x in xs])
+        scale = 1.0 + width * width  # the quadratic outer piece
+        assert np.allclose(g(np.array(xs)), truth, rtol=0, atol=4e-15 * scale), width
+    x = torch.tensor(xs * 2, dtype=torch.float64)
+    w = torch.tensor([widths[0]] * len(xs) + [widths[-1]] * len(xs), dtype=torch.float64)
+    both = mol.smooth(f, kernel=kernel, width=w)(x).numpy()
+    one_by_one = [mol.smooth(f, kernel=kernel, width=v)(np.array(xs)) for v in widths[::2]]
+    assert np.allclose(both, np.concatenate(one_by_one), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("kernel", ["sqrt", "cauchy"])
+def test_heavy_tailed_delta_slope_at_the_bfloat16_max(backend, kernel):
+    """``slope * u`` overflowed in the score at the bfloat16 max (``-inf * 0``), and the
+    density's ``sqrt(g)`` had an infinite derivative where ``g`` underflowed: NaN
+    gradients of delta for array and Python widths alike."""
+    big = float(torch.finfo(torch.bfloat16).max)
+    xs = [big, -big, 1e38, 2.0, -0.5, 0.0]
+    x = to_backend(backend, xs, "bfloat16")
+    for width in (1.0, 1e8):
+        for w in (width, to_backend(backend, [width] * len(xs), "bfloat16")):
+            if backend == "torch":
+                g = _grad(backend, lambda v, w=w: mol.delta(v, width=w, kernel=kernel), x)
+            else:
+                g = to_numpy(jax.grad(lambda v, w=w: mol.delta(v, width=w, kernel=kernel).sum())(x))
+            assert np.all(np.isfinite(g)), (width, g)
+            assert np.all(g[:3] == 0.0), g
+    density = mol.kernels[kernel].pdf(np.array([-3.0, -1.0, 0.5, 2.0, 1e200]))
+    power = 1.5 if kernel == "sqrt" else 1.0
+    scale = 0.5 if kernel == "sqrt" else 1 / np.pi
+    u = np.array([-3.0, -1.0, 0.5, 2.0, 1e200])
+    with np.errstate(over="ignore"):
+        assert np.allclose(density, scale / (1.0 + u * u) ** power, rtol=1e-14, atol=0)

@@ -162,10 +162,14 @@ def test_maximum_gradients_are_finite_at_overflow_and_infinities(backend):
     np.testing.assert_allclose(gb, 1.0 - np.array(want_a), rtol=1e-15)
 
 
-def mp_where(x, a, b, w):
-    """``a K(x/w) + b K(-x/w)`` with the logistic kernel, at 40 digits."""
+def mp_where(x, a, b, w, kernel="logistic"):
+    """``a K(x/w) + b K(-x/w)`` at 40 digits (the logistic CDF written out; others from
+    the mpmath reference)."""
+    from mollifier._reference import _cdf
+
     with mp.workdps(40):
-        k = 1 / (1 + mp.exp(-mp.mpf(x) / w))
+        t = mp.mpf(x) / w
+        k = 1 / (1 + mp.exp(-t)) if kernel == "logistic" else _cdf(kernel, t)
         return mp.mpf(a) * k + mp.mpf(b) * (1 - k)
 
 
@@ -195,6 +199,38 @@ def test_where_with_an_infinite_side_takes_it_only_where_it_has_weight(backend):
     np.testing.assert_array_equal(got, [3.0, INF, INF, INF, INF])
     got = to_numpy(mol.where(on(backend, [1.0, 800.0]), 1.0, -INF, width=1.0))
     np.testing.assert_array_equal(got, [-INF, 1.0])
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("kernel", ["logistic", "gaussian", "triweight", "sqrt"])
+def test_where_gradients_of_equal_huge_sides_are_zero(backend, kernel):
+    """``a k dt - b k dt`` with ``a = b`` near the dtype's max was ``inf - inf`` at small
+    widths (x and width gradients NaN where the truth is 0); ``2h k dt`` with ``h = a/2 -
+    b/2`` is exactly 0. Opposite huge sides keep the value and a finite x-gradient."""
+    big = float(np.finfo(np.float32).max)
+    x = [-0.2, -0.05, 0.0, 0.1, 0.3]
+    if backend == "torch":
+        v = torch.tensor(x, dtype=torch.float32, requires_grad=True)
+        w = torch.full((5,), 0.05, dtype=torch.float32, requires_grad=True)
+        mol.where(v, big, big, width=w, kernel=kernel).sum().backward()
+        gx, gw = v.grad.numpy(), w.grad.numpy()
+        u = torch.tensor(x, dtype=torch.float32, requires_grad=True)
+        y = mol.where(u, big, -big, width=10.0, kernel=kernel)
+        y.sum().backward()
+        opposite, y = u.grad.numpy(), y.detach().numpy()
+    else:
+        gx, gw = jax.grad(
+            lambda v, w: mol.where(v, big, big, width=w, kernel=kernel).sum(), argnums=(0, 1)
+        )(jnp.array(x, jnp.float32), jnp.full((5,), 0.05, jnp.float32))
+        u = jnp.array(x, jnp.float32)
+        opposite = jax.grad(lambda v: mol.where(v, big, -big, width=10.0, kernel=kernel).sum())(u)
+        y = mol.where(u, big, -big, width=10.0, kernel=kernel)
+    np.testing.assert_array_equal(gx, np.zeros(5))
+    np.testing.assert_array_equal(gw, np.zeros(5))
+    want = [float(mp_where(v, big, -big, 10.0, kernel)) for v in x]
+    # a K(t) - a K(-t) cancels near t = 0 (in any form): a few ulps of a
+    np.testing.assert_allclose(to_numpy(y), want, rtol=0, atol=4 * 1.2e-7 * big)
+    assert np.all(np.isfinite(opposite)) and np.all(to_numpy(opposite) > 0)
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])

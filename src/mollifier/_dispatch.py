@@ -19,6 +19,7 @@ framework has arrived.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -133,12 +134,19 @@ def _framework_adapter(be: Backend) -> Any:
 
 
 def evaluate(be: Backend, formula: Formula, x: Array) -> Array:
-    """``g(x)`` through the framework's adapter where there is one (see module doc)."""
+    """``g(x)`` through the framework's adapter where there is one (see module doc); an
+    array width through the adapter's recomputing wrapper (autodiff in ``x`` and the
+    width, keeping only the inputs for backward)."""
     adapter = _adapter(be, formula.width)
     with be.quiet():
-        if adapter is None:
+        if adapter is not None:
+            return adapter.elementwise(be, formula, x)
+        framework = _framework_adapter(be)
+        if framework is None:
             return formula.value(be, x)
-        return adapter.elementwise(be, formula, x)
+        return framework.recomputed(
+            lambda v, w: replace(formula, width=w).value(be, v), x, formula.width
+        )
 
 
 def evaluate_reduction(be: Backend, formula: Reduction, x: Array, axes: tuple[int, ...]) -> Array:
@@ -157,9 +165,17 @@ def evaluate_combination(be: Backend, formula: Combination, inputs: tuple[Any, .
     """A function of several inputs through the framework's adapter where there is one."""
     adapter = _adapter(be, formula.width)
     with be.quiet():
-        if adapter is None:
+        if adapter is not None:
+            return adapter.combination(be, formula, inputs)
+        framework = _framework_adapter(be)
+        if framework is None:
             return formula.value(be, inputs)
-        return adapter.combination(be, formula, inputs)
+        inner = formula.inner
+
+        def value(width: Array, *values: Any) -> Array:
+            return replace(formula, inner=replace(inner, width=width)).value(be, values)
+
+        return framework.recomputed(value, formula.width, *inputs)
 
 
 def evaluate_numerical(be: Backend, engine: Any, x: Array, score: bool) -> Array:

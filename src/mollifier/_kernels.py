@@ -87,6 +87,10 @@ class Kernel:
     second_moment: float = math.nan
     smoothness: str = ""
     max_ramp_degree: int = 2
+    density_kinks: tuple[float, ...] = ()
+    """Where the density or one of its derivatives jumps (the ends of a compact
+    support, Laplace's peak): quadrature in the exact engine splits there. A kernel
+    with a kink it does not declare is integrated less accurately, never wrongly."""
 
     def __repr__(self) -> str:
         return f"mollifier.kernels[{self.name!r}]"
@@ -658,6 +662,7 @@ class Laplace(Kernel):
     mean_abs = 1.0
     second_moment = 2.0
     smoothness = "C^1"
+    density_kinks = (0.0,)
 
     def _pdf(self, be: Backend, u: Array) -> Array:
         # -|u| by reflection: its derivative at the kink is the right-hand one, as for
@@ -730,7 +735,15 @@ class Cauchy(Kernel):
     max_ramp_degree = 0
 
     def _pdf(self, be: Backend, u: Array) -> Array:
-        return 1.0 / (math.pi * (1.0 + u * u))
+        # beyond |u| = 1 as a^2 / (pi (1 + a^2)) in a = 1/u: u^2 overflows (and 2u in the
+        # derivative, at the bfloat16 max) long before the density underflows
+        xp = be.xp
+        far = xp.abs(u) > 1.0
+        near_u = xp.where(far, be.const(0.0, u), u)
+        a = 1.0 / xp.where(far, u, be.const(2.0, u))
+        return xp.where(
+            far, a * a / (math.pi * (1.0 + a * a)), 1.0 / (math.pi * (1.0 + near_u * near_u))
+        )
 
     def _tail(self, be: Backend, s: Array, degree: int) -> Array:
         if degree != 0:
@@ -785,22 +798,8 @@ class Cauchy(Kernel):
         return self._score(be, u, order) * self._pdf(be, u)
 
     def _score(self, be: Backend, u: Array, order: int) -> Array:
-        # k' / k = -2u / (1 + u^2), k'' / k = (6u^2 - 2) / (1 + u^2)^2; for |u| > 1 the
-        # same in a = 1/u (u^2 overflows long before k does: float32 u = 3e38), by a
-        # double where so that neither branch puts NaN into a derivative
-        if order == 0:
-            return u * 0.0 + 1.0
-        xp = be.xp
-        far = xp.abs(u) > 1.0
-        near_u = xp.where(far, be.const(0.0, u), u)
-        a = 1.0 / xp.where(far, u, be.const(1.0, u))
-        q, q_a = 1.0 + near_u * near_u, 1.0 + a * a
-        if order == 1:
-            return xp.where(far, -2.0 * a / q_a, -2.0 * near_u / q)
-        a2 = a * a
-        return xp.where(
-            far, (6.0 * a2 - 2.0 * a2 * a2) / (q_a * q_a), (6.0 * near_u * near_u - 2.0) / (q * q)
-        )
+        # k' / k = -2u / (1 + u^2), k'' / k = (6u^2 - 2) / (1 + u^2)^2
+        return _rational_score(be, u, order, 2.0, 6.0, 2.0)
 
     # The heavy tails are integrated in the angle: u = tan(theta), k(u) du = d theta / pi
     # (the mass left beyond the last panel is 6e-13).
@@ -843,6 +842,33 @@ class Cauchy(Kernel):
             return (lift + 2.0) / (lift + coefficient * (sin_half * sin_half))
         coefficient = 4.0 * (1.0 / lift + 1.0 / (lift * lift))
         return (1.0 + 2.0 / lift) / (1.0 + coefficient * (sin_half * sin_half))
+
+
+def _rational_score(
+    be: Backend, u: Array, order: int, slope: float, curvature: float, offset: float
+) -> Array:
+    """The scores of the heavy-tailed kernels, ``k'/k = -slope u / (1 + u^2)`` and
+    ``k''/k = (curvature u^2 - offset) / (1 + u^2)^2``.
+
+    For ``|u| > 1`` the same in ``a = 1/u``: ``u^2`` overflows long before ``k`` does
+    (float32 ``u = 3e38``, and ``slope * u`` itself at the bfloat16 max), by a double
+    where so that neither branch puts NaN into a derivative.
+    """
+    if order == 0:
+        return u * 0.0 + 1.0
+    xp = be.xp
+    far = xp.abs(u) > 1.0
+    near_u = xp.where(far, be.const(0.0, u), u)
+    a = 1.0 / xp.where(far, u, be.const(1.0, u))
+    q, q_a = 1.0 + near_u * near_u, 1.0 + a * a
+    if order == 1:
+        return xp.where(far, -slope * a / q_a, -slope * near_u / q)
+    a2 = a * a
+    return xp.where(
+        far,
+        (curvature * a2 - offset * a2 * a2) / (q_a * q_a),
+        (curvature * near_u * near_u - offset) / (q * q),
+    )
 
 
 def cauchy_g(be: Backend, s: Array) -> Array:
@@ -900,6 +926,7 @@ class PolynomialKernel(Kernel):
     """
 
     support = 1.0
+    density_kinks = (-1.0, 1.0)
 
     def __init__(self, name: str, power: int) -> None:
         self.name = name
@@ -1171,13 +1198,16 @@ class Sqrt(Kernel):
     max_ramp_degree = 1
 
     def _pdf(self, be: Backend, u: Array) -> Array:
-        # (g)^(3/2) / 2 with g = 1 / (1 + u^2), as v^2 / (1 + v^2), v = 1/u, beyond |u| = 1
+        # g^(3/2) / 2 with g = 1 / (1 + u^2); beyond |u| = 1 with g = v^2 / (1 + v^2) in
+        # v = 1/u and sqrt(g) as |v| / sqrt(1 + v^2) (sqrt at an underflowed g = 0 would
+        # have an infinite derivative)
         xp = be.xp
         far = xp.abs(u) > 1.0
         u_near = xp.where(far, be.const(0.0, u), u)
-        v = 1.0 / xp.where(far, u, be.const(2.0, u))
-        g = xp.where(far, v * v / (1.0 + v * v), 1.0 / (1.0 + u_near * u_near))
-        return 0.5 * g * xp.sqrt(g)
+        v = xp.abs(1.0 / xp.where(far, u, be.const(2.0, u)))
+        near = 1.0 / (1.0 + u_near * u_near)  # in [1/2, 1]
+        g = xp.where(far, v * v / (1.0 + v * v), near)
+        return 0.5 * g * xp.where(far, v / xp.sqrt(1.0 + v * v), xp.sqrt(near))
 
     def _tail(self, be: Backend, s: Array, degree: int) -> Array:
         if degree >= 2:
@@ -1224,9 +1254,8 @@ class Sqrt(Kernel):
         return self._score(be, u, order) * self._pdf(be, u)
 
     def _score(self, be: Backend, u: Array, order: int) -> Array:
-        # k'/k = -3u/(1 + u^2), k''/k = (12u^2 - 3)/(1 + u^2)^2 = (12 - 15 g) g, g = 1/(1 + u^2)
-        g = 1.0 / (1.0 + u * u)
-        return (u * 0.0 + 1.0, -3.0 * u * g, (12.0 - 15.0 * g) * g)[order]
+        # k'/k = -3u/(1 + u^2), k''/k = (12u^2 - 3)/(1 + u^2)^2
+        return _rational_score(be, u, order, 3.0, 12.0, 3.0)
 
     # The heavy tails are integrated in the angle: u = tan(t), k(u) du = cos(t) dt / 2
     # (the mass left beyond the last panel is 1e-24).

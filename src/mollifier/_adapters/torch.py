@@ -539,6 +539,25 @@ class StraightThrough(torch.autograd.Function):
         return None, grad
 
 
+def recomputed(fn: Callable[..., Tensor], *inputs: Any) -> Tensor:
+    """``fn(*inputs)`` differentiated by autograd but recomputed in backward: what an
+    array width (maybe learnable) takes, whose generic formula keeps tens to hundreds of
+    intermediate tensors (clip's cluster form: 650) that only the inputs need replace.
+
+    Plain where no gradient is recorded, and inside torch.func transforms (their own
+    autograd levels) and compiled graphs (the compiler decides what to keep)."""
+    tensors = [v for v in inputs if isinstance(v, Tensor)]
+    if (
+        not torch.is_grad_enabled()
+        or not any(t.requires_grad for t in tensors)
+        or torch.compiler.is_compiling()
+        or any(_is_functorch_wrapped(t) for t in tensors)
+    ):
+        return fn(*inputs)
+    out: Tensor = torch.utils.checkpoint.checkpoint(fn, *inputs, use_reentrant=False)
+    return out
+
+
 def straight_through(hard: Tensor, smooth: Tensor) -> Tensor:
     """``hard`` forward (computed without a graph), the gradient of ``smooth`` backward."""
     out: Tensor = StraightThrough.apply(hard.detach(), smooth)

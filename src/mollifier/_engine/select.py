@@ -9,8 +9,11 @@ overflow or be ``inf - inf``:
   relu_w(a - b)`` rounds it to 0), ``|a - b| = inf`` (overflow or opposite infinities)
   gives ``max(a, b)`` itself, and equal infinities give their value;
 * ``where_w(x, a, b) = a K(x/w) + b K(-x/w)`` (``b + (a - b) K(x/w)``, since
-  ``K(t) + K(-t) = 1``): each term to round-off, a term of weight exactly 0 is 0 even
-  for an infinite input (that side is not selected at all).
+  ``K(t) + K(-t) = 1``), evaluated as ``b + 2h K(t)`` left of 0 and ``a - 2h K(-t)``
+  right of it with ``h = a/2 - b/2`` (which cannot overflow): each term to round-off,
+  and derivatives ``2h k dt`` in which no ``inf - inf`` appears; an infinite input
+  takes the weighted sum, where a term of weight exactly 0 is 0 (that side is not
+  selected at all).
 """
 
 from __future__ import annotations
@@ -75,20 +78,57 @@ def _weighted(be: Backend, value: Any, weight: Array) -> Array:
     return xp.where(weight == 0, zero, _array(be, value, weight)) * weight
 
 
+def _half_gap(be: Backend, a: Any, b: Any, like: Array) -> tuple[Any, Any]:
+    """``(a/2 - b/2, finite)``: half the gap never overflows, and is 0 (a stand-in, with
+    zero derivatives) where an input is infinite or NaN, which ``finite`` marks."""
+    if _number(a) and _number(b):
+        finite = abs(a) < float("inf") and abs(b) < float("inf")
+        return (0.5 * a - 0.5 * b if finite else 0.0), finite
+    xp = be.xp
+    a, b = _array(be, a, like), _array(be, b, like)
+    finite = xp.isfinite(a) & xp.isfinite(b)
+    zero = be.const(0.0, like)
+    return xp.where(finite, 0.5 * a, zero) - xp.where(finite, 0.5 * b, zero), finite
+
+
 def _where_value(be: Backend, inputs: tuple[Any, ...], step: Formula, _: Any) -> Array:
+    # with K(-|t|) <= 1/2 and h = a/2 - b/2: a - 2h K(-t) for x >= 0, b + 2h K(t) below.
+    # Each term to round-off as in a K(t) + b K(-t), and its derivatives 2h k(t) dt never
+    # meet a k dt - b k dt = inf - inf (equal huge inputs at a small width: 0, not NaN)
     x, a, b = inputs
-    return _weighted(be, a, step.value(be, x)) + _weighted(be, b, step.value(be, -x))
+    xp = be.xp
+    right = x >= 0
+    low = step.value(be, xp.where(right, -x, x))
+    half, finite = _half_gap(be, a, b, low)
+    gap = half * (low + low)  # not 2.0 * low: XLA would fold half * 2.0 into an overflow
+    near = xp.where(right, _array(be, a, low) - gap, _array(be, b, low) + gap)
+    if finite is True:
+        return near
+    # an infinite or NaN input: a K(t) + b K(-t), a weight of exactly 0 leaving its
+    # input out (the selected side only)
+    high = 1.0 - low
+    apart = _weighted(be, a, xp.where(right, high, low)) + _weighted(
+        be, b, xp.where(right, low, high)
+    )
+    return apart if finite is False else xp.where(finite, near, apart)
 
 
 def _where_partials(
     be: Backend, inputs: tuple[Any, ...], step: Formula, _: Any, wanted: tuple[bool, ...]
 ) -> tuple[Array | None, ...]:
-    # d/dx = (a - b) k(x/w)/w, as a k - b k (a - b may overflow); d/da = K(x/w), d/db = K(-x/w)
+    # d/dx = (a - b) k(x/w)/w = 2h k/w (a k - b k where an input is infinite), d/da =
+    # K(x/w), d/db = K(-x/w)
     x, a, b = inputs
     dx = None
     if wanted[0]:
         density = step.slope(be, x)
-        dx = _weighted(be, a, density) - _weighted(be, b, density)
+        half, finite = _half_gap(be, a, b, density)
+        near = half * (density + density)  # (not 2.0 * density: see _where_value)
+        if finite is True:
+            dx = near
+        else:
+            apart = _weighted(be, a, density) - _weighted(be, b, density)
+            dx = apart if finite is False else be.xp.where(finite, near, apart)
     return (
         dx,
         step.value(be, x) if wanted[1] else None,

@@ -52,8 +52,31 @@ class Backend:
     def const(self, value: Any, like: Array) -> Array:
         """``value`` (a Python float, or a NumPy array of constants) as an array of
         ``like``'s dtype and device."""
-        device = like.device if self.name == "torch" else array_api_compat.device(like)
-        return self.xp.asarray(value, dtype=like.dtype, device=device)
+        if self.name == "torch":
+            return self.adopt(self.xp.asarray(value, dtype=like.dtype, device=like.device), like)
+        return self.xp.asarray(value, dtype=like.dtype, device=array_api_compat.device(like))
+
+    def adopt(self, value: Array, like: Array) -> Array:
+        """``value`` (an array of this framework) as the same kind of array as ``like``:
+        for a torch ``DTensor`` ``like``, a plain tensor becomes a DTensor replicated over
+        ``like``'s mesh (its local data, no communication), so that constants and widths
+        combine with sharded inputs; anything else is returned as is."""
+        if self.name != "torch" or type(like) in (self.xp._torch.Tensor, self.xp._parameter):
+            return value
+        dtensor = sys.modules.get("torch.distributed.tensor")
+        if dtensor is None or not isinstance(like, dtensor.DTensor):
+            return value
+        if isinstance(value, dtensor.DTensor):
+            return value
+        mesh = like.device_mesh
+        replicate = [dtensor.Replicate()] * mesh.ndim
+        return dtensor.DTensor.from_local(value, mesh, replicate, run_check=False)
+
+    def sums(self, arrays: tuple[Array, ...], axes: tuple[int, ...]) -> tuple[Array, ...]:
+        """The sums of ``arrays`` over ``axes`` (kept as size-1 dimensions), taken
+        together: a sharded backend (the torch adapter's for DTensors, the JAX adapter's
+        inside ``shard_map``) combines them across shards in one collective."""
+        return tuple(self.xp.sum(a, axis=axes, keepdims=True) for a in arrays)
 
     def quiet(self) -> contextlib.AbstractContextManager[Any]:
         """Silence NumPy's floating-point warnings from the unused side of a ``where``.
@@ -193,6 +216,7 @@ class _TorchNamespace:
 
     def __init__(self, torch: Any) -> None:
         self._torch = torch
+        self._parameter = torch.nn.Parameter
         for name in _TORCH_FUNCTIONS:
             setattr(self, name, getattr(torch, name))
         self.isdtype = _torch_isdtype(torch)
@@ -206,13 +230,26 @@ class _TorchNamespace:
         return tuple(range(x.ndim)) if axis is None else axis
 
     def max(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return self._torch.amax(x, dim=self._dims(x, axis), keepdim=keepdims)
+        return self._settled(self._torch.amax(x, dim=self._dims(x, axis), keepdim=keepdims))
 
     def min(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return self._torch.amin(x, dim=self._dims(x, axis), keepdim=keepdims)
+        return self._settled(self._torch.amin(x, dim=self._dims(x, axis), keepdim=keepdims))
 
     def sum(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return self._torch.sum(x, dim=self._dims(x, axis), keepdim=keepdims)
+        return self._settled(self._torch.sum(x, dim=self._dims(x, axis), keepdim=keepdims))
+
+    def _settled(self, out: Any) -> Any:
+        """A reduction's result, replicated if it is a DTensor reduced over a sharded axis:
+        DTensor leaves it ``Partial`` and all-reduces it again at every use (a smooth norm
+        made 8 all-reduces), here once."""
+        if type(out) in (self._torch.Tensor, self._parameter):
+            return out
+        placements = getattr(out, "placements", ())
+        if not any(p.is_partial() for p in placements):
+            return out
+        replicate = sys.modules["torch.distributed.tensor"].Replicate()
+        settled = [replicate if p.is_partial() else p for p in placements]
+        return out.redistribute(out.device_mesh, settled)
 
     def squeeze(self, x: Any, axis: Any) -> Any:
         return self._torch.squeeze(x, dim=axis)

@@ -102,6 +102,7 @@ def width_like(be: Backend, width: Any, x: Array, axes: tuple[int, ...] | None =
                 f"a width array for a reduction is one width per slice: it needs size 1 along "
                 f"the reduced axes {axes} of x of shape {x_shape}; got shape {w_shape}"
             )
+    width = be.adopt(width, x)  # a plain tensor width with a DTensor x: replicated
     return be.xp.astype(width, x.dtype) if width.dtype != x.dtype else width
 
 

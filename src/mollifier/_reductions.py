@@ -312,10 +312,11 @@ def _p_norm(be: Backend, a: Array, axes: tuple[int, ...], w: Any) -> Array:
     (:func:`lse.log_ratios`), so a tensor width is differentiated through logsumexp's
     closed-form width slope."""
     xp = be.xp
-    m, usable, logs = lse.log_ratios(be, a, axes)
+    top = xp.max(a, axis=axes, keepdims=True)  # once: a collective for a sharded axis
+    m, usable, logs = lse.log_ratios(be, a, axes, top)
     gap = _dispatch.evaluate_reduction(be, lse.logsumexp(w), logs, axes)  # in [0, w log n]
     out = m * xp.exp(xp.where(usable, gap, be.const(0.0, gap)))  # double where: no exp(inf)
-    return xp.where(usable, out, xp.max(a, axis=axes, keepdims=True))
+    return xp.where(usable, out, top)
 
 
 def _power_max(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> Array:
@@ -413,6 +414,7 @@ def argmax(
     if n == 0:
         raise ValueError("the expected index over an empty axis is undefined (as np.argmax)")
     positions = xp.arange(n, dtype=p.dtype, device=p.device if be.name == "torch" else None)
+    positions = be.adopt(positions, p)  # replicated over a DTensor's mesh
     shape = [1] * p.ndim
     shape[ax] = n
     return finish(be, xp.sum(p * xp.reshape(positions, tuple(shape)), axis=(ax,)), p.dtype)

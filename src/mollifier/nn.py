@@ -48,6 +48,10 @@ def _shown(values: list[float]) -> str:
     return "[" + ", ".join(shown if len(shown) <= 6 else [*shown[:3], "...", *shown[-2:]]) + "]"
 
 
+_ONE_ELEMENT = ("raw_width", "negative_slope")
+"""Parameters stored with one element (not 0-d); older checkpoints' 0-d values load."""
+
+
 class SmoothModule(nn.Module):
     """Base class: holds the kernel, the (optionally learnable) width and the flags.
 
@@ -117,7 +121,8 @@ class SmoothModule(nn.Module):
         self.learnable_width = learnable_width
         self.straight_through = straight_through
         self.hard = False
-        shape = (per_channel,) if per_channel is not None else ()
+        # one element rather than 0-d: FSDP2's fully_shard refuses scalar parameters
+        shape = (per_channel,) if per_channel is not None else (1,)
         raw = torch.full(shape, _inverse_softplus(initial - floor), dtype=torch.get_default_dtype())
         if self.learnable_width:
             self.raw_width = nn.Parameter(raw)
@@ -156,7 +161,16 @@ class SmoothModule(nn.Module):
         """
         raw = self.raw_width
         floor = self.min_width.to(raw.dtype).clamp(min=torch.finfo(raw.dtype).tiny)
-        return nn.functional.softplus(raw) + floor
+        width = nn.functional.softplus(raw) + floor
+        return width if self.per_channel is not None else width.reshape(())
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any) -> None:
+        # checkpoints of earlier versions hold 0-d scalar parameters: one element now
+        for name in _ONE_ELEMENT:
+            value = state_dict.get(prefix + name)
+            if isinstance(value, torch.Tensor) and value.ndim == 0:
+                state_dict[prefix + name] = value.reshape(1)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def set_width(self, value: float) -> None:
         """Set every entry of the width to ``value`` (above ``min_width``)."""
@@ -312,7 +326,7 @@ class SAU(SmoothModule):
         **knobs: Any,
     ) -> None:
         knobs.setdefault("kernel", "gaussian")
-        slope = torch.tensor(real(negative_slope, "negative_slope"))
+        slope = torch.tensor([real(negative_slope, "negative_slope")])  # 1 element: FSDP2
         learnable_slope = flag(learnable_slope, "learnable_slope")
         super().__init__(width=width, learnable_width=learnable_width, **knobs)
         if learnable_slope:
@@ -326,7 +340,7 @@ class SAU(SmoothModule):
             elementwise.relu(torch.zeros(1), width=width, kernel=self.kernel)
 
     def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
-        a = self.negative_slope.to(x.dtype)
+        a = self.negative_slope.to(x.dtype).reshape(())
         straight_through = knobs.pop("straight_through")
         smooth = a * x + (1 - a) * elementwise.relu(x, **knobs)
         if not straight_through:

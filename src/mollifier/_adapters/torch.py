@@ -357,8 +357,8 @@ class SmoothSoftmax(_RowNode):
         p, width = ctx.saved_tensors
         formula = _formula_of(ctx, width)
         w_grad = _RowNode._width_grad(ctx, grad, p, formula)
-        native = not isinstance(ctx.be, _Sharded)  # the native kernel sees one shard
-        if native and width is None and len(ctx.axes) == 1 and not torch.is_grad_enabled():
+        whole = not isinstance(ctx.be, _Sharded)  # the native kernel would see one shard
+        if whole and width is None and len(ctx.axes) == 1 and not torch.is_grad_enabled():
             native = torch._softmax_backward_data(grad, p, ctx.axes[0], p.dtype)
             return native.mul_(1.0 / formula.width), None, None, None, None
         inner = ctx.be.xp.sum(grad * p, axis=ctx.axes, keepdims=True)  # across shards too
@@ -387,9 +387,9 @@ def reduction(be: Backend, formula: Reduction, x: Tensor, axes: tuple[int, ...])
     """The adapter's entry point for reductions over ``axes`` (kept), at a Python-float
     or a tensor width; a DTensor is reduced shard by shard (:func:`_sharded_reduction`)."""
     if _dtensor_of(x) is not None:
-        out = _sharded_reduction(be, formula, x, axes)
-        if out is not None:
-            return out
+        sharded = _sharded_reduction(be, formula, x, axes)
+        if sharded is not None:
+            return sharded
     node = SmoothSoftmax if formula.output_is_weights else SmoothReduction
     width = formula.width if isinstance(formula.width, Tensor) else None
     out: Tensor = node.apply(x, width, axes, formula, be)
@@ -488,7 +488,7 @@ def _sharded_reduction(
     if len(sharded) != sum(p.is_shard() for p in placements):  # one axis on two mesh dims
         return None
     kept = {a: g for a, g in sharded.items() if a not in axes}
-    width = formula.width
+    width: Any = formula.width
     local_width = None
     if isinstance(width, Tensor):
         offset = x.ndim - width.ndim
@@ -496,15 +496,21 @@ def _sharded_reduction(
             return None
         if _dtensor_of(width) is not None:
             replicate = [dt.Replicate()] * mesh.ndim
-            # a width broadcast along the kept sharded axes gets a partial gradient per shard
-            grads = [
-                dt.Partial() if p.is_shard() and p.dim not in axes else dt.Replicate()
+            # each shard's width gradient sums over its own entries of the output: a
+            # partial sum along the sharded axes the output keeps sharded (the softmax's
+            # reduced ones too; a reduced value is replicated along them)
+            sharded_out = [
+                p.is_shard() and (formula.output_is_weights or p.dim not in axes)
                 for p in placements
             ]
-            width = width.redistribute(mesh, replicate).to_local(grad_placements=grads)
+            grads = [dt.Partial() if s else dt.Replicate() for s in sharded_out]
+            whole: Any = width  # a DTensor
+            width = whole.redistribute(mesh, replicate).to_local(grad_placements=grads)
         local_width = width
     reduced = {a: g for a, g in sharded.items() if a in axes}
-    local_be = be if not reduced else _Sharded(**{**vars(be), "xp": _ShardedNamespace(be.xp, reduced)})
+    local_be = (
+        be if not reduced else _Sharded(**{**vars(be), "xp": _ShardedNamespace(be.xp, reduced)})
+    )
     local = replace(formula, width=width)
     node = SmoothSoftmax if formula.output_is_weights else SmoothReduction
     out = node.apply(x.to_local(), local_width, axes, local, local_be)

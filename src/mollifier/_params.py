@@ -58,7 +58,7 @@ def positive_real(value: Any, name: str) -> float:
         else:
             raise TypeError(f"{name} must be a real number; got {_describe(value)}")
     value = float(value)
-    if not math.isfinite(value) or value <= 0.0:
+    if not 0.0 < value < math.inf:  # comparisons: torch.compile(dynamic=True) traces floats
         raise ValueError(f"{name} must be a finite positive number; got {value!r}")
     return value
 
@@ -73,7 +73,7 @@ def real(value: Any, name: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
     value = float(value)
-    if not math.isfinite(value):
+    if not -math.inf < value < math.inf:  # comparisons, as in positive_real
         raise ValueError(f"{name} must be finite; got {value!r}")
     return value
 

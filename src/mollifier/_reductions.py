@@ -182,7 +182,8 @@ def logsumexp(
     straight_through = flag(straight_through, "straight_through")
     be, x_c, dtype, axes = _prepare(x, axis, where, axis_name)
     n = _reduced_size(x_c, axes) * be.shard_count()
-    w = _width(width, tol, n, math.log(n) if n > 1 else 0.0)
+    # log n only for tol: a traced size (torch.compile, dynamic=True) is not specialized
+    w = _width(width, tol, n, math.log(n) if tol is not None and n > 1 else 0.0)
     w = _dispatch.width_like(be, w, x_c, axes)
     xp = be.xp
     if n == 0:  # log of an empty sum
@@ -297,7 +298,7 @@ def max(
         raise ValueError("max of an empty axis is undefined")
     with be.quiet():
         if method == "softmax":
-            gap = lse.boltzmann_gap(n)
+            gap = lse.boltzmann_gap(n) if tol is not None else 0.0  # n traced: not read
             w = _dispatch.width_like(be, _width(width, tol, n, gap), x_c, axes)
             out = _softmax_mean(be, x_c, axes, w)
         else:

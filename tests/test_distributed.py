@@ -150,3 +150,24 @@ def test_axis_name_is_for_jax_arrays():
         mol.softmax(jnp.ones(3), width=1.0, axis_name=["b"])
     with pytest.raises(NameError, match="unbound axis name"):  # outside shard_map: JAX's
         mol.norm(jnp.ones(3), width=1.0, axis_name="b")
+
+
+EXAMPLES = pathlib.Path(__file__).parents[1] / "examples"
+
+
+@pytest.mark.parametrize("name", ["scale_out_torch.py", "scale_out_jax.py"])
+def test_scaling_examples_run_and_are_the_docs(name):
+    # docs/scaling.md shows the examples verbatim; they run as shown
+    page = (pathlib.Path(__file__).parents[1] / "docs" / "scaling.md").read_text()
+    code = (EXAMPLES / name).read_text()
+    assert f"```python\n{code}```" in page
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    src = str(pathlib.Path(__file__).parents[1] / "src")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "loss" in done.stdout or "smooth max per row" in done.stdout

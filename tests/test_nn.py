@@ -417,3 +417,23 @@ def test_deferred_initialization_on_the_meta_device():
         module.min_width.fill_(0.0)
     assert float(module.width.detach()) == pytest.approx(np.log(2.0))
     assert torch.isfinite(module(torch.linspace(-1, 1, 5))).all()
+
+
+def test_parameters_hold_one_element_and_old_scalar_checkpoints_load():
+    # FSDP2's fully_shard refuses 0-d parameters: the width and SAU's slope hold one
+    # element, the width reads as a 0-d tensor, and checkpoints of 0-d values still load
+    sau = mnn.SAU(0.2, width=0.5)
+    assert sau.raw_width.shape == (1,) and sau.negative_slope.shape == (1,)
+    assert sau.width.shape == ()
+    old = {k: v.reshape(()) if v.numel() == 1 else v for k, v in sau.state_dict().items()}
+    old["raw_width"] = torch.tensor(mnn._inverse_softplus(0.7 - 0.5e-3))
+    old["negative_slope"] = torch.tensor(0.3)
+    sau.load_state_dict(old)
+    width = float(sau.width.detach())
+    assert width == pytest.approx(0.7, rel=1e-6)
+    assert float(sau.negative_slope.detach()) == pytest.approx(0.3)
+    x = torch.linspace(-2.0, 2.0, 9)
+    smooth_relu = mol.relu(x, width=width, kernel="gaussian")
+    torch.testing.assert_close(sau(x).detach(), 0.3 * x + 0.7 * smooth_relu)
+    per_channel = mnn.SmoothReLU(per_channel=3, learnable_width=True)
+    assert per_channel.raw_width.shape == (3,)

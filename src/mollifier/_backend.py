@@ -12,7 +12,7 @@ import contextlib
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import array_api_compat
@@ -48,12 +48,66 @@ class Backend:
     ndtr: Callable[[Array], Array]
     expit: Callable[[Array], Array]
     stop_gradient: Callable[[Array], Array]
+    axis_name: Any = None
+    """The mesh axis of ``jax.shard_map`` along which reductions combine their shards
+    (:meth:`along`); ``None`` outside."""
 
     def const(self, value: Any, like: Array) -> Array:
         """``value`` (a Python float, or a NumPy array of constants) as an array of
         ``like``'s dtype and device."""
-        device = like.device if self.name == "torch" else array_api_compat.device(like)
-        return self.xp.asarray(value, dtype=like.dtype, device=device)
+        if self.name == "torch":
+            return self.adopt(self.xp.asarray(value, dtype=like.dtype, device=like.device), like)
+        return self.xp.asarray(value, dtype=like.dtype, device=array_api_compat.device(like))
+
+    def adopt(self, value: Array, like: Array) -> Array:
+        """``value`` (an array of this framework) as the same kind of array as ``like``:
+        for a torch ``DTensor`` ``like``, a plain tensor becomes a DTensor replicated over
+        ``like``'s mesh (its local data, no communication), so that constants and widths
+        combine with sharded inputs; anything else is returned as is."""
+        if self.name != "torch" or type(like) in (self.xp._torch.Tensor, self.xp._parameter):
+            return value
+        dtensor = sys.modules.get("torch.distributed.tensor")
+        if dtensor is None or not isinstance(like, dtensor.DTensor):
+            return value
+        if isinstance(value, dtensor.DTensor):
+            return value
+        mesh = like.device_mesh
+        replicate = [dtensor.Replicate()] * mesh.ndim
+        return dtensor.DTensor.from_local(value, mesh, replicate, run_check=False)
+
+    def sums(self, arrays: tuple[Array, ...], axes: tuple[int, ...]) -> tuple[Array, ...]:
+        """The sums of ``arrays`` over ``axes`` (kept as size-1 dimensions), taken
+        together: a sharded backend (the torch adapter's for DTensors, the JAX adapter's
+        inside ``shard_map``) combines them across shards in one collective."""
+        return tuple(self.xp.sum(a, axis=axes, keepdims=True) for a in arrays)
+
+    def along(self, axis_name: Any) -> Backend:
+        """This backend for a reduction inside ``jax.shard_map`` whose reduced axes are
+        split over the mesh axis ``axis_name``: its ``max``/``min`` take ``pmax``/``pmin``
+        of the shards' own (not differentiated: the formulas shift by a stop-gradient
+        max), its ``sum`` a ``psum``, ``arange`` the global positions. ``None``: itself."""
+        if axis_name is None:
+            return self
+        if self.name != "jax":
+            raise TypeError(
+                f"axis_name= names a mesh axis of jax.shard_map: it needs a JAX array; got a "
+                f"{self.name} array (a torch DTensor combines its shards by itself)"
+            )
+        try:
+            hash(axis_name)
+        except TypeError:
+            raise TypeError(f"axis_name must be a mesh axis name; got {axis_name!r}") from None
+        key = f"jax@{axis_name!r}"
+        return _cached(key, lambda: replace(self, xp=_AxisNamespace(self.xp, axis_name),
+                                            axis_name=axis_name))  # fmt: skip
+
+    def shard_count(self) -> int:
+        """How many shards a reduction combines: the size of :attr:`axis_name` (1)."""
+        if self.axis_name is None:
+            return 1
+        import jax
+
+        return int(jax.lax.axis_size(self.axis_name))
 
     def quiet(self) -> contextlib.AbstractContextManager[Any]:
         """Silence NumPy's floating-point warnings from the unused side of a ``where``.
@@ -99,7 +153,15 @@ class Backend:
         return self.xp.result_type(*dtypes)
 
     def vector_norm(self, x: Array, ord: float, axes: tuple[int, ...]) -> Array:
-        """The framework's own vector norm over ``axes`` (kept as size-1 dimensions)."""
+        """The framework's own vector norm over ``axes`` (kept as size-1 dimensions);
+        over the shards of :attr:`axis_name`, from the combined max and sums."""
+        if self.axis_name is not None:
+            xp, a = self.xp, self.xp.abs(x)
+            if ord == math.inf:
+                return xp.max(a, axis=axes, keepdims=True)
+            if ord == 0:
+                return xp.sum(xp.astype(a != 0, x.dtype), axis=axes, keepdims=True)
+            return xp.sum(a**ord, axis=axes, keepdims=True) ** (1.0 / ord)
         if self.name == "torch":
             return self.xp._torch.linalg.vector_norm(x, ord=ord, dim=axes, keepdim=True)
         return self.xp.linalg.vector_norm(x, ord=ord, axis=axes, keepdims=True)
@@ -122,6 +184,34 @@ class Backend:
         at 0 as 1, which would put a wrong gradient at every kink.)
         """
         return self.xp.logaddexp(t, self.const(0.0, t))
+
+
+class _AxisNamespace:
+    """``jax.numpy`` with its reductions combined over the mesh axis ``axis_name`` of
+    ``jax.shard_map`` (see :meth:`Backend.along`)."""
+
+    def __init__(self, xp: Any, axis_name: Any) -> None:
+        import jax
+
+        self._xp, self._lax, self._name = xp, jax.lax, axis_name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._xp, name)
+
+    def max(self, x: Array, axis: Any = None, keepdims: bool = False) -> Array:
+        local = self._lax.stop_gradient(self._xp.max(x, axis=axis, keepdims=keepdims))
+        return self._lax.pmax(local, self._name)
+
+    def min(self, x: Array, axis: Any = None, keepdims: bool = False) -> Array:
+        local = self._lax.stop_gradient(self._xp.min(x, axis=axis, keepdims=keepdims))
+        return self._lax.pmin(local, self._name)
+
+    def sum(self, x: Array, axis: Any = None, keepdims: bool = False) -> Array:
+        return self._lax.psum(self._xp.sum(x, axis=axis, keepdims=keepdims), self._name)
+
+    def arange(self, n: int, dtype: Any = None, device: Any = None) -> Array:
+        start = self._lax.axis_index(self._name) * n
+        return self._xp.arange(n, dtype=dtype) + self._xp.astype(start, dtype)
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -193,6 +283,7 @@ class _TorchNamespace:
 
     def __init__(self, torch: Any) -> None:
         self._torch = torch
+        self._parameter = torch.nn.Parameter
         for name in _TORCH_FUNCTIONS:
             setattr(self, name, getattr(torch, name))
         self.isdtype = _torch_isdtype(torch)
@@ -206,13 +297,26 @@ class _TorchNamespace:
         return tuple(range(x.ndim)) if axis is None else axis
 
     def max(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return self._torch.amax(x, dim=self._dims(x, axis), keepdim=keepdims)
+        return self._settled(self._torch.amax(x, dim=self._dims(x, axis), keepdim=keepdims))
 
     def min(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return self._torch.amin(x, dim=self._dims(x, axis), keepdim=keepdims)
+        return self._settled(self._torch.amin(x, dim=self._dims(x, axis), keepdim=keepdims))
 
     def sum(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return self._torch.sum(x, dim=self._dims(x, axis), keepdim=keepdims)
+        return self._settled(self._torch.sum(x, dim=self._dims(x, axis), keepdim=keepdims))
+
+    def _settled(self, out: Any) -> Any:
+        """A reduction's result, replicated if it is a DTensor reduced over a sharded axis:
+        DTensor leaves it ``Partial`` and all-reduces it again at every use (a smooth norm
+        made 8 all-reduces), here once."""
+        if type(out) in (self._torch.Tensor, self._parameter):
+            return out
+        placements = getattr(out, "placements", ())
+        if not any(p.is_partial() for p in placements):
+            return out
+        replicate = sys.modules["torch.distributed.tensor"].Replicate()
+        settled = [replicate if p.is_partial() else p for p in placements]
+        return out.redistribute(out.device_mesh, settled)
 
     def squeeze(self, x: Any, axis: Any) -> Any:
         return self._torch.squeeze(x, dim=axis)

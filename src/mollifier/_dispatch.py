@@ -27,7 +27,7 @@ import numpy as np
 from . import _backend
 from ._backend import Array, Backend, as_float_array
 from ._catalogue import Op
-from ._engine import piecewise
+from ._engine import piecewise, staircase
 from ._engine.bound import Bound
 from ._engine.formula import Combination, Formula, Reduction
 from ._kernels import Kernel, get_kernel
@@ -63,12 +63,18 @@ def width_from_tol(name: str, bound: Bound, tol: float, kernel: Kernel) -> float
 
 
 def resolve_width(
-    op: Op, width: Any, tol: Any, kernel: Kernel, params: dict[str, Any] | None = None
+    op: Op,
+    width: Any,
+    tol: Any,
+    kernel: Kernel,
+    params: dict[str, Any] | None = None,
+    ranged: bool = False,
 ) -> Any:
-    """The width: ``width`` validated (a float or an array), or the one that meets ``tol``."""
+    """The width: ``width`` validated (a float or an array), or the one that meets ``tol``;
+    ``ranged``: an op whose term count is fixed by a declared width range takes arrays."""
     w, t = width_or_tol(width, tol)
     if w is not None:
-        if not op.array_width and not isinstance(w, float):
+        if not op.array_width and not ranged and not isinstance(w, float):
             raise TypeError(
                 f"{op.name} needs width= as a Python number: its number of terms is chosen "
                 "from the width's value"
@@ -103,6 +109,7 @@ def width_like(be: Backend, width: Any, x: Array, axes: tuple[int, ...] | None =
                 f"a width array for a reduction is one width per slice: it needs size 1 along "
                 f"the reduced axes {axes} of x of shape {x_shape}; got shape {w_shape}"
             )
+    width = be.adopt(width, x)  # a plain tensor width with a DTensor x: replicated
     return be.xp.astype(width, x.dtype) if width.dtype != x.dtype else width
 
 
@@ -222,9 +229,12 @@ def elementwise(
     kernel: Any,
     straight_through: Any,
     params: dict[str, Any] | None = None,
+    widest: float | None = None,
 ) -> Array:
     """The whole call of an elementwise op: ``build(width, kernel)`` gives its formula;
-    ``None`` for a piecewise op, whose formula is its shape's convolution."""
+    ``None`` for a piecewise op, whose formula is its shape's convolution. ``widest``
+    (a staircase's declared range, in the formula's units): the staircase sums take
+    the term count of that width, and the width may be an array."""
     straight_through = flag(straight_through, "straight_through")
     k = get_kernel(kernel)
     params = params or {}
@@ -232,14 +242,15 @@ def elementwise(
     if op.shape is not None:
         shape = op.shape(**params)
         shape.check_kernel(k)
-    w = resolve_width(op, width, tol, k, params)
+    w = resolve_width(op, width, tol, k, params, ranged=widest is not None)
     be, x_c, dtype = as_float_array(x)
     w = width_like(be, w, x_c)
     if build is None:
         assert shape is not None, f"{op.name} has no shape to build its formula from"
         formula = piecewise.formula(shape, w, k)
     else:
-        formula = build(w, k)
+        sums: Any = k if widest is None else staircase.InRange(k, widest)  # a kernel's view
+        formula = build(w, sums)
     smooth = evaluate(be, formula, x_c)
     hard = None
     if straight_through:

@@ -177,13 +177,15 @@ class Kernel:
         Decided by the kernel's moments: a quadratic piece needs ``E[U^2] < inf``, and a
         function that grows like ``|x|`` (outer slopes that differ) needs ``E|U| < inf``.
         """
-        if degree > 1 and not math.isfinite(self.second_moment):
+        # comparisons, not math.isfinite: under torch.compile(dynamic=True) the moments
+        # of a kernel held by a module are traced as symbolic floats, which it refuses
+        if degree > 1 and not self.second_moment < math.inf:
             raise ValueError(
                 f"kernel='{self.name}': the closed form covers pieces of degree <= 1 only "
                 f"(the {self.name} kernel has no second moment, E[U^2] = inf); use another "
                 "kernel"
             )
-        if slopes[0] != slopes[1] and not math.isfinite(self.mean_abs):
+        if slopes[0] != slopes[1] and not self.mean_abs < math.inf:
             raise ValueError(
                 f"kernel='{self.name}' diverges for this function: its outer pieces have "
                 f"different slopes ({slopes[0]} and {slopes[1]}), so it grows like |x| and "

@@ -58,7 +58,7 @@ def positive_real(value: Any, name: str) -> float:
         else:
             raise TypeError(f"{name} must be a real number; got {_describe(value)}")
     value = float(value)
-    if not math.isfinite(value) or value <= 0.0:
+    if not 0.0 < value < math.inf:  # comparisons: torch.compile(dynamic=True) traces floats
         raise ValueError(f"{name} must be a finite positive number; got {value!r}")
     return value
 
@@ -73,7 +73,7 @@ def real(value: Any, name: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
     value = float(value)
-    if not math.isfinite(value):
+    if not -math.inf < value < math.inf:  # comparisons, as in positive_real
         raise ValueError(f"{name} must be finite; got {value!r}")
     return value
 
@@ -178,3 +178,26 @@ def count(value: Any, default: int, name: str, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {value}")
     return int(value)
+
+
+def width_range(value: Any, width: Any, limits: tuple[float, float]) -> tuple[float, float]:
+    """A declared ``(lowest, widest)`` width range, validated, with ``width`` in it.
+
+    Raises ``TypeError`` for anything but a pair of real numbers, ``ValueError`` for a
+    pair that is not ``0 < lowest < widest`` within ``limits``, or for a width (a
+    number, or an array whose values can be read) outside the range.
+    """
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise TypeError(f"width_range must be a pair (lowest, widest); got {value!r}")
+    lo, hi = positive_real(value[0], "width_range[0]"), positive_real(value[1], "width_range[1]")
+    if not limits[0] <= lo < hi <= limits[1]:
+        raise ValueError(
+            f"width_range must satisfy {limits[0]:g} <= lowest < widest <= {limits[1]:g}; "
+            f"got ({lo:g}, {hi:g})"
+        )
+    values = np.asarray(width) if isinstance(width, float) else None
+    if values is None and _is_array(width):
+        values = _concrete_values(width)
+    if values is not None and not bool(np.all((values >= lo) & (values <= hi))):
+        raise ValueError(f"width must lie in width_range=({lo:g}, {hi:g})")
+    return lo, hi

@@ -38,8 +38,11 @@ def _reduction_op(name: str, module: str = "") -> Op:
     return Op(name, no_bound="the bounds of reductions are documented per method", module=module)
 
 
-def _prepare(x: Any, axis: Any, where: Any) -> tuple[Backend, Array, Any, tuple[int, ...]]:
+def _prepare(
+    x: Any, axis: Any, where: Any, axis_name: Any = None
+) -> tuple[Backend, Array, Any, tuple[int, ...]]:
     be, x_c, dtype = as_float_array(x)
+    be = be.along(axis_name)  # inside jax.shard_map: the shards combined over axis_name
     axes = _dispatch.axes_of(axis, x_c.ndim)
     if where is not None:
         x_c = be.xp.where(_mask(be, where, x_c), x_c, be.const(-math.inf, x_c))
@@ -126,6 +129,7 @@ def logsumexp(
     keepdims: bool = False,
     where: Array | None = None,
     straight_through: bool = False,
+    axis_name: Any = None,
 ) -> Array:
     r"""Smooth maximum :math:`w \log \sum_i e^{x_i / w}` over ``axis``.
 
@@ -144,6 +148,11 @@ def logsumexp(
         Entries where it is False are left out (as if ``-inf``).
     straight_through : bool, default False
         Forward the hard max, backpropagate ``softmax(x / w)``.
+    axis_name : hashable, optional
+        Inside ``jax.shard_map``: the mesh axis over which the reduced axes are split.
+        Each device reduces its own shard and the partial maxima and sums are combined
+        with ``pmax`` and ``psum`` (no gather): the result is the unsharded one, on every
+        device. Every reduction takes it.
 
     Returns
     -------
@@ -171,9 +180,10 @@ def logsumexp(
     array(2.)
     """
     straight_through = flag(straight_through, "straight_through")
-    be, x_c, dtype, axes = _prepare(x, axis, where)
-    n = _reduced_size(x_c, axes)
-    w = _width(width, tol, n, math.log(n) if n > 1 else 0.0)
+    be, x_c, dtype, axes = _prepare(x, axis, where, axis_name)
+    n = _reduced_size(x_c, axes) * be.shard_count()
+    # log n only for tol: a traced size (torch.compile, dynamic=True) is not specialized
+    w = _width(width, tol, n, math.log(n) if tol is not None and n > 1 else 0.0)
     w = _dispatch.width_like(be, w, x_c, axes)
     xp = be.xp
     if n == 0:  # log of an empty sum
@@ -196,6 +206,7 @@ def softmax(
     width: float | None = None,
     where: Array | None = None,
     straight_through: bool = False,
+    axis_name: Any = None,
 ) -> Array:
     r"""Softmax with temperature ``width``: :math:`e^{x_i/w} / \sum_j e^{x_j/w}`.
 
@@ -219,7 +230,7 @@ def softmax(
     array([0.26894142, 0.73105858, 0.        ])
     """
     straight_through = flag(straight_through, "straight_through")
-    be, x_c, dtype, axes = _prepare(x, axis, where)
+    be, x_c, dtype, axes = _prepare(x, axis, where, axis_name)
     w, _ = width_or_tol(width, None)
     w = _dispatch.width_like(be, w, x_c, axes)
     if _reduced_size(x_c, axes) == 0:  # nothing to normalize: an empty array, as jax.nn
@@ -246,6 +257,7 @@ def max(
     keepdims: bool = False,
     where: Array | None = None,
     straight_through: bool = False,
+    axis_name: Any = None,
 ) -> Array:
     r"""Smooth maximum over ``axis`` by one of three methods.
 
@@ -276,17 +288,17 @@ def max(
     straight_through = flag(straight_through, "straight_through")
     if method == "logsumexp":
         return logsumexp(x, axis=axis, width=width, tol=tol, keepdims=keepdims, where=where,
-                         straight_through=straight_through)  # fmt: skip
+                         straight_through=straight_through, axis_name=axis_name)  # fmt: skip
     # masked-out entries weigh nothing: -inf in a softmax, 0 in a p-norm of x >= 0
-    be, x_c, dtype, axes = _prepare(x, axis, where if method == "softmax" else None)
+    be, x_c, dtype, axes = _prepare(x, axis, where if method == "softmax" else None, axis_name)
     if where is not None and method == "power":
         x_c = be.xp.where(_mask(be, where, x_c), x_c, be.const(0.0, x_c))
-    n = _reduced_size(x_c, axes)
+    n = _reduced_size(x_c, axes) * be.shard_count()
     if n == 0:
         raise ValueError("max of an empty axis is undefined")
     with be.quiet():
         if method == "softmax":
-            gap = lse.boltzmann_gap(n)
+            gap = lse.boltzmann_gap(n) if tol is not None else 0.0  # n traced: not read
             w = _dispatch.width_like(be, _width(width, tol, n, gap), x_c, axes)
             out = _softmax_mean(be, x_c, axes, w)
         else:
@@ -312,10 +324,11 @@ def _p_norm(be: Backend, a: Array, axes: tuple[int, ...], w: Any) -> Array:
     (:func:`lse.log_ratios`), so a tensor width is differentiated through logsumexp's
     closed-form width slope."""
     xp = be.xp
-    m, usable, logs = lse.log_ratios(be, a, axes)
+    top = xp.max(a, axis=axes, keepdims=True)  # once: a collective for a sharded axis
+    m, usable, logs = lse.log_ratios(be, a, axes, top)
     gap = _dispatch.evaluate_reduction(be, lse.logsumexp(w), logs, axes)  # in [0, w log n]
     out = m * xp.exp(xp.where(usable, gap, be.const(0.0, gap)))  # double where: no exp(inf)
-    return xp.where(usable, out, xp.max(a, axis=axes, keepdims=True))
+    return xp.where(usable, out, top)
 
 
 def _power_max(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> Array:
@@ -340,6 +353,7 @@ def min(
     keepdims: bool = False,
     where: Array | None = None,
     straight_through: bool = False,
+    axis_name: Any = None,
 ) -> Array:
     r"""Smooth minimum, ``-max(-x)`` (see :func:`max`; the power method is not offered).
 
@@ -360,10 +374,12 @@ def min(
             "method='power' needs x >= 0 and has no min form; use 'logsumexp' or 'softmax'"
         )
     be, x_c, dtype = as_float_array(x)
+    be = be.along(axis_name)
     if where is not None:
         x_c = be.xp.where(_mask(be, where, x_c), x_c, be.const(math.inf, x_c))
     straight_through = flag(straight_through, "straight_through")
-    out = max(-x_c, axis=axis, width=width, tol=tol, method=method, keepdims=keepdims)
+    out = max(-x_c, axis=axis, width=width, tol=tol, method=method, keepdims=keepdims,
+              axis_name=axis_name)  # fmt: skip
     hard = None
     if straight_through:  # the framework's own min (-max(-x) differs on signed zeros)
         axes = _dispatch.axes_of(axis, x_c.ndim)
@@ -384,6 +400,7 @@ def argmax(
     index: bool = False,
     where: Array | None = None,
     straight_through: bool = False,
+    axis_name: Any = None,
 ) -> Array:
     r"""Soft argmax: the smooth one-hot ``softmax(x / w)``, or the expected index.
 
@@ -401,10 +418,11 @@ def argmax(
     array(1.)
     """
     index = flag(index, "index")
-    p = softmax(x, axis=axis, width=width, where=where, straight_through=straight_through)
+    p = softmax(x, axis=axis, width=width, where=where, straight_through=straight_through,
+                axis_name=axis_name)  # fmt: skip
     if not index:
         return p
-    be = backend_of(p)
+    be = backend_of(p).along(axis_name)  # positions along the whole axis
     xp = be.xp
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
         raise ValueError("index=True needs a single int axis")
@@ -413,6 +431,7 @@ def argmax(
     if n == 0:
         raise ValueError("the expected index over an empty axis is undefined (as np.argmax)")
     positions = xp.arange(n, dtype=p.dtype, device=p.device if be.name == "torch" else None)
+    positions = be.adopt(positions, p)  # replicated over a DTensor's mesh
     shape = [1] * p.ndim
     shape[ax] = n
     return finish(be, xp.sum(p * xp.reshape(positions, tuple(shape)), axis=(ax,)), p.dtype)
@@ -431,6 +450,7 @@ def argmin(
     index: bool = False,
     where: Array | None = None,
     straight_through: bool = False,
+    axis_name: Any = None,
 ) -> Array:
     r"""Soft argmin: ``argmax(-x)`` (see :func:`argmax`).
 
@@ -443,7 +463,7 @@ def argmin(
     be, x_c, dtype = as_float_array(x)
     negated = -_dispatch.caller_dtype(be, x_c, dtype)  # exact, and keeps float16 float16
     return argmax(negated, axis=axis, width=width, index=index, where=where,
-                  straight_through=straight_through)  # fmt: skip
+                  straight_through=straight_through, axis_name=axis_name)  # fmt: skip
 
 
 def _pairwise(
@@ -544,6 +564,7 @@ def norm(
     kernel: KernelLike = "logistic",
     keepdims: bool = False,
     straight_through: bool = False,
+    axis_name: Any = None,
 ) -> Array:
     r"""Smooth vector norms, differentiable everywhere (also at ``x = 0``).
 
@@ -573,6 +594,7 @@ def norm(
         raise ValueError("norm needs width= (units of x)")
     w, _ = width_or_tol(width, None)
     be, x_c, dtype = as_float_array(x)
+    be = be.along(axis_name)
     axes = _dispatch.axes_of(axis, x_c.ndim)
     w = _dispatch.width_like(be, w, x_c, axes)
     xp = be.xp

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _dispatch
+from . import _dispatch, _params
 from ._backend import Array, Backend
 from ._catalogue import Op, oracle, register
 from ._engine import staircase as stairs
@@ -33,12 +33,28 @@ def _staircase_op(name: str, hard: Any, reference: Any, bound: Any = None, **ent
     )
 
 
+def _widest(width_range: Any, width: Any, step: float | None = None) -> float | None:
+    """The widest width of a declared ``width_range`` (validated, ``width`` in it) in the
+    formula's units (``/ step`` for quantize), or None without one."""
+    if width_range is None:
+        return None
+    widest = _params.width_range(width_range, width, stairs.RANGE_LIMITS)[1]
+    return widest if step is None else widest / step
+
+
 def _smooth_staircase(
-    op: Op, rules: stairs.Rules, x: Any, width: Any, tol: Any, kernel: Any, straight_through: Any
+    op: Op,
+    rules: stairs.Rules,
+    x: Any,
+    width: Any,
+    tol: Any,
+    kernel: Any,
+    straight_through: Any,
+    width_range: Any = None,
 ) -> Array:
     return _dispatch.elementwise(
         op, lambda w, k: stairs.formula(rules, w, k), x, width=width, tol=tol, kernel=kernel,
-        straight_through=straight_through,
+        straight_through=straight_through, widest=_widest(width_range, width),
     )  # fmt: skip
 
 
@@ -56,6 +72,13 @@ _DOC_PARAMETERS = """
         Any kernel; Cauchy gives the principal value (up- and down-steps paired).
     straight_through : bool, default False
         Forward the hard op, backpropagate the smooth gradient.
+    width_range : (float, float), optional
+        A declared ``(lowest, widest)`` range for the width: the term count is chosen
+        once, for the widest width (truncation below a quarter of float64's epsilon at
+        every width in the range), so the width may be an array (a tensor annealed
+        inside ``torch.compile`` without recompiling, a learnable width) that must stay
+        in the range (the :mod:`mollifier.nn` modules clamp it there). Without it the
+        width is a Python number and the term count follows its value.
 """
 
 
@@ -76,6 +99,7 @@ def floor(
     tol: float | None = None,
     kernel: KernelLike = "logistic",
     straight_through: bool = False,
+    width_range: tuple[float, float] | None = None,
 ) -> Array:
     r"""Smooth floor: :math:`\lfloor x\rfloor_w = \sum_n [K((x - n)/w) - \theta(-n)]`.
 
@@ -96,7 +120,9 @@ def floor(
     >>> mol.floor(np.array([0.5, 2.5, 1e6 + 0.5]), width=0.05)
     array([0.000000e+00, 2.000000e+00, 1.000000e+06])
     """
-    return _smooth_staircase(_FLOOR, stairs.FLOOR, x, width, tol, kernel, straight_through)
+    return _smooth_staircase(
+        _FLOOR, stairs.FLOOR, x, width, tol, kernel, straight_through, width_range
+    )
 
 
 _CEIL = _staircase_op(
@@ -116,6 +142,7 @@ def ceil(
     tol: float | None = None,
     kernel: KernelLike = "logistic",
     straight_through: bool = False,
+    width_range: tuple[float, float] | None = None,
 ) -> Array:
     r"""Smooth ceiling: :math:`\lceil x\rceil_w = \lfloor x\rfloor_w + 1` (exactly).
     {params}
@@ -130,7 +157,9 @@ def ceil(
     >>> mol.ceil(np.array([0.5, 2.5]), width=0.05)
     array([1., 3.])
     """
-    return _smooth_staircase(_CEIL, stairs.CEIL, x, width, tol, kernel, straight_through)
+    return _smooth_staircase(
+        _CEIL, stairs.CEIL, x, width, tol, kernel, straight_through, width_range
+    )
 
 
 _ROUND = _staircase_op(
@@ -150,6 +179,7 @@ def round(
     tol: float | None = None,
     kernel: KernelLike = "logistic",
     straight_through: bool = False,
+    width_range: tuple[float, float] | None = None,
 ) -> Array:
     r"""Smooth rounding to the nearest integer.
 
@@ -168,7 +198,9 @@ def round(
     >>> mol.round(np.array([0.2, 0.8, -1.3]), kernel="gaussian", width=0.05)
     array([ 0.,  1., -1.])
     """
-    return _smooth_staircase(_ROUND, stairs.ROUND, x, width, tol, kernel, straight_through)
+    return _smooth_staircase(
+        _ROUND, stairs.ROUND, x, width, tol, kernel, straight_through, width_range
+    )
 
 
 _TRUNC = _staircase_op(
@@ -193,6 +225,7 @@ def trunc(
     tol: float | None = None,
     kernel: KernelLike = "logistic",
     straight_through: bool = False,
+    width_range: tuple[float, float] | None = None,
 ) -> Array:
     r"""Smooth truncation toward zero: :math:`\lfloor x\rfloor_w + K(-x/w)`.
     {params}
@@ -208,7 +241,9 @@ def trunc(
     >>> mol.trunc(np.array([-1.5, 0.0, 1.5]), width=0.05)
     array([-1.,  0.,  1.])
     """
-    return _smooth_staircase(_TRUNC, stairs.TRUNC, x, width, tol, kernel, straight_through)
+    return _smooth_staircase(
+        _TRUNC, stairs.TRUNC, x, width, tol, kernel, straight_through, width_range
+    )
 
 
 _FRAC = _staircase_op(
@@ -228,6 +263,7 @@ def frac(
     tol: float | None = None,
     kernel: KernelLike = "logistic",
     straight_through: bool = False,
+    width_range: tuple[float, float] | None = None,
 ) -> Array:
     r"""Smooth fractional part :math:`x - \lfloor x\rfloor_w`, periodic with period 1.
     {params}
@@ -242,7 +278,9 @@ def frac(
     >>> mol.frac(np.array([0.25, 7.25]), width=0.01)
     array([0.25, 0.25])
     """
-    return _smooth_staircase(_FRAC, stairs.FRAC, x, width, tol, kernel, straight_through)
+    return _smooth_staircase(
+        _FRAC, stairs.FRAC, x, width, tol, kernel, straight_through, width_range
+    )
 
 
 def _quantize_hard(be: Backend, x: Array, step: float = 1.0, offset: float = 0.0) -> Array:
@@ -277,6 +315,7 @@ def quantize(
     tol: float | None = None,
     kernel: KernelLike = "logistic",
     straight_through: bool = False,
+    width_range: tuple[float, float] | None = None,
 ) -> Array:
     r"""Smooth uniform quantizer ``step * round((x - offset) / step) + offset``.
 
@@ -299,6 +338,7 @@ def quantize(
     return _dispatch.elementwise(
         _QUANTIZE, lambda w, k: stairs.quantizer(w, k, s, o), x, width=width, tol=tol,
         kernel=kernel, straight_through=straight_through, params={"step": s, "offset": o},
+        widest=_widest(width_range, width, s),
     )  # fmt: skip
 
 

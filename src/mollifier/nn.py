@@ -23,12 +23,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import _dispatch
+from . import _dispatch, _params
 from . import _elementwise as elementwise
 from . import _reductions as reductions
 from . import _staircase as staircase
 from ._backend import backend_of
 from ._catalogue import CATALOGUE, Op
+from ._engine import staircase as stairs
 from ._kernels import Kernel, get_kernel
 from ._params import flag, positive_real, real
 
@@ -46,6 +47,10 @@ def _shown(values: list[float]) -> str:
         return f"{values[0]:.4g}"
     shown = [f"{v:.4g}" for v in values]
     return "[" + ", ".join(shown if len(shown) <= 6 else [*shown[:3], "...", *shown[-2:]]) + "]"
+
+
+_ONE_ELEMENT = ("raw_width", "negative_slope")
+"""Parameters stored with one element (not 0-d); older checkpoints' 0-d values load."""
 
 
 class SmoothModule(nn.Module):
@@ -101,7 +106,8 @@ class SmoothModule(nn.Module):
             raise ValueError(
                 f"{type(self).__name__} cannot learn its width: the number of terms of a "
                 "staircase is chosen from the width's value; use learnable_width=False and "
-                "anneal the width with a schedule instead"
+                "anneal the width with a schedule instead, or declare width_range=(lowest, "
+                "widest)"
             )
         if per_channel is not None:
             if isinstance(per_channel, bool) or not isinstance(per_channel, int):
@@ -117,7 +123,8 @@ class SmoothModule(nn.Module):
         self.learnable_width = learnable_width
         self.straight_through = straight_through
         self.hard = False
-        shape = (per_channel,) if per_channel is not None else ()
+        # one element rather than 0-d: FSDP2's fully_shard refuses scalar parameters
+        shape = (per_channel,) if per_channel is not None else (1,)
         raw = torch.full(shape, _inverse_softplus(initial - floor), dtype=torch.get_default_dtype())
         if self.learnable_width:
             self.raw_width = nn.Parameter(raw)
@@ -156,7 +163,16 @@ class SmoothModule(nn.Module):
         """
         raw = self.raw_width
         floor = self.min_width.to(raw.dtype).clamp(min=torch.finfo(raw.dtype).tiny)
-        return nn.functional.softplus(raw) + floor
+        width = nn.functional.softplus(raw) + floor
+        return width if self.per_channel is not None else width.reshape(())
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any) -> None:
+        # checkpoints of earlier versions hold 0-d scalar parameters: one element now
+        for name in _ONE_ELEMENT:
+            value = state_dict.get(prefix + name)
+            if isinstance(value, torch.Tensor) and value.ndim == 0:
+                state_dict[prefix + name] = value.reshape(1)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def set_width(self, value: float) -> None:
         """Set every entry of the width to ``value`` (above ``min_width``)."""
@@ -312,7 +328,7 @@ class SAU(SmoothModule):
         **knobs: Any,
     ) -> None:
         knobs.setdefault("kernel", "gaussian")
-        slope = torch.tensor(real(negative_slope, "negative_slope"))
+        slope = torch.tensor([real(negative_slope, "negative_slope")])  # 1 element: FSDP2
         learnable_slope = flag(learnable_slope, "learnable_slope")
         super().__init__(width=width, learnable_width=learnable_width, **knobs)
         if learnable_slope:
@@ -326,7 +342,7 @@ class SAU(SmoothModule):
             elementwise.relu(torch.zeros(1), width=width, kernel=self.kernel)
 
     def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
-        a = self.negative_slope.to(x.dtype)
+        a = self.negative_slope.to(x.dtype).reshape(())
         straight_through = knobs.pop("straight_through")
         smooth = a * x + (1 - a) * elementwise.relu(x, **knobs)
         if not straight_through:
@@ -338,14 +354,56 @@ class SAU(SmoothModule):
 
 
 class _StaircaseModule(SmoothModule):
+    """A staircase: its number of terms follows the width's value, so the width is a
+    Python number, unless ``width_range=(lowest, widest)`` is declared: the terms are
+    then those of the widest width (accurate over the whole range), and the width may be
+    learned (``learnable_width``, ``per_channel``) or annealed inside ``torch.compile``
+    without recompiling; it is clamped to the range."""
+
     supports_array_width = False
 
+    def __init__(self, *, width_range: tuple[float, float] | None = None, **knobs: Any) -> None:
+        self.width_range = None
+        if width_range is not None:
+            initial = positive_real(knobs.get("width", 0.1), "width")
+            self.width_range = _params.width_range(width_range, initial, stairs.RANGE_LIMITS)
+            self.supports_array_width = True  # this instance: its term count is fixed
+        super().__init__(**knobs)
 
-_FIXED = " The width is a fixed number (anneal it with a schedule); it cannot be learned."
+    def _width_for(self, x: torch.Tensor) -> Any:
+        width = super()._width_for(x)
+        if self.width_range is None:
+            return width
+        return width.clamp(*self.width_range)
+
+    def set_width(self, value: float) -> None:
+        if self.width_range is not None:
+            _params.width_range(self.width_range, positive_real(value, "width"), (0.0, math.inf))
+        super().set_width(value)
+
+    def extra_repr(self) -> str:
+        shown = super().extra_repr()
+        if self.width_range is None:
+            return shown
+        return f"{shown}, width_range=({self.width_range[0]:g}, {self.width_range[1]:g})"
+
+
+_FIXED = (
+    " The width is a Python number (anneal it with a schedule), or, with a declared"
+    " ``width_range=(lowest, widest)``, a tensor that may be learned and anneals inside"
+    " ``torch.compile`` without recompiling."
+)
 
 
 def _staircase_module(op: Op) -> type[SmoothModule]:
-    return _elementwise_module(op, _FIXED, base=_StaircaseModule)
+    function = op.smooth
+    assert function is not None, f"{op.name} is not registered"
+
+    def _evaluate(self: Any, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
+        return function(x, **knobs, width_range=self.width_range)
+
+    doc = f"Module of :func:`mollifier.{op.name}`.{_FIXED}"
+    return type(op.module, (_StaircaseModule,), {"_evaluate": _evaluate, "__doc__": doc})
 
 
 SmoothFloor = _staircase_module(CATALOGUE["floor"])
@@ -356,14 +414,19 @@ SmoothFrac = _staircase_module(CATALOGUE["frac"])
 
 
 class SmoothQuantize(_StaircaseModule):
-    """Module of :func:`mollifier.quantize` (``step``, ``offset``); the width is fixed."""
+    """Module of :func:`mollifier.quantize` (``step``, ``offset``); the width is a Python
+    number, or a learnable or annealed tensor within a declared ``width_range`` (in
+    units of ``x``)."""
 
     def __init__(self, step: float = 1.0, offset: float = 0.0, **knobs: Any) -> None:
         self.step, self.offset = positive_real(step, "step"), real(offset, "offset")
+        # the same numbers in a tuple, which torch.compile(dynamic=True) keeps constant (a
+        # float attribute becomes a symbol): the term count of a width_range divides by step
+        self._grid = (self.step, self.offset)
         super().__init__(**knobs)
 
     def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
-        return staircase.quantize(x, self.step, self.offset, **knobs)
+        return staircase.quantize(x, *self._grid, **knobs, width_range=self.width_range)
 
 
 class _ReductionModule(SmoothModule):

@@ -21,6 +21,7 @@ Imported only when a torch tensor arrives.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, NamedTuple
@@ -59,8 +60,9 @@ def _in_blocks(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     20 operations streams 20 times through main memory; block by block its
     intermediates stay in cache (the generic round at 16M float32 elements: 1.0 s ->
     0.19 s forward on 2 cores; 1 MB blocks were the fastest of 64 KB..4 MB).
-    Compiled graphs (Inductor fuses them anyway), functorch transforms, graphs recorded
-    for double backward, GPUs and small or strided inputs take the plain call.
+    Compiled graphs (Inductor fuses them anyway), functorch transforms, tensor subclasses
+    (DTensor), graphs recorded for double backward, GPUs and small or strided inputs take
+    the plain call.
     """
     return _in_row_blocks(lambda v, _: fn(v), x, ())  # rows of no axes: single elements
 
@@ -72,8 +74,11 @@ _is_functorch_wrapped: Callable[[Tensor], bool] = getattr(
 
 
 def _blockable(x: Tensor) -> bool:
+    # a plain tensor only: a subclass (DTensor, ...) dispatches each operation itself, and
+    # its blocks could not be written into a plain output (nor would they be local data)
     return not (
-        x.device.type != "cpu"
+        type(x) not in (torch.Tensor, torch.nn.Parameter)
+        or x.device.type != "cpu"
         or not x.is_contiguous()
         or torch.is_grad_enabled()
         or torch.compiler.is_compiling()
@@ -287,9 +292,11 @@ widths: the same values bit for bit."""
 
 def _rows(be: Backend, rule: Any, x: Tensor, axes: tuple[int, ...], width: Any) -> Tensor:
     """A row rule over ``axes``: fused and in blocks at a float width; at a tensor width
-    (which broadcasts against the whole ``x``, not a block) or while a graph is recorded
-    (double backward: no in-place operations) the engine's formula."""
-    if isinstance(width, Tensor):
+    (which broadcasts against the whole ``x``, not a block), while a graph is recorded
+    (double backward: no in-place operations) or over axes sharded across processes
+    (:class:`_Sharded`: a block would combine its partial sums on its own) the engine's
+    formula."""
+    if isinstance(width, Tensor) or isinstance(be, _Sharded):
         return rule(be, x, axes, width)
     fused = None if torch.is_grad_enabled() else ROW_FUSED.get(rule)
     if fused is None:
@@ -350,10 +357,11 @@ class SmoothSoftmax(_RowNode):
         p, width = ctx.saved_tensors
         formula = _formula_of(ctx, width)
         w_grad = _RowNode._width_grad(ctx, grad, p, formula)
-        if width is None and len(ctx.axes) == 1 and not torch.is_grad_enabled():
+        whole = not isinstance(ctx.be, _Sharded)  # the native kernel would see one shard
+        if whole and width is None and len(ctx.axes) == 1 and not torch.is_grad_enabled():
             native = torch._softmax_backward_data(grad, p, ctx.axes[0], p.dtype)
             return native.mul_(1.0 / formula.width), None, None, None, None
-        inner = torch.sum(grad * p, dim=ctx.axes, keepdim=True)
+        inner = ctx.be.xp.sum(grad * p, axis=ctx.axes, keepdims=True)  # across shards too
         return p * (grad - inner) / formula.width, w_grad, None, None, None
 
 
@@ -377,11 +385,141 @@ class SmoothReduction(_RowNode):
 
 def reduction(be: Backend, formula: Reduction, x: Tensor, axes: tuple[int, ...]) -> Tensor:
     """The adapter's entry point for reductions over ``axes`` (kept), at a Python-float
-    or a tensor width."""
+    or a tensor width; a DTensor is reduced shard by shard (:func:`_sharded_reduction`)."""
+    if _dtensor_of(x) is not None:
+        sharded = _sharded_reduction(be, formula, x, axes)
+        if sharded is not None:
+            return sharded
     node = SmoothSoftmax if formula.output_is_weights else SmoothReduction
     width = formula.width if isinstance(formula.width, Tensor) else None
     out: Tensor = node.apply(x, width, axes, formula, be)
     return out
+
+
+def _dtensor_of(x: Any) -> Any:
+    """The ``torch.distributed.tensor`` module if ``x`` is a DTensor, else ``None``
+    (without importing torch.distributed for plain tensors)."""
+    if type(x) in (Tensor, torch.nn.Parameter):
+        return None
+    module = sys.modules.get("torch.distributed.tensor")
+    return module if module is not None and isinstance(x, module.DTensor) else None
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """The sum of every shard's ``partial`` (a replicated result); backward is the
+    identity, as each shard uses the replicated sum for its own entries only."""
+
+    @staticmethod
+    def forward(partial: Tensor, groups: tuple[Any, ...]) -> Tensor:
+        return _all_reduce(partial, "sum", groups)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        return grad, None
+
+
+def _all_reduce(t: Tensor, op: str, groups: tuple[Any, ...]) -> Tensor:
+    from torch.distributed import _functional_collectives as funcol
+
+    for group in groups:
+        t = funcol.wait_tensor(funcol.all_reduce(t, op, group))
+    return t
+
+
+class _ShardedNamespace:
+    """``xp`` of a shard of a DTensor: ``max``, ``min`` and ``sum`` over axes that are
+    sharded combine the shards' partial results with one all-reduce per mesh dimension
+    (the max is never differentiated: the engine takes it through a stop-gradient);
+    everything else is the plain namespace."""
+
+    def __init__(self, xp: Any, sharded: dict[int, Any]) -> None:
+        self._xp = xp
+        self._sharded = sharded  # tensor axis -> process group of the mesh dimension
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._xp, name)
+
+    def groups(self, axis: Any) -> tuple[Any, ...]:
+        axes = range(1 << 30) if axis is None else axis if isinstance(axis, tuple) else (axis,)
+        return tuple(g for a, g in self._sharded.items() if a in axes)
+
+    def max(self, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _all_reduce(self._xp.max(x, axis, keepdims).detach(), "max", self.groups(axis))
+
+    def min(self, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _all_reduce(self._xp.min(x, axis, keepdims).detach(), "min", self.groups(axis))
+
+    def sum(self, x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+        groups = self.groups(axis)
+        partial = self._xp.sum(x, axis, keepdims)
+        return _AllReduceSum.apply(partial, groups) if groups else partial
+
+
+class _Sharded(Backend):
+    """The torch backend of one shard of a DTensor reduced over sharded axes: its
+    reductions combine the shards (:class:`_ShardedNamespace`), and :meth:`sums` stacks
+    several partial sums into one all-reduce."""
+
+    def sums(self, arrays: tuple[Tensor, ...], axes: tuple[int, ...]) -> tuple[Tensor, ...]:
+        xp = self.xp
+        partial = torch.stack([xp._xp.sum(a, axes, True) for a in arrays])
+        return tuple(_AllReduceSum.apply(partial, xp.groups(axes)).unbind(0))
+
+
+def _sharded_reduction(
+    be: Backend, formula: Reduction, x: Any, axes: tuple[int, ...]
+) -> Tensor | None:
+    """A reduction of a DTensor computed on its local shard: over axes that are not
+    sharded with no communication, over sharded ones with the engine's sums and max
+    combined by all-reduces (two forward, two backward for logsumexp, one backward for
+    softmax), the result a DTensor replicated along the reduced sharded axes and sharded
+    as ``x`` elsewhere. ``None`` (the DTensor's own dispatch) for a width tensor that
+    varies along a sharded axis."""
+    dt = _dtensor_of(x)
+    mesh = x.device_mesh
+    if any(p.is_partial() for p in x.placements):  # a pending sum: resolve it first
+        x = x.redistribute(mesh, [dt.Replicate() if p.is_partial() else p for p in x.placements])
+    placements = x.placements
+    sharded = {p.dim: mesh.get_group(i) for i, p in enumerate(placements) if p.is_shard()}
+    if len(sharded) != sum(p.is_shard() for p in placements):  # one axis on two mesh dims
+        return None
+    kept = {a: g for a, g in sharded.items() if a not in axes}
+    width: Any = formula.width
+    local_width = None
+    if isinstance(width, Tensor):
+        offset = x.ndim - width.ndim
+        if any(a >= offset and width.shape[a - offset] != 1 for a in kept):
+            return None
+        if _dtensor_of(width) is not None:
+            replicate = [dt.Replicate()] * mesh.ndim
+            # each shard's width gradient sums over its own entries of the output: a
+            # partial sum along the sharded axes the output keeps sharded (the softmax's
+            # reduced ones too; a reduced value is replicated along them)
+            sharded_out = [
+                p.is_shard() and (formula.output_is_weights or p.dim not in axes)
+                for p in placements
+            ]
+            grads = [dt.Partial() if s else dt.Replicate() for s in sharded_out]
+            whole: Any = width  # a DTensor
+            width = whole.redistribute(mesh, replicate).to_local(grad_placements=grads)
+        local_width = width
+    reduced = {a: g for a, g in sharded.items() if a in axes}
+    local_be = (
+        be if not reduced else _Sharded(**{**vars(be), "xp": _ShardedNamespace(be.xp, reduced)})
+    )
+    local = replace(formula, width=width)
+    node = SmoothSoftmax if formula.output_is_weights else SmoothReduction
+    out = node.apply(x.to_local(), local_width, axes, local, local_be)
+    if formula.output_is_weights:
+        return dt.DTensor.from_local(out, mesh, placements, shape=x.shape, stride=x.stride())
+    shape = tuple(1 if a in axes else n for a, n in enumerate(x.shape))
+    out_placements = [dt.Replicate() if p.is_shard() and p.dim in axes else p for p in placements]
+    stride = torch.empty(shape, device="meta").stride()
+    return dt.DTensor.from_local(out, mesh, out_placements, shape=shape, stride=stride)
 
 
 class _FusedInner(NamedTuple):

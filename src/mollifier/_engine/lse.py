@@ -57,8 +57,8 @@ def logsumexp_values(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Ar
     """
     xp = be.xp
     m, e = exponents(be, x, axes, w)
-    rest = xp.sum(e - xp.floor(e), axis=axes, keepdims=True)
-    return logsumexp_of(be, m, xp.sum(e, axis=axes, keepdims=True), rest, w)
+    total, rest = be.sums((e, e - xp.floor(e)), axes)  # one combine across shards
+    return logsumexp_of(be, m, total, rest, w)
 
 
 def logsumexp_of(be: Backend, m: Array, total: Array, rest: Array, w: Any) -> Array:
@@ -134,7 +134,9 @@ def boltzmann_gap(n: int) -> float:
     return float(lambertw((n - 1) / math.e).real) if n > 1 else 0.0
 
 
-def log_ratios(be: Backend, a: Array, axes: tuple[int, ...]) -> tuple[Array, Array, Array]:
+def log_ratios(
+    be: Backend, a: Array, axes: tuple[int, ...], m: Array | None = None
+) -> tuple[Array, Array, Array]:
     """``(m, usable, log(a / m))`` for the p-norm of ``a >= 0`` over ``axes``, shared by
     ``max(method="power")`` and ``norm``: ``(sum a_i^p)^(1/p) = m exp(lse_w(log(a/m)))``
     with ``p = 1/w`` and ``m = max a``, the powers taken in logs so that ``n^(1/p)``
@@ -146,7 +148,7 @@ def log_ratios(be: Backend, a: Array, axes: tuple[int, ...]) -> tuple[Array, Arr
     gradient.
     """
     xp = be.xp
-    m = xp.max(a, axis=axes, keepdims=True)
+    m = xp.max(a, axis=axes, keepdims=True) if m is None else m  # the caller's max of a
     usable = (m > 0) & xp.isfinite(m)
     m_safe = be.stop_gradient(xp.where(usable, m, be.const(1.0, m)))
     ratio = a / m_safe

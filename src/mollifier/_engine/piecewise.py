@@ -44,6 +44,12 @@ def _reals(values: Any, message: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+def _finite(value: float) -> bool:
+    # a comparison rather than math.isfinite, which torch.compile(dynamic=True) refuses on
+    # the floats it traces as symbols (a shape's numbers, a kernel's moments)
+    return -math.inf < value < math.inf
+
+
 class Piecewise:
     """A piecewise polynomial function of one variable (degree <= 2 per piece).
 
@@ -69,7 +75,7 @@ class Piecewise:
 
     def __init__(self, breakpoints: Sequence[float], pieces: Sequence[Sequence[float]]) -> None:
         points = _reals(breakpoints, "breakpoints must be a sequence of real numbers")
-        if not all(math.isfinite(c) for c in points):
+        if not all(_finite(c) for c in points):
             raise ValueError(f"breakpoints must be finite; got {points}")
         if any(b <= a for a, b in itertools.pairwise(points)):
             raise ValueError(f"breakpoints must be strictly increasing; got {points}")
@@ -86,7 +92,7 @@ class Piecewise:
         polys = []
         for piece in pieces:
             coefficients = list(_reals(piece, _PIECE))
-            if not coefficients or not all(math.isfinite(a) for a in coefficients):
+            if not coefficients or not all(_finite(a) for a in coefficients):
                 raise ValueError(f"each piece needs finite coefficients; got {list(piece)}")
             while len(coefficients) > 1 and coefficients[-1] == 0.0:
                 coefficients.pop()
@@ -141,7 +147,7 @@ class Piecewise:
         bound = 0.0
         edges = (-math.inf, *self.breakpoints, math.inf)
         for (lo, hi), (_, a1, a2) in zip(itertools.pairwise(edges), self.pieces):
-            if a2 != 0.0 and not (math.isfinite(lo) and math.isfinite(hi)):
+            if a2 != 0.0 and not (_finite(lo) and _finite(hi)):
                 return math.inf
             ends = [a1] if a2 == 0.0 else [a1 + 2.0 * a2 * lo, a1 + 2.0 * a2 * hi]
             bound = max(bound, *(abs(e) for e in ends))
@@ -276,7 +282,7 @@ def _convolve_apart(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Ker
         out = out + quadratic_start * width * width * kernel.second_moment
     # a kernel without a mean has no finite P_1: its slope changes are summed together,
     # as a principal value (their slopes sum to zero for an admissible f)
-    together = not math.isfinite(kernel.mean_abs)
+    together = not kernel.mean_abs < math.inf  # a comparison: a symbol under dynamic=True
     ramps = []
     for c, b, t, s, right in reflections:
         for j, b_j in enumerate(b):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._backend import Array, Backend
-from .._kernels import Kernel
+from .._kernels import _MAX_STAIRCASE_TERMS, Kernel, _staircase_terms
 from .formula import Formula, Rule
 
 
@@ -46,6 +46,15 @@ forms would overflow there (``w^(j+1)``, subnormal ``1/w`` flushed by XLA), and
 ``quantize`` reaches ``w / step = inf``."""
 
 
+def _tiny(width: Any) -> bool:
+    # an array width (within a declared range, see InRange) is never below it
+    return not hasattr(width, "ndim") and width < _TINY_WIDTH
+
+
+def _huge(width: Any) -> bool:
+    return not hasattr(width, "ndim") and width > _HUGE_WIDTH
+
+
 def _over(be: Backend, a: Array, width: float) -> Array:
     """``a / w`` for a tiny ``w``: 0 where ``a`` is (XLA flushes a subnormal ``w`` to 0)."""
     return be.xp.where(a == 0.0, a, a / width)
@@ -54,9 +63,9 @@ def _over(be: Backend, a: Array, width: float) -> Array:
 def _offset(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
     """``S(r) = floor_w(m + r) - m``."""
     with be.quiet():
-        if width < _TINY_WIDTH:
+        if _tiny(width):
             return -kernel._cdf(be, _over(be, -r, width))
-        if width > _HUGE_WIDTH:
+        if _huge(width):
             return r - 0.5
         return kernel._floor_offset(be, r, width, _truncation(r, be))
 
@@ -69,21 +78,21 @@ def _tiny_density(be: Backend, u: Array, width: float, kernel: Kernel) -> Array:
 
 def _round_offset(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
     """``round_w(m + r) - m``."""
-    if width < _TINY_WIDTH:  # floor_w(m + r + 1/2) - m, reduced about its own integer
+    if _tiny(width):  # floor_w(m + r + 1/2) - m, reduced about its own integer
         shifted = r + 0.5
         nearest = be.xp.round(shifted)
         return nearest + _offset(be, shifted - nearest, width, kernel)
-    if width > _HUGE_WIDTH:
+    if _huge(width):
         return r
     return kernel._round_offset(be, r, width, _truncation(r, be))
 
 
 def _round_wrapped_density(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
     """The derivative of :func:`_round_offset`."""
-    if width < _TINY_WIDTH:
+    if _tiny(width):
         shifted = r + 0.5
         return _wrapped_density(be, shifted - be.xp.round(shifted), width, kernel)
-    if width > _HUGE_WIDTH:
+    if _huge(width):
         return r * 0.0 + 1.0
     return kernel._round_slope(be, r, width, _truncation(r, be))
 
@@ -120,7 +129,7 @@ def _round_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any 
 
 def _trunc_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
     m, offset = _smooth_floor(be, x, width, kernel)
-    step = _over(be, -x, width) if width < _TINY_WIDTH else -x / width
+    step = _over(be, -x, width) if _tiny(width) else -x / width
     return m + (offset + kernel._cdf(be, step))
 
 
@@ -130,9 +139,9 @@ def _frac_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any =
 
 
 def _wrapped_density(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
-    if width < _TINY_WIDTH:  # the step at m alone (see _TINY_WIDTH); inf at r = 0
+    if _tiny(width):  # the step at m alone (see _TINY_WIDTH); inf at r = 0
         return _tiny_density(be, _over(be, -r, width), width, kernel)
-    if width > _HUGE_WIDTH:
+    if _huge(width):
         return r * 0.0 + 1.0
     return kernel._floor_slope(be, r, width, _truncation(r, be))
 
@@ -152,7 +161,7 @@ def _round_slope(be: Backend, x: Array, width: float, kernel: Kernel, data: Any 
 
 def _trunc_slope(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
     # trunc = floor + K(-x/w): the step at 0 is taken back out
-    if width < _TINY_WIDTH:  # the step at m = 0 alone, taken back out: 0 (not inf - inf)
+    if _tiny(width):  # the step at m = 0 alone, taken back out: 0 (not inf - inf)
         finite, m, _ = _reduce(be, x)
         slope = _floor_slope(be, x, width, kernel)
         return be.xp.where(finite & (m == 0.0), be.const(0.0, x), slope)
@@ -211,3 +220,44 @@ def _quantize_slope(
 def quantizer(width: float, kernel: Kernel, step: float, offset: float) -> Formula:
     """The :class:`Formula` of the uniform quantizer with ``step`` and ``offset``."""
     return Formula(_quantize_value, _quantize_slope, width, kernel, (step, offset))
+
+
+# -- a declared width range: array widths (annealed under torch.compile, or learned) ------
+RANGE_LIMITS = (1e-30, 1e30)
+"""Where a declared range may lie: ``1/w`` a finite float32."""
+
+
+class InRange:
+    """``kernel`` for the staircase sums at any width up to ``widest``: the direct sum over
+    the nearest integer steps with the term count of ``widest`` (the omitted steps
+    weigh ``sum_j K(-(N + 1/2 + j)/w)``, which grows with ``w``, so below ``eps`` over the
+    whole range, in float64 and so in every dtype). The width may then be an array:
+    the terms no longer depend on its value. Everything else is the kernel's."""
+
+    def __init__(self, kernel: Kernel, widest: float) -> None:
+        # float64's epsilon / 4 (a literal: dynamo passes no module-level float to a
+        # function it assumes constant)
+        direct, _ = _staircase_terms(kernel, widest, 5.551115123125783e-17)
+        if direct is None:
+            raise ValueError(
+                f"width_range: the {kernel.name} kernel's staircase at width {widest:g} (in "
+                f"units of the step) needs more than {_MAX_STAIRCASE_TERMS} terms of its "
+                "direct sum (or its tails are too heavy for one); declare a narrower range or "
+                "use a kernel with lighter tails (gaussian, a compact one)"
+            )
+        self.kernel, self.terms = kernel, direct
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.kernel, name)
+
+    def _floor_offset(self, be: Backend, r: Array, width: Any, eps: float) -> Array:
+        return Kernel._floor_offset_direct(self.kernel, be, r, width, self.terms)
+
+    def _floor_slope(self, be: Backend, r: Array, width: Any, eps: float) -> Array:
+        return Kernel._floor_slope_direct(self.kernel, be, r, width, self.terms)
+
+    def _round_offset(self, be: Backend, r: Array, width: Any, eps: float) -> Array:
+        return Kernel._round_offset(self, be, r, width, eps)  # type: ignore[arg-type]
+
+    def _round_slope(self, be: Backend, r: Array, width: Any, eps: float) -> Array:
+        return Kernel._round_slope(self, be, r, width, eps)  # type: ignore[arg-type]

@@ -304,9 +304,14 @@ def isclose(
     w = _dispatch.width_like(be, w, a_c)
     zero = be.const(0.0, a_c)
     with be.quiet():
-        same = a_c == b_c  # equal infinities: distance 0, not inf - inf
-        distance = xp.abs(xp.where(same, zero, a_c - xp.where(same, zero, b_c)))
-        margin = (float(atol) + float(rtol) * xp.abs(b_c)) - distance
+        # an infinite input is close exactly when equal (NumPy); double where: the
+        # finite formula never sees inf - inf, nor passes it into a gradient
+        finite = xp.isfinite(a_c) & xp.isfinite(b_c)
+        a_f, b_f = xp.where(finite, a_c, zero), xp.where(finite, b_c, zero)
+        margin = (float(atol) + float(rtol) * xp.abs(b_f)) - xp.abs(a_f - b_f)
+        limit = xp.where(a_c == b_c, be.const(math.inf, a_c), be.const(-math.inf, a_c))
+        nan = xp.isnan(a_c) | xp.isnan(b_c)
+        margin = xp.where(finite, margin, xp.where(nan, be.const(math.nan, a_c), limit))
         smooth = _dispatch.evaluate(be, shapes.formula(shapes.STEP, w, k), margin)
         hard = None
         if straight_through:

@@ -220,7 +220,7 @@ def logsumexp(
     if n == 0:  # log of an empty sum
         out = xp.sum(x_c, axis=axes, keepdims=True) + be.const(-math.inf, x_c)
         value = _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
-        return (value, value * 0.0) if return_sign else value
+        return (value, xp.zeros_like(value)) if return_sign else value  # the sign of 0
     w = _standardized(be, w, x_c, axes, standardize, tol)
     out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), x_c, axes)
     hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
@@ -265,7 +265,7 @@ def _weighted_logsumexp(
     w = _dispatch.width_like(be, w, x_c, axes)
     if _reduced_size(x_c, axes) == 0:  # log of an empty sum
         out = xp.sum(x_c, axis=axes, keepdims=True) + be.const(-math.inf, x_c)
-        sign = out * 0.0
+        sign = xp.zeros_like(out)
     else:
         w = _standardized(be, w, x_c, axes, standardize)
         with be.quiet():

@@ -325,8 +325,12 @@ _REDUCTIONS: dict[str, tuple[dict[str, Any], ...]] = {
     "softmax": ({}, *_SPARSE),
     "max": ({"method": "logsumexp"}, {"method": "softmax"}, {"method": "power"}, *_SPARSE),
     "min": ({"method": "logsumexp"}, {"method": "softmax"}, *_SPARSE),
-    "argmax": ({"index": False}, {"index": True}, {"index": False, "method": "sparsemax"},
-               {"index": True, "method": "entmax15"}),  # fmt: skip
+    "argmax": (
+        {"index": False},
+        {"index": True},
+        {"index": False, "method": "sparsemax"},
+        {"index": True, "method": "entmax15"},
+    ),
     "argmin": ({"index": False}, {"index": True}, {"index": False, "method": "entmax15"}),
     "norm": tuple({"ord": p} for p in (0, 1, 2, 3, math.inf)),
 }
@@ -942,7 +946,9 @@ def _check_gradients(case: Case, width: bool) -> None:
         assert not bad.any(), _describe(case, g, bad, f"gradient in input {i} not finite")
 
 
-_GRAD_VARIANTS = {"max": ({"method": "logsumexp"}, {"method": "softmax"}, *_SPARSE)}  # power: x^p at 0
+_GRAD_VARIANTS = {
+    "max": ({"method": "logsumexp"}, {"method": "softmax"}, *_SPARSE)
+}  # power: x^p at 0
 
 
 @pytest.mark.parametrize("spec", GRAD_OPS, ids=_ids(GRAD_OPS))

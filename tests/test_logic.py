@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from conftest import to_backend, to_numpy
 
 import mollifier as mol
+from conftest import to_backend, to_numpy
 
 RNG = np.random.default_rng(6)
 

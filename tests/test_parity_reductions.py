@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import scipy.special as sc
 import torch
-from conftest import to_backend, to_numpy
 
 import mollifier as mol
+from conftest import to_backend, to_numpy
 
 RNG = np.random.default_rng(1515)
 WIDTHS = (1e-3, 0.3, 1.0, 7.0)
@@ -75,7 +75,7 @@ def test_log_softmax_gradients_and_nodes():
     # forward mode (the tangent rule), jit and vmap
     _, tangent = jax.jvp(lambda v: mol.log_softmax(v, width=w), (jnp.asarray(x),),
                          (jnp.asarray(g),))  # fmt: skip
-    numeric_t = (mol.log_softmax(x + 1e-6 * g, width=w) - mol.log_softmax(x - 1e-6 * g, width=w))
+    numeric_t = mol.log_softmax(x + 1e-6 * g, width=w) - mol.log_softmax(x - 1e-6 * g, width=w)
     np.testing.assert_allclose(np.asarray(tangent), numeric_t / 2e-6, atol=1e-8)
     jitted = jax.jit(jax.vmap(lambda v: mol.log_softmax(v, width=w)))(jnp.asarray(x))
     np.testing.assert_allclose(np.asarray(jitted), mol.log_softmax(x, width=w), atol=1e-15)
@@ -147,8 +147,9 @@ def test_logsumexp_weights_edges():
     assert value.shape == (2,) and np.all(value == -inf) and np.all(sign == 0)
     # masked entries are zero weights; a number b broadcasts
     np.testing.assert_allclose(
-        mol.logsumexp(np.array([0.0, 5.0, 1.0]), b=2.0, where=np.array([True, False, True]),
-                      width=0.5),  # fmt: skip
+        mol.logsumexp(
+            np.array([0.0, 5.0, 1.0]), b=2.0, where=np.array([True, False, True]), width=0.5
+        ),
         0.5 * sc.logsumexp(np.array([0.0, 2.0]), b=2.0),
     )
     # the unweighted return_sign

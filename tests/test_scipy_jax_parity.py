@@ -544,8 +544,9 @@ def jax_logmeanexp(shape, use_where, keepdims):
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the mean of an empty slice (all masked)
             expected = np.log(
-                np.mean(np.exp(x), axis=axis, where=True if where is None else where,
-                        keepdims=keepdims)  # fmt: skip
+                np.mean(
+                    np.exp(x), axis=axis, where=True if where is None else where, keepdims=keepdims
+                )
             )
         np.testing.assert_allclose(got, expected, atol=1e-3)
 
@@ -553,20 +554,20 @@ def jax_logmeanexp(shape, use_where, keepdims):
 
 
 JAX = {
-    **{f"testSoftmaxEmptyArray[{f}]": jax_softmax_empty_array(f) for f in ("softmax",
-                                                                         "log_softmax")},
-    **{f"testSoftmaxEmptyMask[{f}]": jax_softmax_empty_mask(f) for f in ("softmax",
-                                                                       "log_softmax")},
-    **{f"testSoftmaxWhereMask[{f}]": jax_softmax_where_mask(f) for f in ("softmax",
-                                                                       "log_softmax")},
-    **{f"testSoftmaxWhereGrad[{f}]": jax_softmax_where_grad(f) for f in ("softmax",
-                                                                       "log_softmax")},
+    **{
+        f"testSoftmaxEmptyArray[{f}]": jax_softmax_empty_array(f)
+        for f in ("softmax", "log_softmax")
+    },
+    **{f"testSoftmaxEmptyMask[{f}]": jax_softmax_empty_mask(f) for f in ("softmax", "log_softmax")},
+    **{f"testSoftmaxWhereMask[{f}]": jax_softmax_where_mask(f) for f in ("softmax", "log_softmax")},
+    **{f"testSoftmaxWhereGrad[{f}]": jax_softmax_where_grad(f) for f in ("softmax", "log_softmax")},
     "testSoftmaxGrad": jax_softmax_grad,
     "testSoftmaxGradResiduals": jax_softmax_grad_residuals,
     **{
         f"testLogMeanExp[{shape}-{w}-{k}]": jax_logmeanexp(shape, w, k)
-        for shape, w, k in itertools.product([(5,), (3, 5), (2, 3, 5)], [True, False],
-                                             [True, False])  # fmt: skip
+        for shape, w, k in itertools.product(
+            [(5,), (3, 5), (2, 3, 5)], [True, False], [True, False]
+        )
     },
 }
 # the cases that differentiate run on the frameworks that differentiate

@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from conftest import to_backend, to_numpy
 
 import mollifier as mol
+from conftest import to_backend, to_numpy
 
 
 def saved_for_backward(run):
@@ -28,6 +28,7 @@ def saved_for_backward(run):
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         result = run()
     return saved, result
+
 
 METHODS = ("sparsemax", "entmax15")
 
@@ -96,7 +97,9 @@ def test_bounds_and_exact_zeros(method):
     assert float(mol.max(x, width=2.0, method=method)) == pytest.approx(2.0 * bound[method](9))
     # exact zeros beyond the support, and the exact one-hot past a gap of w (2w)
     reach = 1.0 if method == "sparsemax" else 2.0
-    p = mol.softmax(np.array([0.0, -reach * 1.01, 5.0 - reach * 0.5, 5.0]), width=1.0, method=method)
+    p = mol.softmax(
+        np.array([0.0, -reach * 1.01, 5.0 - reach * 0.5, 5.0]), width=1.0, method=method
+    )
     assert p[0] == 0.0 and p[1] == 0.0 and p[2] > 0
     p = mol.argmax(np.array([3.0, 3.0 - reach, 1.0]), width=1.0, method=method)
     np.testing.assert_array_equal(p, [1.0, 0.0, 0.0])

@@ -198,7 +198,11 @@ def _entmax_entropy(be: Backend, p: Array, axes: tuple[int, ...], w: Any = None)
 
 _RULES = {
     SPARSEMAX: (
-        _sparsemax, _sparsemax_width_slope, _sparsemax_tangent, _sparsemax_max, _sparsemax_entropy
+        _sparsemax,
+        _sparsemax_width_slope,
+        _sparsemax_tangent,
+        _sparsemax_max,
+        _sparsemax_entropy,
     ),
     ENTMAX15: (_entmax, _entmax_width_slope, _entmax_tangent, _entmax_max, _entmax_entropy),
 }

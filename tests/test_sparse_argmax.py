@@ -131,6 +131,16 @@ def test_edge_values(method):
     # empty axis: an empty one-hot, -inf for the max
     assert mol.softmax(np.zeros((2, 0)), width=1.0, method=method).shape == (2, 0)
     assert np.all(mol.max(np.zeros((2, 0)), width=1.0, method=method) == -inf)
+    assert mol.softmax(np.zeros((0, 3, 4)), axis=(1, 2), width=1.0, method=method).shape == (
+        0, 3, 4,
+    )  # fmt: skip
+    assert mol.max(torch.zeros(0, 3, 4), axis=(1, 2), width=1.0, method=method).shape == (0,)
+    # width -> 0: the hard one-hot (ties share the mass) and the hard max, exactly
+    x = np.array([[0.3, 2.0, 1.9999, -1.0], [1.0, 1.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(
+        mol.softmax(x, width=1e-9, method=method), [[0, 1, 0, 0], [1 / 3, 1 / 3, 0, 1 / 3]]
+    )
+    np.testing.assert_allclose(mol.max(x, width=1e-9, method=method), [2.0, 1.0], rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -60,7 +60,10 @@ def _rows(be: Backend, z: Array, axes: tuple[int, ...]) -> tuple[Array, tuple[in
     others = tuple(a for a in range(z.ndim) if a not in axes)
     moved = xp.permute_dims(z, others + axes)
     batch = tuple(int(z.shape[a]) for a in others)
-    return xp.reshape(moved, batch + (-1,)), kept
+    n = 1
+    for a in axes:  # a loop, not math.prod(generator): torch.compile traces it
+        n *= int(z.shape[a])
+    return xp.reshape(moved, (*batch, n)), kept
 
 
 def _shifted(be: Backend, x: Array, axes: tuple[int, ...], w: Any, method: str) -> Array:

@@ -4,6 +4,7 @@ gradients against finite differences in float64, edge values, and ``standardize=
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -112,17 +113,18 @@ def _weights_cases():
     yield RNG.normal(size=(3, 1, 5)), RNG.normal(size=(2, 1))  # both broadcast
 
 
-@pytest.mark.parametrize("width", (0.05, 1.0, 3.0))
+@pytest.mark.parametrize("width", (0.05, 3.0))
 def test_logsumexp_weights_against_scipy(backend, width):
+    # eager JAX compiles each primitive once per shape: one axis there (the others are
+    # the same formula, checked on NumPy and torch)
     for x, b in _weights_cases():
-        for axis in (-1, None, 0):
+        for axis in (-1, None, 0) if backend != "jax" else (-1,):
+            lse = functools.partial(mol.logsumexp, axis=axis, width=width)
             want, want_sign = sc.logsumexp(x / width, axis=axis, b=b, return_sign=True)
-            got, sign = mol.logsumexp(to_backend(backend, x), b=to_backend(backend, b), axis=axis,
-                                      width=width, return_sign=True)  # fmt: skip
+            got, sign = lse(to_backend(backend, x), b=to_backend(backend, b), return_sign=True)
             np.testing.assert_allclose(to_numpy(got), width * want, rtol=1e-12, atol=1e-12)
             np.testing.assert_array_equal(to_numpy(sign), want_sign)
-            plain = to_numpy(mol.logsumexp(to_backend(backend, x), b=to_backend(backend, b),
-                                           axis=axis, width=width))  # fmt: skip
+            plain = to_numpy(lse(to_backend(backend, x), b=to_backend(backend, b)))
             np.testing.assert_allclose(plain, width * sc.logsumexp(x / width, axis=axis, b=b),
                                        rtol=1e-12, atol=1e-12)  # fmt: skip
 

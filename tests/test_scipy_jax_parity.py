@@ -18,6 +18,7 @@ and ``test_dtypes_ab`` (20), ``test_device[1j]``): mollifier is real-valued;
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import warnings
@@ -83,23 +84,33 @@ class Shim:
             return np.dtype(jnp.result_type(a, b))
         return np.result_type(a, b)
 
+    def call(self, op, *arrays, **knobs):
+        """``op(*arrays, **knobs)`` at width 1; on JAX under ``jax.jit`` (one compilation
+        per shape instead of one per primitive: the eager cases took seconds each)."""
+        arrays = tuple(None if v is None else self.array(v) for v in arrays)
+        if self.backend != "jax":
+            return self.out(op(*arrays, width=1.0, **knobs))
+        return self.out(jax.jit(functools.partial(op, width=1.0, **knobs))(*arrays))
+
     def logsumexp(self, a, axis=None, b=None, keepdims=False, return_sign=False):
-        a = self.array(np.atleast_1d(np.asarray(a)))
-        b = None if b is None else self.array(b)
-        out = mol.logsumexp(a, axis=axis, b=b, keepdims=keepdims, return_sign=return_sign,
-                            width=1.0)  # fmt: skip
-        return self.out(out)
+        a = np.atleast_1d(np.asarray(a))
+
+        def op(x, weights, **knobs):
+            return mol.logsumexp(x, b=weights, **knobs)
+
+        return self.call(op, a, b, axis=axis, keepdims=keepdims, return_sign=return_sign)
 
     def softmax(self, x, axis=None, where=None):
-        return self.out(mol.softmax(self.array(x), axis=axis, where=self.array(where), width=1.0))
+        return self.call(lambda v, m, **k: mol.softmax(v, where=m, **k), x, where, axis=axis)
 
     def log_softmax(self, x, axis=None, where=None):
-        x = self.array(x)
-        return self.out(mol.log_softmax(x, axis=axis, where=self.array(where), width=1.0))
+        return self.call(lambda v, m, **k: mol.log_softmax(v, where=m, **k), x, where, axis=axis)
 
     def logmeanexp(self, x, axis=None, where=None, keepdims=False):
-        x, where = self.array(x), self.array(where)
-        return self.out(mol.logmeanexp(x, axis=axis, where=where, keepdims=keepdims, width=1.0))
+        def op(v, m, **knobs):
+            return mol.logmeanexp(v, where=m, **knobs)
+
+        return self.call(op, x, where, axis=axis, keepdims=keepdims)
 
 
 def close(actual, desired, rtol=None, atol=0.0, dtype=None):

@@ -321,6 +321,7 @@ _BINARY: dict[str, dict[str, Any]] = {
 _SPARSE = ({"method": "sparsemax"}, {"method": "entmax15"})
 _REDUCTIONS: dict[str, tuple[dict[str, Any], ...]] = {
     "logsumexp": ({},),
+    "log_softmax": ({},),
     "logmeanexp": ({},),
     "softmax": ({}, *_SPARSE),
     "max": ({"method": "logsumexp"}, {"method": "softmax"}, {"method": "power"}, *_SPARSE),
@@ -336,7 +337,6 @@ _REDUCTIONS: dict[str, tuple[dict[str, Any], ...]] = {
 }
 # ops whose semantics the fuzz does not hold yet, with where they are tested instead
 _NOT_FUZZED = {
-    "log_softmax": "tests/test_parity_reductions.py (scipy, jax.nn, edge values)",
     "logical_not": "tests/test_logic.py",
     "logical_and": "tests/test_logic.py",
     "logical_or": "tests/test_logic.py",
@@ -674,6 +674,10 @@ def _reduction_truth(case: Case) -> tuple[np.ndarray, np.ndarray]:
     defined = ~np.any(np.isnan(x), axis=-1)
     with np.errstate(all="ignore"):
         big, small = np.max(x, axis=-1), np.min(x, axis=-1)
+        if name == "log_softmax":  # (x - max)/w - log S with S in [1, n], per entry
+            z = (x - big[:, None]) / w
+            ok = np.isfinite(x) & np.isfinite(big)[:, None] & defined[:, None]
+            return ok & _bracket(case, z - math.log(n), z), np.repeat(defined[:, None], n, 1)
         if name in ("softmax", "argmax", "argmin"):
             finite = defined  # in [0, 1] (or [0, n - 1]), limits included
         elif name == "norm":
@@ -747,7 +751,7 @@ def _nan_mask(case: Case) -> np.ndarray:
     if kind == "reduction":
         (x,) = case.inputs
         row = np.any(np.isnan(x), axis=-1)
-        if case.spec.name == "softmax" or (
+        if case.spec.name in ("softmax", "log_softmax") or (
             case.spec.name in ("argmax", "argmin") and not case.variant["index"]
         ):
             return np.repeat(row[:, None], x.shape[-1], axis=1)
@@ -884,7 +888,13 @@ def _grad_bound(case: Case, width: bool) -> np.ndarray:
             return 8.0 * (1.0 + mean_abs) + 0.0 * case.inputs[0]
         n = case.inputs[0].shape[-1]
         name, variant = spec.name, case.variant
-        if name in ("softmax", "argmax", "argmin"):
+        if name == "log_softmax" and width:  # -(y - sum p y)/w, |y| <= spread/w + log n
+            x = case.inputs[0]
+            finite = np.isfinite(x)
+            top = np.max(np.where(finite, x, -np.inf), axis=-1)
+            spread = np.where(finite.any(-1), top - np.min(np.where(finite, x, np.inf), -1), 0.0)
+            return 8.0 * n * (1.0 + math.log(n) + spread / w) / w
+        if name in ("softmax", "argmax", "argmin", "log_softmax"):
             return np.asarray(8.0 * n * n / w)
         if name == "norm":
             p = variant["ord"]
@@ -1006,7 +1016,10 @@ def _nondecreasing(case: Case, y: np.ndarray, axis: int, direction: int, jump: f
 MONOTONE = _where(
     lambda s: s.direction != 0 and (s.shape is not None or s.staircase or s.kind == "binary")
 ) + _where(
-    lambda s: s.name in ("logsumexp", "logmeanexp", "softmax", "max", "min", "argmax", "argmin")
+    lambda s: (
+        s.name
+        in ("logsumexp", "logmeanexp", "softmax", "log_softmax", "max", "min", "argmax", "argmin")
+    )
 )
 
 
@@ -1097,7 +1110,11 @@ def _reduction_bounds(case: Case, y: np.ndarray) -> None:
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nanmin of a slice with no finite entry
         big, small = np.max(x, axis=-1), np.min(x, axis=-1)
-        if name in ("softmax", "argmax", "argmin") and not variant.get("index"):
+        if name == "log_softmax":  # between (x - max)/w - log n and (x - max)/w
+            z = (x - big[:, None]) / w
+            ok = np.isfinite(x) & np.isfinite(big)[:, None]
+            _in_range(case, y, z - math.log(n), z, ok)
+        elif name in ("softmax", "argmax", "argmin") and not variant.get("index"):
             _in_range(case, y, 0.0, 1.0)
             alive = np.any(x > -math.inf, axis=-1) if name != "argmin" else np.any(
                 x < math.inf, axis=-1
@@ -1206,6 +1223,8 @@ def _framework_hard(case: Case, args: list[Any]) -> Any:
     hits = xp.astype(x == target, x.dtype)
     count = xp.sum(hits, axis=-1, keepdims=True)
     one_hot = hits / xp.where(count > 0, count, be.const(1.0, count))
+    if name == "log_softmax":
+        return xp.log(one_hot)
     if not variant.get("index"):
         return one_hot
     positions = make(backend, np.arange(x.shape[-1], dtype=np.float64), case.dtype)

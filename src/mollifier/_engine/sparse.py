@@ -98,23 +98,22 @@ def _threshold(be: Backend, z: Array, axes: tuple[int, ...], method: str) -> Arr
 
 
 def _solve(be: Backend, x: Array, axes: tuple[int, ...], w: Any, method: str) -> tuple[Array, ...]:
-    """``(m, p, tau)``: the max, the probabilities and the threshold."""
+    """``(m, z, p)``: the max, the shifted ``z = (x - m)/w`` (clamped) and the
+    probabilities."""
     xp = be.xp
     m = xp.max(x, axis=axes, keepdims=True)
     z = _shifted(be, x, axes, w, method)
-    if method == ENTMAX15:
-        z = z * 0.5
-    tau = _threshold(be, z, axes, method)
-    p = xp.clip(z - tau, min=0.0)
+    y = z * 0.5 if method == ENTMAX15 else z
+    p = xp.clip(y - _threshold(be, y, axes, method), min=0.0)
     if method == ENTMAX15:
         p = p * p
     zero = be.const(0.0, p)
-    return m, xp.where(m == -math.inf, zero, p), tau  # an all -inf slice weighs nothing
+    return m, z, xp.where(m == -math.inf, zero, p)  # an all -inf slice weighs nothing
 
 
 def probabilities(be: Backend, x: Array, axes: tuple[int, ...], w: Any, method: str) -> Array:
     """sparsemax or entmax-1.5 of ``x / w`` over ``axes``."""
-    return _solve(be, x, axes, w, method)[1]
+    return _solve(be, x, axes, w, method)[2]
 
 
 def _sparsemax(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:
@@ -169,15 +168,15 @@ def _entmax_width_slope(be: Backend, p: Array, axes: tuple[int, ...], w: Any) ->
 
 
 def _max_value(be: Backend, x: Array, axes: tuple[int, ...], w: Any, method: str) -> Array:
-    """``w max_Omega(x / w)``: ``m + w (tau + (sum p^2 + 1)/2)`` (sparsemax) or
-    ``m + w (2 tau + 2/3 sum p^{3/2} + 4/3)`` (entmax-1.5, ``tau`` on ``z/2``)."""
+    """``w max_Omega(x / w) = m + w (sum p z + H(p))`` with ``z = (x - m)/w <= 0``: the
+    definition itself, in which a one-hot ``p`` gives exactly ``m`` (``2 tau + 2/3 sum
+    p^{3/2} + 4/3``, its closed form on the support, cancels to round-off there). The
+    gap ``sum p z + H(p)`` is at least 0; its round-off below 0 is clamped."""
     xp = be.xp
-    m, p, tau = _solve(be, x, axes, w, method)
-    if method == SPARSEMAX:
-        gap = tau + 0.5 * (xp.sum(p * p, axis=axes, keepdims=True) + 1.0)
-    else:
-        cubes = xp.sum(p * _root(be, p), axis=axes, keepdims=True)
-        gap = 2.0 * tau + (2.0 / 3.0) * cubes + 4.0 / 3.0
+    m, z, p = _solve(be, x, axes, w, method)
+    entropy = _sparsemax_entropy if method == SPARSEMAX else _entmax_entropy
+    inner = xp.sum(p * xp.where(p > 0, z, be.const(0.0, z)), axis=axes, keepdims=True)
+    gap = xp.clip(inner + entropy(be, p, axes), min=0.0)
     finite = xp.isfinite(m)
     out = xp.where(finite, m, be.const(0.0, m)) + w * xp.where(finite, gap, be.const(0.0, gap))
     return xp.where(finite, out, m)  # a +-inf or NaN max: itself

@@ -280,7 +280,7 @@ def isclose(
     ``d`` the value is within the kernel's tail ``K(-d/w)`` of the hard 0/1 (Gaussian:
     ``Phi(-d/w)``); on it, ``1/2``. ``a = b = ±inf`` is close (1), an infinite
     difference is not (0); NaN gives NaN. ``straight_through`` forwards NumPy's hard
-    test as 0/1.
+    test as 0/1, computed in the inputs' dtype.
 
     Examples
     --------
@@ -314,7 +314,10 @@ def isclose(
         margin = xp.where(finite, margin, xp.where(nan, be.const(math.nan, a_c), limit))
         smooth = _dispatch.evaluate(be, shapes.formula(shapes.STEP, w, k), margin)
         hard = None
-        if straight_through:
-            caller = be.stop_gradient(_dispatch.caller_dtype(be, margin, dtype))
-            hard = xp.astype(caller >= 0, caller.dtype)
+        if straight_through:  # NumPy's test, computed in the caller's dtype
+            a_h = _dispatch.as_caller_array(be, a_c, a_c, dtype)
+            b_h = _dispatch.as_caller_array(be, b_c, a_c, dtype)
+            both = xp.isfinite(a_h) & xp.isfinite(b_h)
+            near = xp.abs(a_h - b_h) <= float(atol) + float(rtol) * xp.abs(b_h)
+            hard = xp.astype(xp.where(both, near, a_h == b_h), a_h.dtype)
     return _dispatch.finish(be, smooth, dtype, hard)

@@ -317,6 +317,15 @@ _BINARY: dict[str, dict[str, Any]] = {
     "equal": {"hard": np.equal, "range": (0.0, 1.0)},
     "maximum": {"hard": np.maximum, "direction": 1, "convexity": 1},  # b + relu_w(a - b)
     "minimum": {"hard": np.minimum, "direction": 1, "convexity": -1},  # -maximum(-a, -b)
+    # the soft booleans at their catalogue example, tnorm="minmax": minimum, maximum and
+    # max(min(a, 1 - b), min(1 - a, b)); isclose: a smooth step of NumPy's margin
+    "logical_and": {"hard": np.minimum, "direction": 1, "convexity": -1, "kernels": "minimum"},
+    "logical_or": {"hard": np.maximum, "direction": 1, "convexity": 1, "kernels": "minimum"},
+    "logical_xor": {
+        "hard": lambda a, b: np.maximum(np.minimum(a, 1 - b), np.minimum(1 - a, b)),
+        "kernels": "minimum",
+    },
+    "isclose": {"hard": np.isclose, "range": (0.0, 1.0)},
 }
 _SPARSE = ({"method": "sparsemax"}, {"method": "entmax15"})
 _REDUCTIONS: dict[str, tuple[dict[str, Any], ...]] = {
@@ -338,12 +347,8 @@ _REDUCTIONS: dict[str, tuple[dict[str, Any], ...]] = {
 # ops whose semantics the fuzz does not hold yet, with where they are tested instead
 _NOT_FUZZED = {
     "logical_not": "tests/test_logic.py",
-    "logical_and": "tests/test_logic.py",
-    "logical_or": "tests/test_logic.py",
-    "logical_xor": "tests/test_logic.py",
     "all": "tests/test_logic.py",
     "any": "tests/test_logic.py",
-    "isclose": "tests/test_logic.py",
 }
 
 
@@ -359,6 +364,8 @@ def _specs() -> dict[str, Spec]:
         elif name in _BINARY:
             spec = Spec(name, "binary", op, _admitted(op), breakpoints=(0.0,))
             for key, value in _BINARY[name].items():
+                if key == "kernels":  # those of the op it is built on
+                    value = _admitted(CATALOGUE[value])
                 setattr(spec, key, value)
             specs[name] = spec
         elif name in _REDUCTIONS:
@@ -561,7 +568,7 @@ def _call(case: Case, args: list[Any], width: Any, straight_through: bool = Fals
         return f(args[0], **spec.op.params, **knobs)
     if spec.kind == "reduction":
         return f(args[0], axis=-1, **case.variant, **knobs)
-    return f(*args, **knobs)
+    return f(*args, **spec.op.params, **knobs)  # the soft booleans: tnorm="minmax"
 
 
 def _arrays(case: Case, grad: tuple[int, ...] = ()) -> list[Any]:
@@ -603,7 +610,7 @@ def _margin(case: Case) -> np.ndarray:
     ``|smooth - hard|``; inf where there is none)."""
     spec = case.spec
     kernel = mol.kernels[case.kernel]
-    params = spec.op.params if spec.kind == "unary" else {}
+    params = spec.op.params if spec.kind in ("unary", "binary") else {}
     with np.errstate(all="ignore"):
         return 2.0 * np.asarray(spec.op.bound_for(kernel, params).at(case.width), np.float64)
 
@@ -1205,6 +1212,15 @@ def _framework_hard(case: Case, args: list[Any]) -> Any:
         a, b = (array(v) for v in args)
         if spec.name in ("maximum", "minimum"):
             return getattr(xp, spec.name)(a, b)
+        pair = {"logical_and": "minimum", "logical_or": "maximum"}.get(spec.name)
+        if pair is not None:
+            return getattr(xp, pair)(a, b)
+        if spec.name == "logical_xor":
+            return xp.maximum(xp.minimum(a, 1.0 - b), xp.minimum(1.0 - a, b))
+        if spec.name == "isclose":
+            both = xp.isfinite(a) & xp.isfinite(b)
+            near = xp.abs(a - b) <= 1e-08 + 1e-05 * xp.abs(b)
+            return xp.astype(xp.where(both, near, a == b), a.dtype)
         compared = {"greater": a > b, "less": a < b, "equal": a == b}[spec.name]
         return xp.astype(compared, a.dtype)
     (x,) = args

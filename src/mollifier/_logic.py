@@ -26,6 +26,7 @@ from . import _dispatch
 from ._backend import Array, Backend, as_float_array
 from ._catalogue import Op, register
 from ._engine import piecewise as shapes
+from ._engine.bound import Bound
 from ._kernels import Kernel, get_kernel
 from ._params import flag, one_of, width_or_tol
 from ._reductions import max as _smooth_max
@@ -36,15 +37,26 @@ KernelLike = str | Kernel
 _TNORMS = ("product", "minmax")
 
 
-def _logic_op(name: str) -> Op:
+def _minmax_bound(kernel: Kernel, tnorm: str = "product") -> Bound:
+    """The smooth min/max t-norm's sup error, that of ``minimum``/``maximum`` (ReLU's
+    ``w E|U| / 2``; also for xor: its smooth mins lie below, its smooth max above)."""
+    if tnorm != "minmax":
+        raise ValueError("the product t-norm has no width and no error: exact on {0, 1}")
+    shapes.RELU.check_kernel(kernel)
+    return shapes.RELU.bound(kernel)
+
+
+def _logic_op(name: str, pairwise: bool = True) -> Op:
     # the examples (check, the catalogue-driven tests) take the t-norm that has a width
-    return Op(name, no_bound="the product t-norm is exact on {0, 1}; minmax: see minimum/maximum",
+    if pairwise:
+        return Op(name, bound=_minmax_bound, params={"tnorm": "minmax"})
+    return Op(name, no_bound="min/max(method='softmax'): within W((n-1)/e) w, n-dependent",
               params={"tnorm": "minmax"})  # fmt: skip
 
 
 _NOT = Op("logical_not", no_bound="1 - p is exact")
-_AND, _OR, _XOR, _ALL, _ANY = map(_logic_op, ("logical_and", "logical_or", "logical_xor",
-                                             "all", "any"))  # fmt: skip
+_AND, _OR, _XOR = map(_logic_op, ("logical_and", "logical_or", "logical_xor"))
+_ALL, _ANY = _logic_op("all", pairwise=False), _logic_op("any", pairwise=False)
 _ISCLOSE = Op("isclose", no_bound="the step of the margin: within K(-d/w) at distance d")
 
 
@@ -175,10 +187,15 @@ def logical_xor(
         straight_through = flag(straight_through, "straight_through")
         be, p_c, q_c, dtype = _pair(p, q)
         knobs = {"width": width, "tol": tol, "kernel": kernel}
-        left = minimum(p_c, 1.0 - q_c, **knobs, straight_through=straight_through)
-        right = minimum(1.0 - p_c, q_c, **knobs, straight_through=straight_through)
-        out = maximum(left, right, **knobs, straight_through=straight_through)
-        return _dispatch.finish(be, out, dtype)
+        left = minimum(p_c, 1.0 - q_c, **knobs)
+        out = maximum(left, minimum(1.0 - p_c, q_c, **knobs), **knobs)
+        hard = None
+        if straight_through:  # the hard max(min(p, 1 - q), min(1 - p, q)) in the caller's dtype
+            xp = be.xp
+            p_h = _dispatch.as_caller_array(be, p_c, p_c, dtype)
+            q_h = _dispatch.as_caller_array(be, q_c, p_c, dtype)
+            hard = xp.maximum(xp.minimum(p_h, 1.0 - q_h), xp.minimum(1.0 - p_h, q_h))
+        return _dispatch.finish(be, out, dtype, hard)
     flag(straight_through, "straight_through")
     be, p_c, q_c, dtype = _pair(p, q)
     return _dispatch.finish(be, p_c + q_c - 2.0 * (p_c * q_c), dtype)
@@ -310,8 +327,8 @@ def isclose(
         a_f, b_f = xp.where(finite, a_c, zero), xp.where(finite, b_c, zero)
         margin = (float(atol) + float(rtol) * xp.abs(b_f)) - xp.abs(a_f - b_f)
         limit = xp.where(a_c == b_c, be.const(math.inf, a_c), be.const(-math.inf, a_c))
-        nan = xp.isnan(a_c) | xp.isnan(b_c)
-        margin = xp.where(finite, margin, xp.where(nan, be.const(math.nan, a_c), limit))
+        nan = xp.isnan(a_c) | xp.isnan(b_c)  # NaN, with NaN derivatives: a - b itself
+        margin = xp.where(finite, margin, xp.where(nan, a_c - b_c, limit))
         smooth = _dispatch.evaluate(be, shapes.formula(shapes.STEP, w, k), margin)
         hard = None
         if straight_through:  # NumPy's test, computed in the caller's dtype

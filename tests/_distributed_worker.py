@@ -20,7 +20,15 @@ from typing import Any
 
 WORLD = 2
 TWO_INPUTS = ("greater", "less", "equal", "maximum", "minimum")
-REDUCTIONS = ("logsumexp", "softmax", "max", "min", "argmax", "argmin", "norm")
+REDUCTIONS = (
+    "logsumexp", "softmax", "max", "min", "argmax", "argmin", "norm", "log_softmax", "logmeanexp"
+)  # fmt: skip
+NOT_YET = {
+    # ops of probabilities without a width (products: DTensor's own elementwise dispatch)
+    # and the sorting family, not yet checked on DTensor (issue #14 lists them)
+    "logical_not", "logical_and", "logical_or", "logical_xor", "all", "any", "isclose",
+    "rank", "sort", "argsort", "topk", "quantile", "median",
+}  # fmt: skip
 BIG = (8, 131200)  # 1,049,600 float32 entries: 4.2 MB, past the CPU block loop's threshold
 
 
@@ -155,6 +163,8 @@ def _all_checks(checks: Checks, rank: int) -> None:
         return check
 
     for name in CATALOGUE:
+        if name in NOT_YET:
+            continue
         for kernel in kernels(name):
             for label in placements:
                 for axis in (0, 1) if name in REDUCTIONS else (1,):
@@ -204,6 +214,8 @@ def _all_checks(checks: Checks, rank: int) -> None:
 
     def big_check(label: str) -> None:
         for name, op in CATALOGUE.items():
+            if name in NOT_YET:
+                continue
             for kernel in kernels(name):
                 knobs: dict[str, Any] = {"width": 0.1}
                 if kernel:

@@ -12,7 +12,8 @@ PUBLIC = {
     "frac", "gelu", "get_kernel", "greater", "heaviside", "hinge", "kernels", "leaky_relu",
     "less", "quantize", "relu", "round", "sign", "smooth", "step", "swish", "trunc", "where",
     "width_for", "argmax", "argmin", "logsumexp", "max", "maximum", "min", "minimum", "norm",
-    "softmax",
+    "softmax", "log_softmax", "logmeanexp", "all", "any", "isclose", "logical_and",
+    "logical_not", "logical_or", "logical_xor",
 }  # fmt: skip
 
 OPS = [mol.step, mol.sign, mol.relu, mol.leaky_relu, mol.abs, mol.clip, mol.hinge, mol.floor,
@@ -46,7 +47,8 @@ def test_one_signature_shape():
             assert params[knob].kind is inspect.Parameter.KEYWORD_ONLY, (op.__name__, knob)
 
 
-REDUCTIONS = [mol.logsumexp, mol.softmax, mol.max, mol.min, mol.argmax, mol.argmin, mol.norm]
+REDUCTIONS = [mol.logsumexp, mol.softmax, mol.max, mol.min, mol.argmax, mol.argmin, mol.norm,
+              mol.log_softmax, mol.logmeanexp, mol.all, mol.any]  # fmt: skip
 
 
 def test_reductions_share_the_signature_shape():
@@ -67,6 +69,11 @@ def test_every_public_function_has_a_docstring_with_examples():
         mol.error_bound,
         mol.width_for,
         mol.delta,
+        mol.isclose,
+        mol.logical_not,
+        mol.logical_and,
+        mol.logical_or,
+        mol.logical_xor,
     ]:
         assert op.__doc__ and "Examples" in op.__doc__, op.__name__
 

@@ -68,10 +68,14 @@ def test_distributed_check(report, prefix):
 
 
 def test_every_op_ran_on_every_placement(report):
+    from _distributed_worker import NOT_YET
     from mollifier._catalogue import CATALOGUE
 
     names = {k.split()[1] for k in report["checks"] if k.startswith("dtensor ") and "MiB" not in k}
-    assert names == set(CATALOGUE)
+    # a new op is checked here or listed as not yet (and in docs/scaling.md)
+    assert names == set(CATALOGUE) - NOT_YET and NOT_YET <= set(CATALOGUE) | {
+        "rank", "sort", "argsort", "topk", "quantile", "median"
+    }  # fmt: skip
     placements = {
         k.split()[3] for k in report["checks"] if k.startswith("dtensor ") and "MiB" not in k
     }
@@ -129,7 +133,9 @@ def test_jax_on_8_devices(jax_report, name):
 
 def test_jax_collectives_of_reductions(jax_report):
     counts = jax_report["collectives"]
-    assert len(counts) == 14  # 7 reductions x 2 sharded axes
+    from _jax_devices_worker import REDUCTIONS
+
+    assert len(counts) == 2 * len(REDUCTIONS)  # every reduction x 2 sharded axes
     for key, found in counts.items():
         assert set(found) == {"all-reduce"}, (key, found)  # no gather, permute or scatter
         assert found["all-reduce"] <= (3 if key.startswith("norm") else 2), (key, found)

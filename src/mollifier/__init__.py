@@ -25,9 +25,12 @@ from ._elementwise import (
 )
 from ._engine.piecewise import Piecewise
 from ._kernels import Kernel, get_kernel, kernels
+from ._logic import all, any, isclose, logical_and, logical_not, logical_or, logical_xor
 from ._reductions import (
     argmax,
     argmin,
+    log_softmax,
+    logmeanexp,
     logsumexp,
     max,
     maximum,
@@ -45,6 +48,8 @@ __all__ = [
     "Kernel",
     "Piecewise",
     "abs",
+    "all",
+    "any",
     "argmax",
     "argmin",
     "ceil",
@@ -59,9 +64,16 @@ __all__ = [
     "greater",
     "heaviside",
     "hinge",
+    "isclose",
     "kernels",
     "leaky_relu",
     "less",
+    "log_softmax",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logical_xor",
+    "logmeanexp",
     "logsumexp",
     "max",
     "maximum",

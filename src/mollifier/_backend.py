@@ -327,6 +327,23 @@ class _TorchNamespace:
     def arange(self, n: int, dtype: Any = None, device: Any = None) -> Any:
         return self._torch.arange(n, dtype=dtype, device=device)
 
+    def sort(self, x: Any, /, *, axis: int = -1, descending: bool = False) -> Any:
+        return self._torch.sort(x, dim=axis, descending=descending).values
+
+    def cumulative_sum(self, x: Any, /, *, axis: int) -> Any:
+        return self._torch.cumsum(x, dim=axis)
+
+    def permute_dims(self, x: Any, axes: tuple[int, ...]) -> Any:
+        return self._torch.permute(x, axes)
+
+    def broadcast_to(self, x: Any, shape: tuple[int, ...]) -> Any:
+        return self._torch.broadcast_to(x, shape)
+
+    def prod(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        for a in sorted(self._dims(x, axis), reverse=True):  # torch.prod takes one dim
+            x = self._torch.prod(x, dim=a, keepdim=keepdims)
+        return x
+
 
 def _torch_isdtype(torch: Any) -> Callable[[Any, str], bool]:
     def isdtype(dtype: Any, kind: str) -> bool:

@@ -102,6 +102,12 @@ def cases(x: torch.Tensor, matrix: torch.Tensor) -> list[tuple[str, str, Op, Op,
         ("seed floor (M=5, N=10)", "torch.round", seed_floor, torch.round, x),
         ("logsumexp", "torch.logsumexp", lambda v: mol.logsumexp(v, width=w), lse, matrix),
         ("softmax", "torch.softmax", lambda v: mol.softmax(v, width=w), soft, matrix),
+        ("softmax (sparsemax)", "torch.softmax",
+         lambda v: mol.softmax(v, width=w, method="sparsemax"), soft, matrix),
+        ("softmax (entmax15)", "torch.softmax",
+         lambda v: mol.softmax(v, width=w, method="entmax15"), soft, matrix),
+        ("log_softmax", "torch.log_softmax", lambda v: mol.log_softmax(v, width=w),
+         lambda v: torch.log_softmax(v / w, dim=-1), matrix),
         ("clone (bandwidth floor)", "x.clone", lambda v: v.clone(), lambda v: v.clone(), x),
     ]  # fmt: skip
     return rows

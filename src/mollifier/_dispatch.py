@@ -332,3 +332,29 @@ def reduction_finish(
         if hard is not None:
             hard = be.xp.squeeze(hard, axis=axes)
     return finish(be, out, dtype, hard)
+
+
+def standardized_width(be: Backend, x: Array, width: Any, axes: tuple[int, ...]) -> Array:
+    """``width`` in units of each slice's standard deviation (``standardize=True``, the
+    scale-free softness of SoftTorch): ``width * std(x)`` over ``axes`` (kept), an array
+    width for the reduction (one per slice).
+
+    The std is that of the slice's finite entries (``±inf`` and masked-out entries,
+    which are ``-inf``, do not set the scale). Gradients flow through it: the op is then
+    the function ``f(x) = g_{c std(x)}(x)`` itself, scale- and shift-equivariant
+    (``f(a x + b) = a f(x) + b`` for ``a > 0`` for the max family) and differentiated as
+    that function. A slice whose finite entries are all equal (std 0) takes the
+    dtype's smallest normal width, the hard limit, with no gradient through its std.
+    For the sorting family, with ``(x, width, axes)`` of its call.
+    """
+    xp = be.xp
+    finite = xp.isfinite(x)
+    zero = be.const(0.0, x)
+    count = xp.sum(xp.astype(finite, x.dtype), axis=axes, keepdims=True)
+    count = xp.where(count > 0, count, be.const(1.0, count))
+    mean = xp.sum(xp.where(finite, x, zero), axis=axes, keepdims=True) / count
+    deviation = xp.where(finite, x - mean, zero)
+    var = xp.sum(deviation * deviation, axis=axes, keepdims=True) / count
+    spread = var > 0
+    std = xp.sqrt(xp.where(spread, var, be.const(1.0, var)))  # double where: no 1/sqrt(0)
+    return xp.where(spread, width * std, be.const(float(xp.finfo(x.dtype).tiny), var))

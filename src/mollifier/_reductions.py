@@ -25,13 +25,15 @@ from . import _dispatch
 from ._backend import Array, Backend, as_float_array, backend_of, finish
 from ._catalogue import Op, register
 from ._engine import gate as gates
-from ._engine import lse, select
+from ._engine import lse, select, sparse
 from ._engine import piecewise as shapes
 from ._kernels import Kernel, get_kernel
 from ._params import flag, width_or_tol
 
 KernelLike = str | Kernel
-_METHODS = ("logsumexp", "softmax", "power")
+_METHODS = ("logsumexp", "softmax", "power", "sparsemax", "entmax15")
+_SPARSE = ("sparsemax", "entmax15")
+_ARGMAX_METHODS = ("softmax", "sparsemax", "entmax15")
 
 
 def _reduction_op(name: str, module: str = "") -> Op:
@@ -99,9 +101,21 @@ def _hard_max(be: Backend, x: Array, axes: tuple[int, ...], dtype: Any) -> Array
     return be.xp.max(_dispatch.caller_dtype(be, x, dtype), axis=axes, keepdims=True)
 
 
-def _check_method(method: str) -> None:
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {list(_METHODS)}; got {method!r}")
+def _check_method(method: str, allowed: tuple[str, ...] = _METHODS) -> None:
+    if not isinstance(method, str) or method not in allowed:
+        raise ValueError(f"method must be one of {list(allowed)}; got {method!r}")
+
+
+def _standardized(
+    be: Backend, w: Any, x: Array, axes: tuple[int, ...], standardize: Any, tol: Any = None
+) -> Any:
+    """The width, times each slice's std with ``standardize=True``
+    (:func:`mollifier._dispatch.standardized_width`)."""
+    if not flag(standardize, "standardize"):
+        return w
+    if tol is not None:
+        raise ValueError("standardize=True takes width= (in units of the std), not tol=")
+    return _dispatch.standardized_width(be, x, w, axes)
 
 
 def _norm_order(ord: Any) -> float:
@@ -128,9 +142,12 @@ def logsumexp(
     tol: float | None = None,
     keepdims: bool = False,
     where: Array | None = None,
+    b: Array | float | None = None,
+    return_sign: bool = False,
+    standardize: bool = False,
     straight_through: bool = False,
     axis_name: Any = None,
-) -> Array:
+) -> Array | tuple[Array, Array]:
     r"""Smooth maximum :math:`w \log \sum_i e^{x_i / w}` over ``axis``.
 
     Parameters
@@ -146,6 +163,18 @@ def logsumexp(
     keepdims : bool, default False
     where : boolean array, optional
         Entries where it is False are left out (as if ``-inf``).
+    b : array or number, optional
+        Weights, scipy's ``b``: :math:`w \log \sum_i b_i e^{x_i / w}`, ``b`` broadcast
+        against ``x`` (the result has the broadcast shape less the reduced axes). They
+        may be negative (subtraction) or zero (the entry adds nothing, even at
+        ``x = inf`` or NaN). Needs ``width=``; not with ``straight_through``.
+    return_sign : bool, default False
+        Return ``(value, sign)``: the log of the sum's absolute value and its sign (+1,
+        0 or -1; 0 with value ``-inf`` for a zero sum). Without it a negative sum gives
+        NaN (as scipy).
+    standardize : bool, default False
+        ``width`` in units of each slice's standard deviation (scale-free; see
+        :func:`max`).
     straight_through : bool, default False
         Forward the hard max, backpropagate ``softmax(x / w)``.
     axis_name : hashable, optional
@@ -156,7 +185,7 @@ def logsumexp(
 
     Returns
     -------
-    array
+    array, or (array, array) with ``return_sign``
         ``m + w log sum exp((x - m) / w)`` with ``m`` the max, computed as scipy does,
         ``m + w log1p(sum of the other terms)``, so that it is exact to round-off also
         where those terms are below the resolution of 1; ``-inf`` for an empty or all
@@ -171,6 +200,11 @@ def logsumexp(
     expected max under Gumbel noise of scale ``w`` minus ``gamma w``; for two inputs it is
     ReLU smoothed by the logistic kernel: ``b + relu(a - b, width=w)``.
 
+    With ``b``: ``m + w (log|M| + log1p(R/M))`` with ``m`` the max over non-zero
+    weights, ``M`` the sum of the weights at ``m`` and ``R`` the rest (scipy's form, to
+    round-off against ``scipy.special.logsumexp(x / w, b=b) * w``); its gradients are
+    ``b e^{x/w} / S`` in ``x`` and ``w e^{x/w} / S`` in ``b`` (framework autodiff).
+
     Examples
     --------
     >>> import numpy as np, mollifier as mol
@@ -178,8 +212,16 @@ def logsumexp(
     array(2.40760596)
     >>> mol.logsumexp(np.array([0.0, 1.0, 2.0]), width=1e-3)
     array(2.)
+    >>> mol.logsumexp(np.array([1.0, 2.0]), b=np.array([1.0, -1.0]), width=1.0,
+    ...               return_sign=True)
+    (array(1.54132485), array(-1.))
     """
     straight_through = flag(straight_through, "straight_through")
+    return_sign = flag(return_sign, "return_sign")
+    if b is not None:
+        _unsharded(axis_name, "b=")
+        return _weighted_logsumexp(x, b, axis, width, tol, keepdims, where, return_sign,
+                                   standardize, straight_through)  # fmt: skip
     be, x_c, dtype, axes = _prepare(x, axis, where, axis_name)
     n = _reduced_size(x_c, axes) * be.shard_count()
     # log n only for tol: a traced size (torch.compile, dynamic=True) is not specialized
@@ -188,10 +230,63 @@ def logsumexp(
     xp = be.xp
     if n == 0:  # log of an empty sum
         out = xp.sum(x_c, axis=axes, keepdims=True) + be.const(-math.inf, x_c)
-        return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
+        value = _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
+        return (value, xp.zeros_like(value)) if return_sign else value  # the sign of 0
+    w = _standardized(be, w, x_c, axes, standardize, tol)
     out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), x_c, axes)
     hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
-    return _dispatch.reduction_finish(be, out, axes, keepdims, dtype, hard)
+    value = _dispatch.reduction_finish(be, out, axes, keepdims, dtype, hard)
+    if not return_sign:
+        return value
+    # the sum of e^{x/w} is positive, 0 for an all -inf slice
+    sign = xp.where(value == -math.inf, be.const(0.0, value), be.const(1.0, value))
+    return value, be.stop_gradient(xp.where(xp.isnan(value), value, sign))
+
+
+def _weighted_logsumexp(
+    x: Any,
+    b: Any,
+    axis: Any,
+    width: Any,
+    tol: Any,
+    keepdims: Any,
+    where: Any,
+    return_sign: bool,
+    standardize: Any,
+    straight_through: bool,
+) -> Array | tuple[Array, Array]:
+    """:func:`logsumexp` with weights ``b`` (scipy's semantics; see
+    :func:`mollifier._engine.lse.weighted_logsumexp`)."""
+    if straight_through:
+        raise ValueError("straight_through does not combine with b= (no hard value for signs)")
+    if tol is not None:
+        raise ValueError("logsumexp with b= needs width= (tol= bounds the unweighted sum)")
+    w, _ = width_or_tol(width, None)
+    be, (x_c, b_c), dtype = _dispatch.operands((x, b), ("x", "b"))
+    xp = be.xp
+    if isinstance(x_c, float):  # x a number, b an array
+        x_c = be.const(x_c, b_c)
+    if isinstance(b_c, float):
+        b_c = be.const(b_c, x_c)
+    shape = tuple(np.broadcast_shapes(tuple(x_c.shape), tuple(b_c.shape)))
+    x_c, b_c = xp.broadcast_to(x_c, shape), xp.broadcast_to(b_c, shape)
+    axes = _dispatch.axes_of(axis, len(shape))
+    if where is not None:  # masked out: weight 0
+        b_c = xp.where(_mask(be, where, x_c), b_c, be.const(0.0, b_c))
+    w = _dispatch.width_like(be, w, x_c, axes)
+    if _reduced_size(x_c, axes) == 0:  # log of an empty sum
+        out = xp.sum(x_c, axis=axes, keepdims=True) + be.const(-math.inf, x_c)
+        sign = xp.zeros_like(out)
+    else:
+        w = _standardized(be, w, x_c, axes, standardize)
+        with be.quiet():
+            out, sign = lse.weighted_logsumexp(be, x_c, b_c, axes, w)
+        if not return_sign:  # the log of a negative number
+            out = xp.where(sign < 0, be.const(math.nan, out), out)
+    value = _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
+    if not return_sign:
+        return value
+    return value, be.stop_gradient(_dispatch.reduction_finish(be, sign, axes, keepdims, dtype))
 
 
 _SOFTMAX = _reduction_op("softmax", "SmoothSoftmax")
@@ -204,13 +299,32 @@ def softmax(
     *,
     axis: int | tuple[int, ...] | None = -1,
     width: float | None = None,
+    method: str = "softmax",
     where: Array | None = None,
+    standardize: bool = False,
     straight_through: bool = False,
     axis_name: Any = None,
 ) -> Array:
-    r"""Softmax with temperature ``width``: :math:`e^{x_i/w} / \sum_j e^{x_j/w}`.
+    r"""Softmax with temperature ``width``: :math:`e^{x_i/w} / \sum_j e^{x_j/w}`, or a
+    sparse argmax of ``x / w``.
 
-    The smooth one-hot of ``argmax``; the gradient of :func:`logsumexp`.
+    The smooth one-hot of ``argmax``; the gradient of :func:`logsumexp` (of
+    ``max(method=...)`` for the sparse methods).
+
+    * ``"softmax"``: every entry positive;
+    * ``"sparsemax"`` (Martins & Astudillo, 2016): the Euclidean projection of ``x / w``
+      onto the simplex, :math:`p = [x/w - \tau]_+` with ``tau`` such that ``p`` sums to
+      1: exact zeros for entries more than ``w`` below the max; exactly one-hot once the
+      gap to the runner-up reaches ``w``;
+    * ``"entmax15"`` (Peters et al., 2019): :math:`p = [x/(2w) - \tau]_+^2`, sparse as
+      sparsemax and smooth inside its support (zeros beyond ``2w`` below the max).
+
+    Both are exact (sort-based, ``O(n log n)``); their Jacobian is the centring
+    ``(diag(s) - s s^T / sum s) / w`` restricted to the support (``s = 1[p > 0]``,
+    ``s = sqrt(p)``), and the torch node saves only ``p``.
+
+    ``standardize=True`` reads ``width`` in units of each slice's standard deviation
+    (see :func:`max`).
 
     Notes
     -----
@@ -228,18 +342,149 @@ def softmax(
     >>> import numpy as np, mollifier as mol
     >>> mol.softmax(np.array([1.0, 2.0, -np.inf]), width=1.0)
     array([0.26894142, 0.73105858, 0.        ])
+    >>> mol.softmax(np.array([0.0, 0.5, 2.0]), width=1.0, method="sparsemax")
+    array([0., 0., 1.])
+    >>> mol.softmax(np.array([0.0, 1.5, 2.0]), width=1.0, method="sparsemax")
+    array([0.  , 0.25, 0.75])
     """
     straight_through = flag(straight_through, "straight_through")
+    _check_method(method, _ARGMAX_METHODS)
+    if method != "softmax":
+        _unsharded(axis_name, f"method={method!r}")
     be, x_c, dtype, axes = _prepare(x, axis, where, axis_name)
     w, _ = width_or_tol(width, None)
     w = _dispatch.width_like(be, w, x_c, axes)
     if _reduced_size(x_c, axes) == 0:  # nothing to normalize: an empty array, as jax.nn
         return _dispatch.finish(be, x_c * 0.0, dtype)
-    p = _dispatch.evaluate_reduction(be, lse.softmax(w), x_c, axes)
+    w = _standardized(be, w, x_c, axes, standardize)
+    formula = lse.softmax(w) if method == "softmax" else sparse.argmax(w, method)
+    p = _dispatch.evaluate_reduction(be, formula, x_c, axes)
     hard = None
     if straight_through:
         hard = lse.hard_one_hot(be, _dispatch.caller_dtype(be, x_c, dtype), axes)
     return _dispatch.finish(be, p, dtype, hard)
+
+
+_LOG_SOFTMAX = _reduction_op("log_softmax")
+
+
+@register(_LOG_SOFTMAX)
+def log_softmax(
+    x: Array,
+    /,
+    *,
+    axis: int | tuple[int, ...] | None = -1,
+    width: float | None = None,
+    where: Array | None = None,
+    standardize: bool = False,
+    straight_through: bool = False,
+) -> Array:
+    r"""Log of the softmax with temperature ``width``:
+    :math:`\log \mathrm{softmax}(x/w)_i = (x_i - \mathrm{lse}_w(x)) / w`.
+
+    Computed as scipy's ``log_softmax`` of ``x / w``, ``z - log sum e^z`` with
+    ``z = (x - max)/w``, the log of the sum as ``log1p`` of the terms off the max, so an
+    entry far below the max keeps every digit: ``log_softmax([1000, 1])`` is
+    ``[0, -999]`` exactly (``log(softmax)`` gives ``-inf``).
+
+    Parameters
+    ----------
+    x : array
+    axis : int, tuple of ints or None, default -1
+    width : float or array
+        Temperature in units of ``x`` (in units of the std with ``standardize``).
+    where : boolean array, optional
+        Entries where it is False are left out: ``-inf`` (as ``jax.nn.log_softmax``).
+    standardize : bool, default False
+        See :func:`max`.
+    straight_through : bool, default False
+        Forward the log of the hard one-hot (``0`` at the argmax, ``-log count`` for
+        ties, ``-inf`` elsewhere), backpropagate the smooth Jacobian.
+
+    Notes
+    -----
+    The gradient of ``sum_i g_i y_i`` is ``(g - softmax(x/w) sum g) / w``; the torch node
+    saves only its output (as ``torch.log_softmax``), the JAX rule keeps it. ``-inf``
+    entries and an all ``-inf`` slice give ``-inf``, ``+inf`` entries share the mass
+    (``-log count``; the others ``-inf``; scipy gives NaN), NaN makes its slice NaN, an
+    empty axis gives an empty array. Against the hard ``log(onehot)`` there is no
+    uniform bound (it is ``-inf`` off the argmax); at the argmax the error is
+    ``log(1 + sum_{j != i} e^{-(x_i - x_j)/w}) <= (n - 1) e^{-gap/w}``.
+
+    Examples
+    --------
+    >>> import numpy as np, mollifier as mol
+    >>> mol.log_softmax(np.array([1000.0, 1.0]), width=1.0)
+    array([   0., -999.])
+    >>> mol.log_softmax(np.array([0.0, 1.0]), width=0.5)
+    array([-2.12692801, -0.12692801])
+    """
+    straight_through = flag(straight_through, "straight_through")
+    be, x_c, dtype, axes = _prepare(x, axis, where)
+    w, _ = width_or_tol(width, None)
+    w = _dispatch.width_like(be, w, x_c, axes)
+    if _reduced_size(x_c, axes) == 0:  # an empty array, as jax.nn
+        return _dispatch.finish(be, x_c * 0.0, dtype)
+    w = _standardized(be, w, x_c, axes, standardize)
+    y = _dispatch.evaluate_reduction(be, lse.log_softmax(w), x_c, axes)
+    hard = None
+    if straight_through:
+        with be.quiet():
+            hard = be.xp.log(lse.hard_one_hot(be, _dispatch.caller_dtype(be, x_c, dtype), axes))
+    return _dispatch.finish(be, y, dtype, hard)
+
+
+_LOGMEANEXP = _reduction_op("logmeanexp")
+
+
+@register(_LOGMEANEXP)
+def logmeanexp(
+    x: Array,
+    /,
+    *,
+    axis: int | tuple[int, ...] | None = -1,
+    width: float | None = None,
+    tol: float | None = None,
+    keepdims: bool = False,
+    where: Array | None = None,
+    standardize: bool = False,
+    straight_through: bool = False,
+) -> Array:
+    r"""Smooth log-mean-exp :math:`w \log \frac1n \sum_i e^{x_i / w}` over ``axis``.
+
+    ``logsumexp(x) - w log n``, with ``n`` the number of entries (of those ``where``
+    keeps, per slice; as ``jax.nn.logmeanexp``). Below the max and above both the mean
+    (Jensen) and ``max - w log n``; ``tol`` picks ``w = tol / log n``. Its
+    gradient is ``softmax(x / w)``. An empty slice (or all masked out) gives NaN, the
+    mean of nothing. Parameters are those of :func:`logsumexp`.
+
+    Examples
+    --------
+    >>> import numpy as np, mollifier as mol
+    >>> mol.logmeanexp(np.array([0.0, 1.0, 2.0]), width=1.0)
+    array(1.30899368)
+    >>> mol.logmeanexp(np.array([3.0, 3.0]), width=1.0)
+    array(3.)
+    """
+    straight_through = flag(straight_through, "straight_through")
+    be, x_c, dtype, axes = _prepare(x, axis, where)
+    xp = be.xp
+    n = _reduced_size(x_c, axes)
+    w = _width(width, tol, n, math.log(n) if n > 1 else 0.0)
+    w = _dispatch.width_like(be, w, x_c, axes)
+    if n == 0:  # the mean of nothing
+        out = xp.sum(x_c, axis=axes, keepdims=True) + be.const(math.nan, x_c)
+        return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
+    w = _standardized(be, w, x_c, axes, standardize, tol)
+    out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), x_c, axes)
+    if where is None:
+        out = out - w * math.log(n)
+    else:
+        kept = xp.astype(_mask(be, where, x_c), x_c.dtype) + be.const(0.0, x_c)  # broadcast
+        with be.quiet():
+            out = out - w * xp.log(xp.sum(kept, axis=axes, keepdims=True))
+    hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
+    return _dispatch.reduction_finish(be, out, axes, keepdims, dtype, hard)
 
 
 _MAX = _reduction_op("max", "SmoothMax")
@@ -256,10 +501,11 @@ def max(
     method: str = "logsumexp",
     keepdims: bool = False,
     where: Array | None = None,
+    standardize: bool = False,
     straight_through: bool = False,
     axis_name: Any = None,
 ) -> Array:
-    r"""Smooth maximum over ``axis`` by one of three methods.
+    r"""Smooth maximum over ``axis`` by one of five methods.
 
     * ``"logsumexp"``: :math:`w \log\sum e^{x_i/w}`, an upper bound,
       ``max <= . <= max + w log n`` (convex, gradient softmax);
@@ -268,12 +514,25 @@ def max(
     * ``"power"``: :math:`(\sum x_i^p)^{1/p}` with ``p = 1/w``, for ``x >= 0`` only,
       ``max <= . <= n^{1/p} max`` (relative error; ``tol`` is relative here). Negative
       entries give NaN, like NumPy's domain errors (no data-dependent exception, so it
-      traces under ``jax.jit``).
+      traces under ``jax.jit``);
+    * ``"sparsemax"``: :math:`w\,\max_{p\in\Delta} \langle p, x/w\rangle +
+      \tfrac12(1 - \|p\|^2)`, an upper bound, ``max <= . <= max + w (1 - 1/n)/2``,
+      convex, its gradient ``softmax(x, method="sparsemax")`` (exact zeros); it equals
+      the max exactly once the gap to the runner-up is at least ``w``;
+    * ``"entmax15"``: the same with the Tsallis 3/2 entropy
+      :math:`\tfrac43(1 - \sum p_i^{3/2})`, ``max <= . <= max + (4/3)(1 - n^{-1/2}) w``,
+      gradient entmax-1.5, exact beyond a gap of ``2w``.
 
     Parameters are those of :func:`logsumexp`; ``tol`` picks the width from the bound
-    of the chosen method. Over an empty axis ``"logsumexp"`` gives ``-inf`` (the sup of
-    nothing, as :func:`logsumexp`) and the other two methods raise ``ValueError`` (the
-    mean of nothing).
+    of the chosen method. Over an empty axis ``"logsumexp"`` and the sparse methods
+    give ``-inf`` (the sup of nothing, as :func:`logsumexp`) and the other two methods
+    raise ``ValueError`` (the mean of nothing).
+
+    ``standardize=True`` reads ``width`` in units of each slice's standard deviation
+    of its finite entries (SoftTorch's scale-free softness; not with ``tol``): the op is
+    then scale- and shift-equivariant, ``max(a x + c) = a max(x) + c`` for ``a > 0``,
+    and gradients flow through the std (it is differentiated as that function). A
+    slice of equal entries (std 0) gives the hard value.
 
     Examples
     --------
@@ -283,12 +542,19 @@ def max(
     (array(3.00000454), array(2.9999546))
     >>> mol.max(x, width=0.01, method="power")  # p = 100
     array(3.)
+    >>> mol.max(x, width=1.0, method="sparsemax")  # the gap 1 >= w: exact
+    array(3.)
     """
     _check_method(method)
     straight_through = flag(straight_through, "straight_through")
     if method == "logsumexp":
         return logsumexp(x, axis=axis, width=width, tol=tol, keepdims=keepdims, where=where,
-                         straight_through=straight_through, axis_name=axis_name)  # fmt: skip
+                         standardize=standardize, straight_through=straight_through,
+                         axis_name=axis_name)  # fmt: skip
+    if method in _SPARSE:
+        _unsharded(axis_name, f"method={method!r}")
+        return _sparse_max(x, axis, width, tol, method, keepdims, where, standardize,
+                           straight_through)  # fmt: skip
     # masked-out entries weigh nothing: -inf in a softmax, 0 in a p-norm of x >= 0
     be, x_c, dtype, axes = _prepare(x, axis, where if method == "softmax" else None, axis_name)
     if where is not None and method == "power":
@@ -300,12 +566,40 @@ def max(
         if method == "softmax":
             gap = lse.boltzmann_gap(n) if tol is not None else 0.0  # n traced: not read
             w = _dispatch.width_like(be, _width(width, tol, n, gap), x_c, axes)
-            out = _softmax_mean(be, x_c, axes, w)
+            out = _softmax_mean(be, x_c, axes, _standardized(be, w, x_c, axes, standardize, tol))
         else:
             w = _dispatch.width_like(
                 be, _width(width, tol, n, 1.0 if n > 1 else 0.0, method="power"), x_c, axes
             )
+            if flag(standardize, "standardize"):
+                raise ValueError("standardize=True has no meaning for the relative power method")
             out = _power_max(be, x_c, axes, w)
+    hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
+    return _dispatch.reduction_finish(be, out, axes, keepdims, dtype, hard)
+
+
+def _sparse_max(
+    x: Any,
+    axis: Any,
+    width: Any,
+    tol: Any,
+    method: str,
+    keepdims: Any,
+    where: Any,
+    standardize: Any,
+    straight_through: bool,
+) -> Array:
+    """``max(method="sparsemax" | "entmax15")``: ``w max_Omega(x / w)``, one reduction
+    node (the torch node saves ``x``), gradient the sparse probabilities."""
+    be, x_c, dtype, axes = _prepare(x, axis, where)
+    n = _reduced_size(x_c, axes)
+    w = _dispatch.width_like(be, _width(width, tol, n, sparse.regularizer_range(method, n)),
+                             x_c, axes)  # fmt: skip
+    if n == 0:  # the sup of nothing
+        out = be.xp.sum(x_c, axis=axes, keepdims=True) + be.const(-math.inf, x_c)
+        return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
+    w = _standardized(be, w, x_c, axes, standardize, tol)
+    out = _dispatch.evaluate_reduction(be, sparse.smooth_max(w, method), x_c, axes)
     hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
     return _dispatch.reduction_finish(be, out, axes, keepdims, dtype, hard)
 
@@ -352,6 +646,7 @@ def min(
     method: str = "logsumexp",
     keepdims: bool = False,
     where: Array | None = None,
+    standardize: bool = False,
     straight_through: bool = False,
     axis_name: Any = None,
 ) -> Array:
@@ -360,7 +655,8 @@ def min(
     Notes
     -----
     ``"logsumexp"`` is a lower bound, ``min - w log n <= . <= min``; ``"softmax"`` an
-    upper bound, ``min <= . <= min + W((n-1)/e) w``.
+    upper bound, ``min <= . <= min + W((n-1)/e) w``; ``"sparsemax"`` and ``"entmax15"``
+    lower bounds within ``w (1 - 1/n)/2`` and ``(4/3)(1 - n^{-1/2}) w``.
 
     Examples
     --------
@@ -379,7 +675,7 @@ def min(
         x_c = be.xp.where(_mask(be, where, x_c), x_c, be.const(math.inf, x_c))
     straight_through = flag(straight_through, "straight_through")
     out = max(-x_c, axis=axis, width=width, tol=tol, method=method, keepdims=keepdims,
-              axis_name=axis_name)  # fmt: skip
+              standardize=standardize, axis_name=axis_name)  # fmt: skip
     hard = None
     if straight_through:  # the framework's own min (-max(-x) differs on signed zeros)
         axes = _dispatch.axes_of(axis, x_c.ndim)
@@ -397,8 +693,10 @@ def argmax(
     *,
     axis: int | tuple[int, ...] | None = -1,
     width: float | None = None,
+    method: str = "softmax",
     index: bool = False,
     where: Array | None = None,
+    standardize: bool = False,
     straight_through: bool = False,
     axis_name: Any = None,
 ) -> Array:
@@ -406,6 +704,12 @@ def argmax(
 
     Parameters
     ----------
+    method : {"softmax", "sparsemax", "entmax15"}, default "softmax"
+        The one-hot's smoothing (see :func:`softmax`): the sparse methods give exact
+        zeros, and the exact one-hot once the gap to the runner-up reaches ``w``
+        (sparsemax) or ``2w`` (entmax-1.5).
+    standardize : bool, default False
+        ``width`` in units of each slice's standard deviation (see :func:`max`).
     index : bool, default False
         Return :math:`\sum_i i\,p_i` (a number per slice, along an int ``axis``) instead
         of the one-hot; ``|E[i] - argmax| <= (n - 1)(1 - p_max)``. An empty axis raises
@@ -416,10 +720,12 @@ def argmax(
     >>> import numpy as np, mollifier as mol
     >>> mol.argmax(np.array([0.0, 5.0, 1.0]), width=0.1, index=True)
     array(1.)
+    >>> mol.argmax(np.array([0.0, 5.0, 4.5]), width=1.0, method="sparsemax")
+    array([0.  , 0.75, 0.25])
     """
     index = flag(index, "index")
-    p = softmax(x, axis=axis, width=width, where=where, straight_through=straight_through,
-                axis_name=axis_name)  # fmt: skip
+    p = softmax(x, axis=axis, width=width, method=method, where=where, standardize=standardize,
+                straight_through=straight_through, axis_name=axis_name)  # fmt: skip
     if not index:
         return p
     be = backend_of(p).along(axis_name)  # positions along the whole axis
@@ -447,8 +753,10 @@ def argmin(
     *,
     axis: int | tuple[int, ...] | None = -1,
     width: float | None = None,
+    method: str = "softmax",
     index: bool = False,
     where: Array | None = None,
+    standardize: bool = False,
     straight_through: bool = False,
     axis_name: Any = None,
 ) -> Array:
@@ -462,8 +770,15 @@ def argmin(
     """
     be, x_c, dtype = as_float_array(x)
     negated = -_dispatch.caller_dtype(be, x_c, dtype)  # exact, and keeps float16 float16
-    return argmax(negated, axis=axis, width=width, index=index, where=where,
-                  straight_through=straight_through, axis_name=axis_name)  # fmt: skip
+    return argmax(negated, axis=axis, width=width, method=method, index=index, where=where,
+                  standardize=standardize, straight_through=straight_through,
+                  axis_name=axis_name)  # fmt: skip
+
+
+def _unsharded(axis_name: Any, what: str) -> None:
+    """``ValueError`` for an option whose reduction has no ``shard_map`` combination."""
+    if axis_name is not None:
+        raise ValueError(f"{what} is not combined with axis_name= (no sharded form yet)")
 
 
 def _pairwise(

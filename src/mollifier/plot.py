@@ -348,6 +348,74 @@ SEED_FIGURES = {
 """Figures of the cited blog posts, allenwind (n.d.) and Su (2021): name -> (builder, caption)."""
 
 
+def _sparse_argmax() -> Any:
+    from ._reductions import softmax
+
+    figure, top, bottom = _figure()
+    t = np.linspace(-3.0, 3.0, 1201)
+    x = np.stack([t, np.zeros_like(t), np.full_like(t, -0.5)], axis=-1)  # x = (t, 0, -0.5)
+    hard = (t > 0).astype(float)
+    top.plot(t, hard, color="black", lw=2.2, label="one-hot of argmax (hard)")
+    bottom.plot(t[t != 0], 0.0 * t[t != 0], color="black", lw=2.2, label="hard (a.e.)")
+    for method in ("softmax", "sparsemax", "entmax15"):
+        p = softmax(x, width=1.0, method=method)[:, 0]
+        top.plot(t, p, label=f"{method}, w = 1")
+        bottom.plot(t, np.gradient(p, t), label=method)
+    top.set_title("Soft argmax of (t, 0, -0.5): the weight of the first entry")
+    top.legend(fontsize=8)
+    _label_lower_panel(figure, bottom, "d weight / dt", fontsize=8)
+    bottom.set_xlabel("t")
+    return figure
+
+
+def _sparse_max() -> Any:
+    from ._reductions import max as smooth_max
+
+    figure, top, bottom = _figure()
+    t = np.linspace(-3.0, 3.0, 1201)
+    x = np.stack([t, np.zeros_like(t), np.full_like(t, -0.5)], axis=-1)
+    top.plot(t, np.maximum(t, 0.0), color="black", lw=2.2, label="max(t, 0, -0.5) (hard)")
+    bottom.plot(t, (t > 0).astype(float), color="black", lw=2.2, label="hard (a.e.)")
+    for method in ("logsumexp", "sparsemax", "entmax15"):
+        y = smooth_max(x, width=1.0, method=method)
+        top.plot(t, y, label=f"{method}, w = 1")
+        bottom.plot(t, np.gradient(y, t), label=method)
+    top.set_title("Smooth max by regularizer: Shannon (logsumexp), Tsallis 2 and 3/2")
+    top.legend(fontsize=8)
+    _label_lower_panel(figure, bottom, "d max / dt", fontsize=8)
+    bottom.set_xlabel("t")
+    return figure
+
+
+def _isclose() -> Any:
+    from ._logic import isclose
+
+    figure, top, bottom = _figure()
+    d = np.linspace(-3e-5, 3e-5, 1201)
+    hard = np.isclose(1.0 + d, 1.0).astype(float)
+    top.plot(d, hard, color="black", lw=2.2, label="np.isclose(1 + d, 1) (hard)")
+    bottom.plot(d, 0.0 * d, color="black", lw=2.2, label="hard (a.e.)")
+    for w, kernel in ((1e-6, "logistic"), (3e-6, "gaussian"), (1e-12, "logistic")):
+        y = isclose(1.0 + d, 1.0, width=w, kernel=kernel)
+        top.plot(d, y, label=f"{kernel}, w = {w:g}")
+        if w > 1e-9:
+            bottom.plot(d, np.gradient(y, d) * 1e-5, label=f"{kernel}, w = {w:g}")
+    top.set_title("Soft isclose: the smooth step of atol + rtol |b| - |a - b|")
+    top.legend(fontsize=8)
+    bottom.set_ylabel("d / dd (x 1e-5)")
+    bottom.set_xlabel("d = a - b")
+    bottom.legend(fontsize=8)
+    return figure
+
+
+ISSUE15_FIGURES = {
+    "sparse-argmax": (_sparse_argmax, "Soft argmax: softmax, sparsemax, entmax-1.5"),
+    "sparse-max": (_sparse_max, "Smooth max: logsumexp, sparsemax and entmax-1.5 maxes"),
+    "isclose": (_isclose, "Soft isclose down to w = 1e-12"),
+}
+"""Figures of the sparse argmax, the regularized maxes and isclose: name -> (builder, caption)."""
+
+
 def gallery(
     directory: Any,
     *,
@@ -397,6 +465,7 @@ def gallery(
         (f"{op}-{k}", f"{op}, {k} kernel", lambda op=op, k=k: plot(op, kernel=k)) for op, k in grid
     ]
     jobs += [(name, caption, build) for name, (build, caption) in SEED_FIGURES.items()]
+    jobs += [(name, caption, build) for name, (build, caption) in ISSUE15_FIGURES.items()]
     written = []
     for i, (name, caption, build) in enumerate(jobs, start=1):
         if progress is not None:

@@ -57,10 +57,9 @@ def _reduction_jvp(
     (x,), (t,) = primals, tangents
     xp = be.xp
     if formula.output_is_weights:
-        # softmax: d p = p (t - sum(p t)) / w
+        # softmax: d p = p (t - sum(p t)) / w (sparsemax, entmax, log-softmax: their own)
         p = _reduction(formula, be, axes, x)
-        inner = xp.sum(p * t, axis=axes, keepdims=True)
-        return p, p * (t - inner) / formula.width
+        return p, formula.output_tangent(be, p, t, axes)
     weights = formula.weights(be, x, axes)
     return _reduction(formula, be, axes, x), xp.sum(weights * t, axis=axes, keepdims=True)
 
@@ -87,8 +86,7 @@ def _learnable_reduction_jvp(
     f = replace(formula, width=width)
     out = _learnable_reduction(formula, be, axes, x, width)
     if formula.output_is_weights:
-        inner = xp.sum(out * t, axis=axes, keepdims=True)
-        return out, out * (t - inner) / width + f.width_slope(be, out, axes) * t_width
+        return out, f.output_tangent(be, out, t, axes) + f.width_slope(be, out, axes) * t_width
     p = f.weights(be, x, axes)
     tangent = xp.sum(p * t, axis=axes, keepdims=True) + f.width_slope(be, p, axes) * t_width
     return out, tangent

@@ -357,6 +357,8 @@ class SmoothSoftmax(_RowNode):
         p, width = ctx.saved_tensors
         formula = _formula_of(ctx, width)
         w_grad = _RowNode._width_grad(ctx, grad, p, formula)
+        if formula.tangent_rule is not None:  # sparsemax, entmax, log-softmax
+            return formula.output_cotangent(ctx.be, p, grad, ctx.axes), w_grad, None, None, None
         whole = not isinstance(ctx.be, _Sharded)  # the native kernel would see one shard
         if whole and width is None and len(ctx.axes) == 1 and not torch.is_grad_enabled():
             native = torch._softmax_backward_data(grad, p, ctx.axes[0], p.dtype)

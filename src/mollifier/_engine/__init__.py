@@ -11,5 +11,6 @@ that the framework adapters in :mod:`mollifier._adapters` are handed.
 * ``gate``: the product forms ``x K(x/w)`` (GELU, swish) and the kernel bumps;
 * ``lse``: shifted logsumexp, softmax and p-norms over axes;
 * ``select``: ``maximum``/``minimum`` and ``where`` of several inputs, overflow-free;
+* ``sparse``: sparsemax and entmax-1.5 (exact, sort-based) and their regularized max;
 * ``numerical``: the quadrature / Monte Carlo engine for any callable.
 """

@@ -75,6 +75,13 @@ class Reduction:
     ``width_slope_rule(be, p, axes, width)``, from those weights ``p``, is the
     derivative of the value in the width (for learnable widths): finite wherever ``p``
     is, entries at ``-inf`` or whose ``exp(x/w)`` underflows included.
+
+    An ``output_is_weights`` reduction other than the softmax (sparsemax, entmax-1.5,
+    log-softmax) gives its derivative from its output ``y`` alone:
+    ``tangent_rule(be, y, t, axes, width)`` is the Jacobian times a tangent ``t`` and
+    ``cotangent_rule`` the transposed Jacobian times a cotangent (the same rule when
+    ``None``: the Jacobian is symmetric); both ``None`` is the softmax's
+    ``p (t - sum(p t)) / w``.
     """
 
     value_rule: Rule
@@ -82,6 +89,8 @@ class Reduction:
     width_slope_rule: Rule
     width: Any
     output_is_weights: bool
+    tangent_rule: Rule | None = None
+    cotangent_rule: Rule | None = None
 
     def value(self, be: Backend, x: Array, axes: tuple[int, ...]) -> Array:
         return self.value_rule(be, x, axes, self.width)
@@ -92,6 +101,19 @@ class Reduction:
     def width_slope(self, be: Backend, p: Array, axes: tuple[int, ...]) -> Array:
         """``d value / d width`` from the weights ``p``."""
         return self.width_slope_rule(be, p, axes, self.width)
+
+    def output_tangent(self, be: Backend, y: Array, t: Array, axes: tuple[int, ...]) -> Array:
+        """The Jacobian of an ``output_is_weights`` reduction times ``t``, from its output."""
+        if self.tangent_rule is None:
+            inner = be.xp.sum(y * t, axis=axes, keepdims=True)
+            return y * (t - inner) / self.width
+        return self.tangent_rule(be, y, t, axes, self.width)
+
+    def output_cotangent(self, be: Backend, y: Array, g: Array, axes: tuple[int, ...]) -> Array:
+        """The transposed Jacobian times ``g``, from the output."""
+        if self.cotangent_rule is None:
+            return self.output_tangent(be, y, g, axes)
+        return self.cotangent_rule(be, y, g, axes, self.width)
 
 
 @dataclass(frozen=True, eq=False)

@@ -155,3 +155,114 @@ def log_ratios(
     positive = ratio > 0
     logs = xp.log(xp.where(positive, ratio, be.const(1.0, a)))
     return m_safe, usable, xp.where(positive, logs, be.const(-math.inf, a))
+
+
+def log_softmax_values(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``log softmax(x / w) = z - log sum e^z`` with ``z = (x - m)/w <= 0`` (scipy's
+    form), the log of the sum as ``log1p((c - 1) + r)`` (:func:`logsumexp_values`), so
+    that an entry far below the max keeps every digit (``[1000, 1]`` gives ``[0, -999]``
+    exactly). ``-inf`` at ``-inf`` entries and for an all ``-inf`` slice; ``+inf``
+    entries share the mass (``-log count``, the others ``-inf``); NaN with a NaN entry.
+    """
+    xp = be.xp
+    _, shift, beyond = shifts(be, x, axes)
+    z = xp.clip((x - shift) - beyond, max=0.0) / w
+    e = xp.exp(z)
+    total = xp.sum(e, axis=axes, keepdims=True)
+    rest = xp.sum(e - xp.floor(e), axis=axes, keepdims=True)
+    zero = be.const(0.0, total)
+    count = xp.round(total - rest)
+    return z - xp.log1p(xp.where(total == 0, zero, (count - 1.0) + rest))
+
+
+def _finite_part(be: Backend, y: Array) -> tuple[Array, Array]:
+    """``(p, y)`` with ``p = e^y`` and ``y`` set to 0 where ``p = 0`` (no ``0 * -inf``)."""
+    xp = be.xp
+    p = xp.exp(y)
+    return p, xp.where(p > 0, y, be.const(0.0, y))
+
+
+def log_softmax_tangent(be: Backend, y: Array, t: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``(t - sum(p t)) / w`` with ``p = e^y``: the Jacobian of log-softmax times ``t``."""
+    p = be.xp.exp(y)
+    return (t - be.xp.sum(p * t, axis=axes, keepdims=True)) / w
+
+
+def log_softmax_cotangent(be: Backend, y: Array, g: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``(g - p sum g) / w``: the transposed Jacobian times ``g``."""
+    p = be.xp.exp(y)
+    return (g - p * be.xp.sum(g, axis=axes, keepdims=True)) / w
+
+
+def log_softmax_width_slope(be: Backend, y: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``d y / d w = -(y - sum p y) / w`` (the shift cancels); 0 at ``-inf`` entries,
+    whose value stays ``-inf`` at every width."""
+    xp = be.xp
+    p, y_finite = _finite_part(be, y)
+    slope = -(y_finite - xp.sum(p * y_finite, axis=axes, keepdims=True)) / w
+    return xp.where(p > 0, slope, be.const(0.0, slope))
+
+
+def log_softmax(width: Any) -> Reduction:
+    """``log softmax(x / w)``: saves its output, from which its Jacobian follows."""
+    return Reduction(
+        log_softmax_values,
+        log_softmax_values,
+        log_softmax_width_slope,
+        width,
+        output_is_weights=True,
+        tangent_rule=log_softmax_tangent,
+        cotangent_rule=log_softmax_cotangent,
+    )
+
+
+def weighted_logsumexp(
+    be: Backend, x: Array, b: Array, axes: tuple[int, ...], w: Any
+) -> tuple[Array, Array]:
+    """``(w log|sum b e^{x/w}|, sign of the sum)`` over ``axes`` (kept), scipy's
+    semantics: entries with ``b = 0`` add nothing whatever their ``x`` (``inf`` and NaN
+    included); the terms at the max ``m`` of the others are summed apart,
+    ``M = sum b`` there and ``R`` the rest, and the value is
+    ``m + w (log|M| + log1p(R/M))`` (``R/M < -1`` through ``log1p(-R/M - 2)``), exact
+    to round-off where ``R`` is far below ``M``; ``m + w log|R|`` where ``M = 0``.
+    Differentiated by the framework: every input of the formula is finite where it
+    is used (double ``where``), so its gradients in ``x``, ``b`` and an array width are
+    ``b e / S``, ``w e / S`` and the entropy term, 0 where ``b = 0`` meets a non-finite
+    ``x`` or one above ``m``.
+
+    An all ``-inf`` (or all zero-weight) slice gives ``(-inf, 0)``, a ``+inf`` max
+    ``(+inf, sign M)`` (NaN where ``M = 0``: ``inf - inf``), NaN in ``x`` (at a
+    non-zero weight) or in ``b`` NaN.
+    """
+    xp = be.xp
+    zero = be.const(0.0, x)
+    minus_inf = be.const(-math.inf, x)
+    used = b != 0
+    m = be.stop_gradient(xp.max(xp.where(used, x, minus_inf), axis=axes, keepdims=True))
+    top, bottom = m == math.inf, m == -math.inf
+    shift = xp.where(xp.isfinite(m), m, be.const(0.0, m))
+    d = xp.where(top, xp.where((x == math.inf) & used, zero, minus_inf), x - shift)
+    d = xp.where(used | (d <= 0), d, minus_inf)  # zero weights above m or NaN: inert
+    live = d > -math.inf  # False at NaN too (NaN x with b != 0 makes m NaN)
+    e = xp.where(live, xp.exp(xp.where(live, d, zero) / w), zero)
+    at_max = live & (d == 0) & used
+    terms = b * e
+    big = xp.sum(xp.where(at_max, terms, zero), axis=axes, keepdims=True)
+    rest = xp.sum(xp.where(at_max, zero, terms), axis=axes, keepdims=True)
+    no_max = big == 0
+    ratio = rest / xp.where(no_max, be.const(1.0, big), big)
+    sign = xp.where(no_max, xp.sign(rest), xp.sign(ratio + 1.0) * xp.sign(big))
+    folded = xp.where(ratio < -1.0, -ratio - 2.0, ratio)
+    magnitude_big = xp.abs(xp.where(no_max, be.const(1.0, big), big))
+    magnitude_rest = xp.abs(xp.where(no_max, rest, be.const(1.0, rest)))
+    log_abs = xp.where(
+        no_max,
+        xp.log(magnitude_rest),
+        xp.log(magnitude_big) + xp.log1p(xp.where(no_max, be.const(0.0, folded), folded)),
+    )
+    value = shift + w * log_abs
+    nan = be.const(math.nan, value)
+    value = xp.where(top, xp.where(no_max, nan, m), value)
+    value = xp.where(xp.isnan(m), m, xp.where(bottom, m, value))
+    sign = xp.where(bottom, be.const(0.0, sign), xp.where(top & no_max, nan, sign))
+    return value, xp.where(xp.isnan(value), nan, sign)

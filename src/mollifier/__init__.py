@@ -37,6 +37,7 @@ from ._reductions import (
     softmax,
 )
 from ._smooth import smooth
+from ._sorting import argsort, median, quantile, rank, sort, topk
 from ._staircase import ceil, floor, frac, quantize, round, trunc
 
 __version__ = "0.1.0"
@@ -47,6 +48,7 @@ __all__ = [
     "abs",
     "argmax",
     "argmin",
+    "argsort",
     "ceil",
     "clip",
     "delta",
@@ -65,17 +67,22 @@ __all__ = [
     "logsumexp",
     "max",
     "maximum",
+    "median",
     "min",
     "minimum",
     "norm",
+    "quantile",
     "quantize",
+    "rank",
     "relu",
     "round",
     "sign",
     "smooth",
     "softmax",
+    "sort",
     "step",
     "swish",
+    "topk",
     "trunc",
     "where",
     "width_for",

@@ -123,6 +123,18 @@ class Backend:
         """
         return self.xp.logaddexp(t, self.const(0.0, t))
 
+    def put_along_rows(self, a: Array, index: Array, values: Array) -> Array:
+        """``a`` with ``a[r, index[r, j]] = values[r, j]`` for 2-d ``a`` (the scatter the
+        array API lacks): in place for NumPy and torch, whose callers own ``a``, a new
+        array for JAX (in place inside a compiled loop)."""
+        if self.name == "torch":
+            return a.scatter_(1, index, values)
+        if self.name == "jax":
+            rows = self.xp.arange(a.shape[0])[:, None]
+            return a.at[rows, index].set(values)
+        np.put_along_axis(a, index, values, axis=1)
+        return a
+
 
 _BACKENDS: dict[str, Backend] = {}
 
@@ -222,6 +234,48 @@ class _TorchNamespace:
 
     def arange(self, n: int, dtype: Any = None, device: Any = None) -> Any:
         return self._torch.arange(n, dtype=dtype, device=device)
+
+    # -- what the sorting family uses (rows of shape (batch, n)) --
+    def moveaxis(self, x: Any, source: int, destination: int) -> Any:
+        return self._torch.movedim(x, source, destination)
+
+    def argsort(
+        self, x: Any, axis: int = -1, descending: bool = False, stable: bool = True
+    ) -> Any:
+        return self._torch.argsort(x, dim=axis, descending=descending, stable=stable)
+
+    def sort(self, x: Any, axis: int = -1, descending: bool = False, stable: bool = True) -> Any:
+        return self._torch.sort(x, dim=axis, descending=descending, stable=stable).values
+
+    def take_along_axis(self, x: Any, index: Any, axis: int) -> Any:
+        return self._torch.take_along_dim(x, index, dim=axis)
+
+    def cumulative_sum(self, x: Any, axis: int, include_initial: bool = False) -> Any:
+        out = self._torch.cumsum(x, dim=axis)
+        if include_initial:
+            out = self._torch.cat([self._torch.zeros_like(out.narrow(axis, 0, 1)), out], axis)
+        return out
+
+    def concat(self, arrays: Any, axis: int = 0) -> Any:
+        return self._torch.cat(list(arrays), dim=axis)
+
+    def stack(self, arrays: Any, axis: int = 0) -> Any:
+        return self._torch.stack(list(arrays), dim=axis)
+
+    def broadcast_to(self, x: Any, shape: Any) -> Any:
+        return self._torch.broadcast_to(x, shape)
+
+    def expand_dims(self, x: Any, axis: int) -> Any:
+        return self._torch.unsqueeze(x, axis)
+
+    def zeros(self, shape: Any, dtype: Any = None, device: Any = None) -> Any:
+        return self._torch.zeros(shape, dtype=dtype, device=device)
+
+    def ones_like(self, x: Any) -> Any:
+        return self._torch.ones_like(x)
+
+    def any(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return self._torch.any(x, dim=axis, keepdim=keepdims)
 
 
 def _torch_isdtype(torch: Any) -> Callable[[Any, str], bool]:

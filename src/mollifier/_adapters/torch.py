@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .._backend import Backend, torch_ndtr
 from .._engine import lse
-from .._engine.formula import Combination, Formula, Reduction
+from .._engine.formula import Combination, Formula, Reduction, Transform
 from .._engine.piecewise import ABS, RELU, SIGN, STEP
 from .._kernels import Gaussian, Logistic
 
@@ -542,4 +542,29 @@ class StraightThrough(torch.autograd.Function):
 def straight_through(hard: Tensor, smooth: Tensor) -> Tensor:
     """``hard`` forward (computed without a graph), the gradient of ``smooth`` backward."""
     out: Tensor = StraightThrough.apply(hard.detach(), smooth)
+    return out
+
+
+class SmoothTransform(torch.autograd.Function):
+    """A map of rows (a soft rank or sort): forward runs the algorithm (a sort, pool
+    adjacent violators) without a graph and saves its residuals (the permutation and
+    the blocks: integers, plus one float tensor); backward is the formula's
+    vector-Jacobian rule."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, formula: Transform, be: Backend) -> Tensor:
+        out, residuals = formula.forward(be, x)
+        ctx.formula, ctx.be = formula, be
+        ctx.save_for_backward(*residuals)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        residuals = ctx.saved_tensors
+        return ctx.formula.vjp(ctx.be, residuals, grad), None, None
+
+
+def transform(be: Backend, formula: Transform, x: Tensor) -> Tensor:
+    """The adapter's entry point for maps of rows."""
+    out: Tensor = SmoothTransform.apply(x, formula, be)
     return out

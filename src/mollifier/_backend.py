@@ -123,16 +123,13 @@ class Backend:
         """
         return self.xp.logaddexp(t, self.const(0.0, t))
 
-    def put_along_rows(self, a: Array, index: Array, values: Array) -> Array:
-        """``a`` with ``a[r, index[r, j]] = values[r, j]`` for 2-d ``a`` (the scatter the
-        array API lacks): in place for NumPy and torch, whose callers own ``a``, a new
-        array for JAX (in place inside a compiled loop)."""
-        if self.name == "torch":
-            return a.scatter_(1, index, values)
+    def put_rows(self, a: Array, index: Array, values: Array) -> Array:
+        """``a`` with ``a[index] = values`` along its first axis (the scatter the array
+        API lacks; ``index`` 1-d): in place for NumPy and torch, whose callers own
+        ``a``, a new array for JAX (in place inside a compiled loop)."""
         if self.name == "jax":
-            rows = self.xp.arange(a.shape[0])[:, None]
-            return a.at[rows, index].set(values)
-        np.put_along_axis(a, index, values, axis=1)
+            return a.at[index].set(values)
+        a[index] = values
         return a
 
 
@@ -273,6 +270,9 @@ class _TorchNamespace:
 
     def ones_like(self, x: Any) -> Any:
         return self._torch.ones_like(x)
+
+    def ones(self, shape: Any, dtype: Any = None, device: Any = None) -> Any:
+        return self._torch.ones(shape, dtype=dtype, device=device)
 
     def any(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         return self._torch.any(x, dim=axis, keepdim=keepdims)

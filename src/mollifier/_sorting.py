@@ -43,8 +43,8 @@ _RANK_METHODS = ("pairwise", "l2", "kl")
 _SORT_METHODS = ("l2", "kl", "network")
 
 
-def _sorting_op(name: str, module: str = "") -> Op:
-    return Op(name, no_bound=_NO_BOUND, array_width=False, module=module)
+def _sorting_op(name: str, module: str = "", **params: Any) -> Op:
+    return Op(name, no_bound=_NO_BOUND, array_width=False, module=module, params=params)
 
 
 # -- plumbing: one axis as rows, one width ------------------------------------------------
@@ -413,13 +413,16 @@ def argsort(
     sign = -1.0 if descending else 1.0
     with be.quiet():
         matrix = sorting.soft_permutation(be, r.rows * sign, step)
-    out = xp.reshape(matrix, (*r.batch_shape, n, n))
+    # a 0-d input is one entry: its 1x1 matrix as a 0-d array
+    out = xp.reshape(matrix, (*r.batch_shape, n, n) if r.x.ndim else ())
     hard = None
     if straight_through:
 
         def hard() -> Array:
             keys = _caller_rows(r)
-            keys = xp.moveaxis(xp.reshape(keys, (1,)) if keys.ndim == 0 else keys, r.axis, -1)
+            if keys.ndim == 0:
+                return xp.ones_like(keys)
+            keys = xp.moveaxis(keys, r.axis, -1)
             order = xp.argsort(keys * sign, axis=-1, stable=True)
             columns = xp.arange(n, device=order.device if be.name == "torch" else None)
             return xp.astype(order[..., :, None] == columns, keys.dtype)
@@ -446,14 +449,14 @@ def _count(k: Any, n: int) -> int:
     return int(k)
 
 
-_TOPK = _sorting_op("topk", "SoftTopK")
+_TOPK = _sorting_op("topk", "SoftTopK", k=1)
 
 
 @register(_TOPK)
 def topk(
     x: Array,
-    k: int,
     /,
+    k: int,
     *,
     axis: int = -1,
     width: float | None = None,
@@ -554,14 +557,14 @@ def _lerp(be: Backend, s: Array, levels: tuple[float, ...], n: int) -> Array:
     return xp.concat(columns, axis=1)
 
 
-_QUANTILE = _sorting_op("quantile")
+_QUANTILE = _sorting_op("quantile", q=0.25)
 
 
 @register(_QUANTILE)
 def quantile(
     x: Array,
-    q: float | Sequence[float],
     /,
+    q: float | Sequence[float],
     *,
     axis: int = -1,
     width: float | None = None,

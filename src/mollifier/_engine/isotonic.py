@@ -52,92 +52,78 @@ class Pool:
     end: Array
 
 
-def _merge(be: Backend, left: Array, right: Array, logs: bool) -> Array:
-    return be.xp.logaddexp(left, right) if logs else left + right
+def _merged(be: Backend, below: Array, top: Array, logs_a: bool, logs_b: bool) -> Array:
+    """Two blocks' statistics ``(a, b, size)`` (rows of 3) pooled."""
+    xp = be.xp
+    if not (logs_a or logs_b):
+        return below + top
+    a = xp.logaddexp(below[:, :1], top[:, :1]) if logs_a else below[:, :1] + top[:, :1]
+    b = xp.logaddexp(below[:, 1:2], top[:, 1:2]) if logs_b else below[:, 1:2] + top[:, 1:2]
+    return xp.concat([a, b, below[:, 2:] + top[:, 2:]], axis=1)
 
 
-def _block_value(be: Backend, a: Array, b: Array, size: Array, kind: str, linear_b: bool) -> Array:
-    """The value ``v_B`` of a block from its pooled statistics."""
+def _block_value(be: Backend, stats: Array, kind: str, linear_b: bool) -> Array:
+    """The value ``v_B`` of blocks from their statistics ``(a, b, size)`` (rows of 3)."""
+    a, b, size = stats[:, 0], stats[:, 1], stats[:, 2]
     if kind == L2:
         return (a - b) / size
     return a - (be.xp.log(b) if linear_b else b)
-
-
-def _take(be: Backend, values: Array, index: Array) -> Array:
-    return be.xp.take_along_axis(values, index, axis=1)
 
 
 def pav(be: Backend, a: Array, b: Array, kind: str, linear_b: bool = False) -> Pool:
     """Solve the isotonic problem of every row of ``a``, ``b`` (shape ``(rows, n)``,
     ``n >= 1``, sorted so that the constraint is ``v_1 >= ... >= v_n``; see the module
     doc). ``linear_b`` pools ``b > 0`` by sums and uses ``log(sum b)`` in the value
-    (``kind="kl"`` only): the KL rank keeps ``sum_B w`` exact that way."""
+    (``kind="kl"`` only): the KL rank keeps ``sum_B w`` exact that way.
+
+    The stacks of all rows are one array of shape ``(rows n, 3)`` (``a``, ``b``, size
+    of each block), read and written at one flat index per row and step: three reads
+    and one write per step, whatever the number of rows.
+    """
     xp = be.xp
     rows, n = a.shape
-    logs_a = kind == KL
-    logs_b = kind == KL and not linear_b
+    logs_a, logs_b = kind == KL, kind == KL and not linear_b
+    device = _device(be, a)
     index_dtype = xp.argsort(a[:1, :1], axis=1).dtype  # int64, or JAX's int32
-    zero_index = xp.zeros((rows, 1), dtype=index_dtype, device=_device(be, a))
-    one = zero_index + 1
-    last = n - 1
-    a_stack = xp.zeros_like(a)
-    b_stack = xp.zeros_like(b)
-    size_stack = xp.zeros_like(a)
-    start_stack = xp.zeros((rows, n), dtype=index_dtype, device=_device(be, a))
-    a_stack = be.put_along_rows(a_stack, zero_index, a[:, :1])
-    b_stack = be.put_along_rows(b_stack, zero_index, b[:, :1])
-    size_stack = be.put_along_rows(size_stack, zero_index, xp.ones_like(a[:, :1]))
+    base = xp.arange(rows, dtype=index_dtype, device=device) * n
+    entries = xp.reshape(xp.stack([a, b, xp.ones_like(a)], axis=2), (rows * n, 3))
+    stack = be.put_rows(xp.zeros_like(entries), base, entries[base])  # entry 0 pushed
+    one = xp.ones((rows,), dtype=index_dtype, device=device)
+    zero, last = one - 1, one * (n - 1)  # arrays: no clip or astype in the loop (slow in NumPy)
 
     def step(_: Any, state: tuple[Array, ...]) -> tuple[Array, ...]:
-        a_s, b_s, size_s, start_s, count, upcoming = state
-        top = count - 1
-        below = xp.clip(count - 2, min=0)
-        a_top, a_below = _take(be, a_s, top), _take(be, a_s, below)
-        b_top, b_below = _take(be, b_s, top), _take(be, b_s, below)
-        size_top, size_below = _take(be, size_s, top), _take(be, size_s, below)
+        stats, count, upcoming = state
+        top = base + count - 1
+        below = base + xp.maximum(count - 2, zero)
+        on_top, under = stats[top], stats[below]
         merge = (count >= 2) & (
-            _block_value(be, a_below, b_below, size_below, kind, linear_b)
-            <= _block_value(be, a_top, b_top, size_top, kind, linear_b)
+            _block_value(be, under, kind, linear_b) <= _block_value(be, on_top, kind, linear_b)
         )
         push = ~merge & (upcoming <= last)
-        entry = xp.clip(upcoming, max=last)
-        a_new, b_new = _take(be, a, entry), _take(be, b, entry)
-        # the position written: the merged block, the pushed entry, or the top again
-        at = xp.where(merge, below, xp.where(push, count, top))
+        # the row written: the merged block, the pushed entry, or the top again (done)
+        at = xp.where(merge, below, xp.where(push, top + 1, top))
+        pushed = entries[base + xp.minimum(upcoming, last)]
+        merged = _merged(be, under, on_top, logs_a, logs_b)
+        written = xp.where(merge[:, None], merged, xp.where(push[:, None], pushed, on_top))
+        stats = be.put_rows(stats, at, written)
+        pushes = xp.where(push, one, zero)
+        return stats, count + pushes - xp.where(merge, one, zero), upcoming + pushes
 
-        def written(merged: Array, pushed: Array, kept: Array) -> Array:
-            return xp.where(merge, merged, xp.where(push, pushed, kept))
-
-        a_s = be.put_along_rows(a_s, at, written(_merge(be, a_below, a_top, logs_a), a_new, a_top))
-        b_s = be.put_along_rows(b_s, at, written(_merge(be, b_below, b_top, logs_b), b_new, b_top))
-        size_s = be.put_along_rows(
-            size_s, at, written(size_below + size_top, xp.ones_like(size_top), size_top)
-        )
-        start_top, start_below = _take(be, start_s, top), _take(be, start_s, below)
-        start_s = be.put_along_rows(start_s, at, written(start_below, entry, start_top))
-        count = count + xp.astype(push, index_dtype) - xp.astype(merge, index_dtype)
-        upcoming = upcoming + xp.astype(push, index_dtype)
-        return a_s, b_s, size_s, start_s, count, upcoming
-
-    state = (a_stack, b_stack, size_stack, start_stack, one, one)
-    a_stack, b_stack, size_stack, start_stack, count, _ = be.fori_loop(
-        max(2 * n - 2, 0), step, state
-    )
-    # block of each entry: the number of block starts after position 0 up to it
-    blocks = xp.arange(n, dtype=index_dtype, device=_device(be, a))[None, :]
-    marks = xp.zeros((rows, n + 1), dtype=index_dtype, device=_device(be, a))
-    beyond = xp.where((blocks >= 1) & (blocks < count), start_stack, n)  # unused: column n
-    marks = be.put_along_rows(marks, beyond, xp.ones_like(beyond))
-    block = xp.cumulative_sum(marks[:, :n], axis=1)
-    size = _take(be, size_stack, block)
-    start = _take(be, start_stack, block)
-    return Pool(
-        _take(be, a_stack, block),
-        _take(be, b_stack, block),
-        size,
-        start,
-        start + xp.astype(size, index_dtype),
-    )
+    stack, count, _ = be.fori_loop(max(2 * n - 2, 0), step, (stack, one, one))
+    blocks = xp.reshape(stack, (rows, n, 3))
+    positions = xp.arange(n, dtype=index_dtype, device=device)[None, :]
+    live = positions < count[:, None]
+    sizes = xp.where(live, blocks[:, :, 2], xp.zeros_like(blocks[:, :, 2]))
+    ends = xp.astype(xp.cumulative_sum(sizes, axis=1), index_dtype)  # n past the live blocks
+    # each entry's block: how many blocks end at or before it (a mark at every end)
+    marks = xp.zeros((rows * (n + 1),), dtype=index_dtype, device=device)
+    ends_flat = xp.reshape(ends + (base // n * (n + 1))[:, None], (rows * n,))
+    marks = be.put_rows(marks, ends_flat, xp.ones_like(ends_flat))
+    block = xp.cumulative_sum(xp.reshape(marks, (rows, n + 1))[:, :n], axis=1)
+    stats = xp.reshape(stack, (rows * n, 3))[base[:, None] + block]  # (rows, n, 3)
+    end = xp.take_along_axis(ends, block, axis=1)
+    size = stats[:, :, 2]
+    return Pool(stats[:, :, 0], stats[:, :, 1], size, end - xp.astype(size, index_dtype), end)
 
 
 def _device(be: Backend, x: Array) -> Any:
@@ -148,7 +134,9 @@ def block_sum(be: Backend, pool: Pool, u: Array) -> Array:
     """``sum_{j in B(i)} u_j`` for every entry ``i`` (rows of shape ``(rows, n)``)."""
     xp = be.xp
     totals = xp.cumulative_sum(u, axis=1, include_initial=True)
-    return _take(be, totals, pool.end) - _take(be, totals, pool.start)
+    return be.xp.take_along_axis(totals, pool.end, axis=1) - be.xp.take_along_axis(
+        totals, pool.start, axis=1
+    )
 
 
 def weights(be: Backend, pool: Pool, values: Array, pooled: Array, kind: str) -> Array:

@@ -77,10 +77,11 @@ def test_gallery_writes_figures_and_an_index(tmp_path):
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert "3/7" in run.stderr  # progress bar
+    assert "3/12" in run.stderr  # progress bar
     names = sorted(p.name for p in tmp_path.glob("*.png"))
     assert names == sorted(["relu-gaussian.png", "floor-gaussian.png", "floor-cauchy.png",
-                            *(f"{n}.png" for n in plot.SEED_FIGURES)])  # fmt: skip
+                            *(f"{n}.png" for n in plot.SEED_FIGURES),
+                            *(f"{n}.png" for n in plot.SORTING_FIGURES)])  # fmt: skip
     for name in names:
         non_trivial_png(tmp_path / name)
     index = (tmp_path / "index.html").read_text()

@@ -173,7 +173,9 @@ def test_topk_quantile_median_argsort_become_hard():
     np.testing.assert_array_equal(mask, (scipy.stats.rankdata(-x) <= 3).astype(float))
     for q in (0.0, 0.1, 0.25, 0.5, 0.77, 1.0):
         np.testing.assert_array_equal(mol.quantile(x, q, width=1e-6), np.quantile(x, q))
-    np.testing.assert_array_equal(mol.quantile(x, [0.2, 0.9], width=1e-6), np.quantile(x, [0.2, 0.9]))
+    np.testing.assert_array_equal(
+        mol.quantile(x, [0.2, 0.9], width=1e-6), np.quantile(x, [0.2, 0.9])
+    )
     np.testing.assert_array_equal(mol.median(x[:-1], width=1e-6), np.median(x[:-1]))
     p = mol.argsort(x, width=1e-6)
     np.testing.assert_array_equal(p, np.eye(10)[np.argsort(x)])
@@ -255,7 +257,11 @@ def test_axes_batches_and_dtypes():
             assert out.dtype == np.float32 and out.shape == x.shape
             want = np.moveaxis(op(np.moveaxis(x, axis, -1), width=0.5, method="l2"), -1, axis)
             np.testing.assert_allclose(out, want, rtol=1e-6)
-        assert mol.argsort(x, width=0.5, axis=axis).shape == (*np.delete(x.shape, axis), x.shape[axis], x.shape[axis])  # noqa: E501
+        assert mol.argsort(x, width=0.5, axis=axis).shape == (
+            *np.delete(x.shape, axis),
+            x.shape[axis],
+            x.shape[axis],
+        )
     assert mol.quantile(x, [0.1, 0.5], width=0.5, axis=1).shape == (2, 3, 5)
     assert mol.median(x, width=0.5, axis=0, keepdims=True).shape == (1, 4, 5)
     assert mol.rank(np.float64(2.0), width=0.5).shape == ()
@@ -297,7 +303,9 @@ def test_frameworks_agree_and_gradients_match_finite_differences(name):
     compiled = jax.jit(op)  # JAX through jit: op by op it compiles every primitive
     np.testing.assert_allclose(compiled(xj), want, atol=1e-13)
     batched = jax.jit(jax.vmap(op))(xj[:, None])
-    np.testing.assert_allclose(np.concatenate(list(batched)), np.concatenate([op(v[None]) for v in x]), atol=1e-13)  # noqa: E501
+    np.testing.assert_allclose(
+        np.concatenate(list(batched)), np.concatenate([op(v[None]) for v in x]), atol=1e-13
+    )
     assert torch.autograd.gradcheck(op, (xt,))
     check_grads(compiled, (xj,), order=1, modes=("fwd", "rev"))
     gt = torch.autograd.grad(torch.sin(op(xt)).sum(), xt)[0].numpy()
@@ -380,3 +388,61 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="empty axis"):
         mol.median(np.zeros((2, 0)), width=1.0)
     assert math.isfinite(float(mol.median(x, width=1.0)))
+
+
+# -- property-based: the fuzz suite's sorting kind -----------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def _slices(draw):
+    dtype = draw(st.sampled_from(["float32", "float64"]))
+    n = draw(st.integers(1, 9))
+    magnitude = draw(st.sampled_from([2.0**-10, 1.0, 2.0**10]))
+    values = st.floats(
+        -magnitude, magnitude, allow_nan=False, width=32 if dtype == "float32" else 64
+    )
+    x = np.array([draw(values) for _ in range(n)], dtype=dtype)
+    if draw(st.booleans()) and n > 2:
+        x[1] = x[0]  # a tie
+    width = draw(st.sampled_from([1e-6, 1e-2, 1.0, 1e2, 1e6]))
+    framework = draw(st.sampled_from(["numpy", "torch"]))
+    return x if framework == "numpy" else torch.tensor(x), width
+
+
+def _np(a):
+    return a.numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(case=_slices(), method=st.sampled_from(["pairwise", "l2", "kl"]))
+def test_fuzz_sorting_ranks(case, method):
+    x, width = case
+    n = x.shape[0]
+    r = _np(mol.rank(x, width=width, method=method))
+    assert r.dtype == _np(x).dtype and np.all(np.isfinite(r))
+    tol = 1e-4 if r.dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(r.sum(dtype=np.float64), n * (n + 1) / 2, rtol=tol)
+    assert np.all((r >= 1 - tol * n) & (r <= n + tol * n))
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(case=_slices(), method=st.sampled_from(["l2", "kl", "network"]), k=st.integers(0, 9))
+def test_fuzz_sorting_sorts_and_masks(case, method, k):
+    x, width = case
+    xs = _np(x).astype(np.float64)
+    s = _np(mol.sort(x, width=width, method=method)).astype(np.float64)
+    spread = np.abs(xs).max() + 1.0
+    tol = (1e-5 if _np(x).dtype == np.float32 else 1e-12) * spread
+    assert np.all(np.isfinite(s))
+    if method == "l2":
+        assert np.all((s >= xs.min() - tol) & (s <= xs.max() + tol))  # a mean of entries
+    if method != "network":
+        assert np.all(np.diff(s) >= -tol)
+    k = min(k, len(xs))
+    _, mask = mol.topk(x, k, width=width)
+    mask = _np(mask).astype(np.float64)
+    assert np.all((mask >= -tol) & (mask <= 1 + tol))
+    np.testing.assert_allclose(mask.sum(), k, atol=1e-5 * max(k, 1))

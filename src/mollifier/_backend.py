@@ -236,9 +236,7 @@ class _TorchNamespace:
     def moveaxis(self, x: Any, source: int, destination: int) -> Any:
         return self._torch.movedim(x, source, destination)
 
-    def argsort(
-        self, x: Any, axis: int = -1, descending: bool = False, stable: bool = True
-    ) -> Any:
+    def argsort(self, x: Any, axis: int = -1, descending: bool = False, stable: bool = True) -> Any:
         return self._torch.argsort(x, dim=axis, descending=descending, stable=stable)
 
     def sort(self, x: Any, axis: int = -1, descending: bool = False, stable: bool = True) -> Any:

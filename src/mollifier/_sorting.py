@@ -221,7 +221,7 @@ def rank(
     >>> mol.rank(x, width=1e-3)
     array([3., 1., 4., 2.])
     >>> mol.rank(x, width=1.0, method="l2")
-    array([2.825, 1.5  , 4.  , 1.675])
+    array([2.53333333, 1.23333333, 4.        , 2.23333333])
     """
     straight_through = flag(straight_through, "straight_through")
     descending = flag(descending, "descending")
@@ -332,9 +332,9 @@ def sort(
     >>> mol.sort(x, width=1e-3)
     array([-1. ,  0. ,  0.3,  2. ])
     >>> mol.sort(x, width=1.0)
-    array([-1.  ,  0.15,  0.15,  2.  ])
-    >>> mol.sort(x, width=0.01, method="network")
-    array([-1.        , -0.00009014,  0.30009014,  2.        ])
+    array([-1.  ,  0.  ,  0.65,  1.65])
+    >>> mol.sort(x, width=0.1, method="network")
+    array([-1.00000499, -0.00485396,  0.30485895,  2.        ])
     """
     straight_through = flag(straight_through, "straight_through")
     descending = flag(descending, "descending")
@@ -444,9 +444,10 @@ class TopK(NamedTuple):
 def _count(k: Any, n: int) -> int:
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise TypeError(f"k must be an int; got {type(k).__name__}")
-    if not 0 <= k <= n:
+    count = int(k)
+    if not 0 <= count <= n:
         raise ValueError(f"k must be between 0 and the axis length {n}; got {k}")
-    return int(k)
+    return count
 
 
 _TOPK = _sorting_op("topk", "SoftTopK", k=1)
@@ -507,7 +508,9 @@ def topk(
     be, xp = r.be, r.be.xp
     values = sort(x, axis=axis, width=w, method=method, descending=True,
                   straight_through=straight_through)  # fmt: skip
-    values = xp.moveaxis(xp.moveaxis(values, r.axis, -1)[..., :k], -1, r.axis) if values.ndim else values
+    values = (
+        xp.moveaxis(xp.moveaxis(values, r.axis, -1)[..., :k], -1, r.axis) if values.ndim else values
+    )
     if int(r.rows.shape[0]) * n == 0 or k == 0:
         return TopK(values, _finish(r, r.x * 0.0, None))
 
@@ -548,7 +551,7 @@ def _lerp(be: Backend, s: Array, levels: tuple[float, ...], n: int) -> Array:
     columns = []
     for level in levels:
         position = level * (n - 1)
-        low = min(int(math.floor(position)), n - 1)
+        low = min(math.floor(position), n - 1)
         high = min(low + 1, n - 1)
         t = position - low
         a, b = s[:, low : low + 1], s[:, high : high + 1]

@@ -99,7 +99,8 @@ def _projection_forward(be: Backend, x: Array, p: Projection) -> tuple[Array, tu
         out = (a - pool.a_pool) + pool.b_pool
     q = isotonic.weights(be, pool, s, pool.b_pool, p.kind)
     inverse = xp.argsort(order, axis=1)
-    return out * p.sign, (order, inverse, pool.start, pool.end, q, xp.ones_like(out[:, :1]))
+    signed = out * p.sign + 0.0  # + 0.0: no -0.0 from a descending sort's sign
+    return signed, (order, inverse, pool.start, pool.end, q, xp.ones_like(out[:, :1]))
 
 
 def _pool_of(residuals: tuple[Array, ...]) -> isotonic.Pool:
@@ -181,7 +182,7 @@ def _pairwise_sums(be: Backend, x: Array, p: Pairwise, term: Any, t: Array | Non
     def add(c: Any, total: Array) -> Array:
         d = p.sign * _difference(be, x[:, :, None], columns[:, c][:, None, :])
         terms = term(be, d) * valid_array[c][None, None, :]
-        if t_columns is not None:
+        if t is not None and t_columns is not None:
             terms = terms * (t[:, :, None] - t_columns[:, c][:, None, :])
         return total + xp.sum(terms, axis=2)
 

@@ -25,10 +25,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._backend import Backend, torch_ndtr
+from .._backend import Backend, backend_of, torch_ndtr
 from .._engine import lse
 from .._engine.formula import Combination, Formula, Reduction, Transform
 from .._engine.piecewise import ABS, RELU, SIGN, STEP
@@ -553,7 +554,14 @@ class SmoothTransform(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, formula: Transform, be: Backend) -> Tensor:
-        out, residuals = formula.forward(be, x)
+        if formula.stepwise and isinstance(formula.data.width, float) and _on_host(x):
+            # a loop of small steps: NumPy's per-operation cost is a fraction of eager
+            # torch's (batch 256 x 4096 entries: 0.47 s against 0.79 s of CPU time)
+            host, values = formula.forward(backend_of(x.numpy()), x.numpy())
+            out = torch.from_numpy(host)
+            residuals = tuple(torch.from_numpy(np.ascontiguousarray(r)) for r in values)
+        else:
+            out, residuals = formula.forward(be, x)
         ctx.formula, ctx.be = formula, be
         ctx.save_for_backward(*residuals)
         return out
@@ -562,6 +570,17 @@ class SmoothTransform(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         residuals = ctx.saved_tensors
         return ctx.formula.vjp(ctx.be, residuals, grad), None, None
+
+
+def _on_host(x: Tensor) -> bool:
+    """Whether ``x``'s values can go through NumPy: a plain CPU tensor, outside
+    ``torch.compile`` and functorch transforms."""
+    return (
+        x.device.type == "cpu"
+        and type(x) is torch.Tensor
+        and not torch.compiler.is_compiling()
+        and not _is_functorch_wrapped(x)
+    )
 
 
 def transform(be: Backend, formula: Transform, x: Tensor) -> Tensor:

@@ -146,6 +146,9 @@ class Transform:
     jvp_rule: Rule
     vjp_rule: Rule
     data: Any = None
+    stepwise: bool = False
+    """Whether the forward is a loop of many small steps (pool-adjacent-violators), which
+    an eager framework on the CPU runs faster through NumPy."""
 
     def forward(self, be: Backend, x: Array) -> tuple[Array, tuple[Array, ...]]:
         out, residuals = self.forward_rule(be, x, self.data)

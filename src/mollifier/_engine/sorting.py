@@ -132,7 +132,7 @@ def projection(kind: str, target: str, width: Any, sign: float, weights: Any) ->
     """The soft rank / top-k mask (``target="rank"``) or soft sort (``"sort"``) of rows
     by permutahedron projection (see the module doc)."""
     data = Projection(kind, target, width, sign, weights)
-    return Transform(_projection_forward, _projection_jvp, _projection_vjp, data)
+    return Transform(_projection_forward, _projection_jvp, _projection_vjp, data, stepwise=True)
 
 
 # -- pairwise ranks ---------------------------------------------------------------------

@@ -472,6 +472,7 @@ def test_modules():
     top = mnn.SoftTopK(2, width=0.3)
     values, mask = top(x)
     torch.testing.assert_close(mask, mol.topk(x, 2, width=0.3).mask)
+    torch.testing.assert_close(values, mol.topk(x, 2, width=0.3).values)
     top.hard = True
     torch.testing.assert_close(top(x).mask.sum(-1), torch.full((3,), 2.0))
     with pytest.raises(ValueError, match="E|U|"):

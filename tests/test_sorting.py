@@ -269,11 +269,15 @@ def test_axes_batches_and_dtypes():
     assert mol.rank(torch.zeros(3, dtype=torch.bfloat16), width=0.5).dtype == torch.bfloat16
 
 
-def test_nan_makes_its_slice_nan():
-    x = np.array([[0.0, np.nan, 1.0], [0.0, 2.0, 1.0]])
-    for method in ("l2", "kl"):
+def test_nan_and_infinities():
+    x = np.array([[0.0, np.nan, 1.0], [0.0, 2.0, 1.0], [0.0, np.inf, 1.0]])
+    for method in ("l2", "kl"):  # the projections: the slice is NaN
         for out in (mol.rank(x, width=0.5, method=method), mol.sort(x, width=0.5, method=method)):
-            assert np.all(np.isnan(out[0])) and np.all(np.isfinite(out[1]))
+            assert np.all(np.isnan(out[[0, 2]])) and np.all(np.isfinite(out[1]))
+    r = mol.rank(x, width=0.5)  # pairwise: NaN compares as NaN, infinities at their limit
+    assert np.all(np.isnan(r[0])) and r[2, 1] == 3.0
+    s = mol.sort(x, width=0.5, method="network")
+    assert np.all(np.isnan(s[0])) and s[2, 2] == np.inf and np.all(np.isfinite(s[2, :2]))
 
 
 # -- frameworks, gradients, transforms ----------------------------------------------------

@@ -199,8 +199,9 @@ def rank(
     array
         The soft ranks, of ``x``'s shape and dtype. Every method gives ranks that sum
         to ``n (n + 1) / 2`` along ``axis``, are permutation equivariant, and give tied
-        entries equal ranks. A NaN makes its slice NaN (``"l2"``, ``"kl"``) or the
-        entries compared with it (``"pairwise"``).
+        entries equal ranks. A NaN makes its slice NaN. Infinite entries: the
+        pairwise ranks take their limits (``K(+-inf)`` is exact); the projections need
+        finite entries (an infinite entry makes its slice NaN).
 
     Notes
     -----
@@ -291,12 +292,14 @@ def sort(
 
     * ``"l2"``: the Euclidean projection of :math:`\rho / w`, :math:`\rho = (n, \dots,
       1)`, onto the permutahedron of ``x`` (Blondel et al. 2020; fast-soft-sort's and
-      torchsort's ``soft_sort`` at ``regularization_strength = w``): the sorted values
-      averaged over blocks of neighbours closer than about ``w``; exact once every gap
-      between neighbours exceeds ``w``, the mean of ``x`` for a large ``w``. ``"kl"``:
-      the KL projection (their ``regularization="kl"``): blocks take ``w rho_i`` minus
-      a logsumexp of ``rho/w`` plus the logsumexp of the values. Both ``O(n log n)``
-      forward and backward; ``kernel`` is not used.
+      torchsort's ``soft_sort`` at ``regularization_strength = w``). Mind the units,
+      theirs: the strength multiplies ``x``, ``sort(c x, w) = c sort(x, c w)``. The
+      projection pools neighbours (in sorted order) whose gap exceeds ``1/w`` and lays
+      each block out around its mean at spacing ``1/w``: exact once every gap is below
+      ``1/w`` (so as ``w -> 0``), the mean of ``x`` as ``w`` grows; it keeps the sum.
+      ``"kl"``: the KL projection (their ``regularization="kl"``): a block takes
+      :math:`\rho_i/w - \mathrm{lse}_B(\rho/w) + \mathrm{lse}_B(x)`, exact under the
+      same condition. Both ``O(n log n)`` forward and backward; ``kernel`` is not used.
     * ``"network"``: a bitonic sorting network (padded to a power of 2) of the smooth
       :func:`~mollifier.minimum` / :func:`~mollifier.maximum` with ``kernel``; each
       output within :math:`D\, w\, E|U|/2` of the sorted value, with
@@ -323,7 +326,9 @@ def sort(
     array
         ``x``'s shape and dtype. ``"l2"`` keeps the sum of the slice and is
         non-decreasing; ``"kl"`` is non-decreasing; the network's outputs are in order
-        up to its error. A NaN makes its slice NaN (``"l2"``, ``"kl"``).
+        up to its error. A NaN or an infinite entry makes its slice NaN (``"l2"``,
+        ``"kl"``: the projections need finite entries); the network takes infinite
+        entries to their places.
 
     Examples
     --------
@@ -471,7 +476,8 @@ def topk(
     ``(1, ..., 1, 0, ..., 0)``, Blondel et al. 2020): it sums to ``k`` exactly, lies in
     ``[0, 1]``, and is the hard mask once the ``k``-th and ``k+1``-th largest entries
     are more than ``w`` apart. The values are the first ``k`` of the descending soft
-    sort (:func:`sort` with ``method``). ``O(n log n)``.
+    sort (:func:`sort` with ``method``, whose strength acts on ``1/w``-sized gaps; see
+    there). ``O(n log n)``.
 
     Parameters
     ----------
@@ -579,9 +585,10 @@ def quantile(
     r"""Soft quantile(s) along ``axis``: NumPy's linear interpolation between the
     entries of the soft sort (:func:`sort` with ``method`` and ``kernel``).
 
-    The error is that of the soft sort at the two entries interpolated (``"l2"``: 0
-    once the neighbours of those entries are more than ``w`` apart; the network: at most
-    ``D w E|U| / 2``). As ``w -> 0`` it is ``np.quantile(x, q, axis)``.
+    The error is that of the soft sort at the two entries interpolated (``"l2"`` and
+    ``"kl"``: 0 once the gaps around those entries are below ``1/w``, see :func:`sort`;
+    the network: at most ``D w E|U| / 2``). As ``w -> 0`` it is
+    ``np.quantile(x, q, axis)``.
 
     Parameters
     ----------

@@ -392,8 +392,8 @@ def _sorting_sort() -> Any:
     return _sorting_figure(
         "the 3rd smallest of (t, -1, 0, 0.5, 1.5)",
         lambda x: np.sort(x, axis=1)[:, 2],
-        [("l2, w = 0.3", lambda x: sort(x, width=0.3)[:, 2]),
-         ("kl, w = 0.3", lambda x: sort(x, width=0.3, method="kl")[:, 2]),
+        [("l2, w = 2 (pools gaps over 1/w)", lambda x: sort(x, width=2.0)[:, 2]),
+         ("kl, w = 2", lambda x: sort(x, width=2.0, method="kl")[:, 2]),
          ("network, logistic, w = 0.1", lambda x: sort(x, width=0.1, method="network")[:, 2])],
         "sorted value",
     )  # fmt: skip
@@ -428,9 +428,9 @@ def _sorting_median() -> Any:
     return _sorting_figure(
         "median and 0.8-quantile of (t, -1, 0, 0.5, 1.5)",
         lambda x: np.median(x, axis=1),
-        [("median, l2, w = 0.3", lambda x: median(x, width=0.3)),
+        [("median, l2, w = 2", lambda x: median(x, width=2.0)),
          ("median, network, w = 0.1", lambda x: median(x, width=0.1, method="network")),
-         ("0.8-quantile, l2, w = 0.3", lambda x: quantile(x, 0.8, width=0.3))],
+         ("0.8-quantile, l2, w = 2", lambda x: quantile(x, 0.8, width=2.0))],
         "value",
     )  # fmt: skip
 

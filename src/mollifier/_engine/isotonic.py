@@ -149,7 +149,9 @@ def weights(be: Backend, pool: Pool, values: Array, pooled: Array, kind: str) ->
 
 
 def nan_rows(be: Backend, x: Array, out: Array) -> Array:
-    """``out``, with every entry of a row that holds a NaN set to NaN."""
+    """``out``, with every entry of a row that holds a NaN or an infinity set to NaN
+    (the projections need finite ``x / w``: ``inf - inf`` would pool into some entries
+    and not others)."""
     xp = be.xp
-    bad = xp.any(xp.isnan(x), axis=1, keepdims=True)
+    bad = xp.any(~xp.isfinite(x), axis=1, keepdims=True)
     return xp.where(bad, be.const(math.nan, out), out)

@@ -11,5 +11,8 @@ that the framework adapters in :mod:`mollifier._adapters` are handed.
 * ``gate``: the product forms ``x K(x/w)`` (GELU, swish) and the kernel bumps;
 * ``lse``: shifted logsumexp, softmax and p-norms over axes;
 * ``select``: ``maximum``/``minimum`` and ``where`` of several inputs, overflow-free;
-* ``numerical``: the quadrature / Monte Carlo engine for any callable.
+* ``numerical``: the quadrature / Monte Carlo engine for any callable;
+* ``isotonic``: pool-adjacent-violators batched over rows, and its block averages;
+* ``sorting``: soft ranks, sorts and top-k masks (``Transform`` objects: a map of rows
+  with its own Jacobian rules), sorting networks.
 """

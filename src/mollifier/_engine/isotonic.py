@@ -40,45 +40,84 @@ numbers whose log enters the value (``linear_b``)."""
 class Pool:
     """The PAV solution of each row, per entry (arrays of shape ``(rows, n)``).
 
-    ``a_pool`` and ``b_pool`` are the block's pooled ``a`` and ``b`` (sums for ``"l2"``
-    and for a ``linear_b``, logsumexps for ``"kl"``), ``size`` its number of entries (a
-    float), ``start`` and ``end`` its first and one-past-last positions (integers).
+    Every statistic of a block is kept relative to the block's first entry (its
+    largest ``a`` and ``b``: both are sorted descending), so that nothing is lost when
+    the entries are large and close (``x / w`` of ``1e6`` in float32): ``a_first`` and
+    ``b_first`` are those entries, ``a_rest`` and ``b_rest`` the pooled differences
+    ``sum_B (a - a_first)`` (``"l2"``) or ``log sum_B exp(a - a_first)`` (``"kl"``;
+    ``b_rest`` is ``sum_B b`` itself for a ``linear_b``), ``size`` the block's number of
+    entries (a float), ``start`` and ``end`` its first and one-past-last positions.
     """
 
-    a_pool: Array
-    b_pool: Array
+    a_first: Array
+    b_first: Array
+    a_rest: Array
+    b_rest: Array
     size: Array
     start: Array
     end: Array
 
 
-def _merged(be: Backend, below: Array, top: Array, logs_a: bool, logs_b: bool) -> Array:
-    """Two blocks' statistics ``(a, b, size)`` (rows of 3) pooled."""
+# the columns of the stack: first entries, pooled differences, size
+_A_FIRST, _B_FIRST, _A_REST, _B_REST, _SIZE = range(5)
+
+
+def _pooled(be: Backend, rest_below: Array, rest_top: Array, shift: Array, size_top: Array,
+            logs: bool) -> Array:  # fmt: skip
+    """A pooled difference of two blocks relative to the lower one's first entry;
+    ``shift = first_top - first_below <= 0``."""
+    if logs:
+        return be.xp.logaddexp(rest_below, rest_top + shift)
+    return rest_below + (rest_top + size_top * shift)
+
+
+def _merged(be: Backend, below: Array, top: Array, logs_a: bool, logs_b: bool,
+            linear_b: bool) -> Array:  # fmt: skip
+    """Two blocks' statistics (rows of the stack's 5 columns) pooled."""
     xp = be.xp
-    if not (logs_a or logs_b):
-        return below + top
-    a = xp.logaddexp(below[:, :1], top[:, :1]) if logs_a else below[:, :1] + top[:, :1]
-    b = xp.logaddexp(below[:, 1:2], top[:, 1:2]) if logs_b else below[:, 1:2] + top[:, 1:2]
-    return xp.concat([a, b, below[:, 2:] + top[:, 2:]], axis=1)
+    size_top = top[:, _SIZE]
+    a_rest = _pooled(be, below[:, _A_REST], top[:, _A_REST],
+                     top[:, _A_FIRST] - below[:, _A_FIRST], size_top, logs_a)  # fmt: skip
+    if linear_b:
+        b_rest = below[:, _B_REST] + top[:, _B_REST]
+    else:
+        b_rest = _pooled(be, below[:, _B_REST], top[:, _B_REST],
+                         top[:, _B_FIRST] - below[:, _B_FIRST], size_top, logs_b)  # fmt: skip
+    columns = (below[:, _A_FIRST], below[:, _B_FIRST], a_rest, b_rest, below[:, _SIZE] + size_top)
+    return xp.stack(columns, axis=1)
 
 
-def _block_value(be: Backend, stats: Array, kind: str, linear_b: bool) -> Array:
-    """The value ``v_B`` of blocks from their statistics ``(a, b, size)`` (rows of 3)."""
-    a, b, size = stats[:, 0], stats[:, 1], stats[:, 2]
+def _violated(be: Backend, below: Array, top: Array, kind: str, linear_b: bool) -> Array:
+    """Whether ``v_below <= v_top``, with ``v = mean a - mean b`` (``"l2"``) or
+    ``lse a - lse b`` (``"kl"``; ``lse a - log sum b`` for a ``linear_b``), computed from
+    differences of first entries and pooled differences (no large value cancels)."""
+    xp = be.xp
+    a_gap = below[:, _A_FIRST] - top[:, _A_FIRST]
     if kind == L2:
-        return (a - b) / size
-    return a - (be.xp.log(b) if linear_b else b)
+        b_gap = below[:, _B_FIRST] - top[:, _B_FIRST]
+        rest = (below[:, _A_REST] - below[:, _B_REST]) / below[:, _SIZE] - (
+            top[:, _A_REST] - top[:, _B_REST]
+        ) / top[:, _SIZE]
+        return (a_gap - b_gap) + rest <= 0.0
+    if linear_b:
+        rest = (below[:, _A_REST] - top[:, _A_REST]) - (
+            xp.log(below[:, _B_REST]) - xp.log(top[:, _B_REST])
+        )
+        return a_gap + rest <= 0.0
+    b_gap = below[:, _B_FIRST] - top[:, _B_FIRST]
+    rest = (below[:, _A_REST] - top[:, _A_REST]) - (below[:, _B_REST] - top[:, _B_REST])
+    return (a_gap - b_gap) + rest <= 0.0
 
 
 def pav(be: Backend, a: Array, b: Array, kind: str, linear_b: bool = False) -> Pool:
     """Solve the isotonic problem of every row of ``a``, ``b`` (shape ``(rows, n)``,
-    ``n >= 1``, sorted so that the constraint is ``v_1 >= ... >= v_n``; see the module
-    doc). ``linear_b`` pools ``b > 0`` by sums and uses ``log(sum b)`` in the value
-    (``kind="kl"`` only): the KL rank keeps ``sum_B w`` exact that way.
+    ``n >= 1``, both sorted descending, the constraint ``v_1 >= ... >= v_n``; see the
+    module doc). ``linear_b`` pools ``b > 0`` by plain sums and uses ``log(sum b)`` in
+    the value (``kind="kl"`` only): the KL rank keeps ``sum_B w`` exact that way.
 
-    The stacks of all rows are one array of shape ``(rows n, 3)`` (``a``, ``b``, size
-    of each block), read and written at one flat index per row and step: three reads
-    and one write per step, whatever the number of rows.
+    The stacks of all rows are one array of shape ``(rows n, 5)`` (see :class:`Pool`),
+    read and written at one flat index per row and step: three reads and one write per
+    step, whatever the number of rows.
     """
     xp = be.xp
     rows, n = a.shape
@@ -86,7 +125,10 @@ def pav(be: Backend, a: Array, b: Array, kind: str, linear_b: bool = False) -> P
     device = _device(be, a)
     index_dtype = xp.argsort(a[:1, :1], axis=1).dtype  # int64, or JAX's int32
     base = xp.arange(rows, dtype=index_dtype, device=device) * n
-    entries = xp.reshape(xp.stack([a, b, xp.ones_like(a)], axis=2), (rows * n, 3))
+    zeros = xp.zeros_like(a)
+    b_rest = b if linear_b else zeros
+    entries = xp.stack([a, b, zeros, b_rest, xp.ones_like(a)], axis=2)
+    entries = xp.reshape(entries, (rows * n, 5))
     stack = be.put_rows(xp.zeros_like(entries), base, entries[base])  # entry 0 pushed
     one = xp.ones((rows,), dtype=index_dtype, device=device)
     zero, last = one - 1, one * (n - 1)  # arrays: no clip or astype in the loop (slow in NumPy)
@@ -96,34 +138,40 @@ def pav(be: Backend, a: Array, b: Array, kind: str, linear_b: bool = False) -> P
         top = base + count - 1
         below = base + xp.maximum(count - 2, zero)
         on_top, under = stats[top], stats[below]
-        merge = (count >= 2) & (
-            _block_value(be, under, kind, linear_b) <= _block_value(be, on_top, kind, linear_b)
-        )
+        merge = (count >= 2) & _violated(be, under, on_top, kind, linear_b)
         push = ~merge & (upcoming <= last)
         # the row written: the merged block, the pushed entry, or the top again (done)
         at = xp.where(merge, below, xp.where(push, top + 1, top))
         pushed = entries[base + xp.minimum(upcoming, last)]
-        merged = _merged(be, under, on_top, logs_a, logs_b)
+        merged = _merged(be, under, on_top, logs_a, logs_b, linear_b)
         written = xp.where(merge[:, None], merged, xp.where(push[:, None], pushed, on_top))
         stats = be.put_rows(stats, at, written)
         pushes = xp.where(push, one, zero)
         return stats, count + pushes - xp.where(merge, one, zero), upcoming + pushes
 
     stack, count, _ = be.fori_loop(max(2 * n - 2, 0), step, (stack, one, one))
-    blocks = xp.reshape(stack, (rows, n, 3))
+    blocks = xp.reshape(stack, (rows, n, 5))
     positions = xp.arange(n, dtype=index_dtype, device=device)[None, :]
     live = positions < count[:, None]
-    sizes = xp.where(live, blocks[:, :, 2], xp.zeros_like(blocks[:, :, 2]))
+    sizes = xp.where(live, blocks[:, :, _SIZE], xp.zeros_like(blocks[:, :, _SIZE]))
     ends = xp.astype(xp.cumulative_sum(sizes, axis=1), index_dtype)  # n past the live blocks
     # each entry's block: how many blocks end at or before it (a mark at every end)
     marks = xp.zeros((rows * (n + 1),), dtype=index_dtype, device=device)
     ends_flat = xp.reshape(ends + (base // n * (n + 1))[:, None], (rows * n,))
     marks = be.put_rows(marks, ends_flat, xp.ones_like(ends_flat))
     block = xp.cumulative_sum(xp.reshape(marks, (rows, n + 1))[:, :n], axis=1)
-    stats = xp.reshape(stack, (rows * n, 3))[base[:, None] + block]  # (rows, n, 3)
+    stats = xp.reshape(stack, (rows * n, 5))[base[:, None] + block]  # (rows, n, 5)
     end = xp.take_along_axis(ends, block, axis=1)
-    size = stats[:, :, 2]
-    return Pool(stats[:, :, 0], stats[:, :, 1], size, end - xp.astype(size, index_dtype), end)
+    size = stats[:, :, _SIZE]
+    return Pool(
+        stats[:, :, _A_FIRST],
+        stats[:, :, _B_FIRST],
+        stats[:, :, _A_REST],
+        stats[:, :, _B_REST],
+        size,
+        end - xp.astype(size, index_dtype),
+        end,
+    )
 
 
 def _device(be: Backend, x: Array) -> Any:
@@ -137,15 +185,6 @@ def block_sum(be: Backend, pool: Pool, u: Array) -> Array:
     return be.xp.take_along_axis(totals, pool.end, axis=1) - be.xp.take_along_axis(
         totals, pool.start, axis=1
     )
-
-
-def weights(be: Backend, pool: Pool, values: Array, pooled: Array, kind: str) -> Array:
-    """The block weights ``q`` of the variable whose pooled statistic is ``pooled``:
-    ``1/|B|`` for ``"l2"``, ``exp(values - lse_B values)`` (the block's softmax) for
-    ``"kl"``."""
-    if kind == L2:
-        return 1.0 / pool.size
-    return be.xp.exp(values - pooled)
 
 
 def nan_rows(be: Backend, x: Array, out: Array) -> Array:

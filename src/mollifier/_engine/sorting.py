@@ -76,14 +76,15 @@ def _projection_forward(be: Backend, x: Array, p: Projection) -> tuple[Array, tu
         s = _take(be, theta, order)
         b = xp.broadcast_to(vertex, s.shape)
         pool = isotonic.pav(be, s, b, p.kind, linear_b=p.kind == isotonic.KL)
+        relative = s - pool.a_first  # exact within a block of close entries
         if p.kind == isotonic.L2:
             # s - v with v = mean_B s - mean_B w, as (s - mean_B s) + mean_B w: a block of
             # one entry gives its vertex entry exactly
-            out = (s - pool.a_pool / pool.size) + pool.b_pool / pool.size
+            out = (relative - pool.a_rest / pool.size) + (pool.b_first + pool.b_rest / pool.size)
             q = 1.0 / pool.size
         else:  # exp(s - v) with v = lse_B s - log sum_B w: softmax_B(s) sum_B w
-            q = xp.exp(s - pool.a_pool)
-            out = q * pool.b_pool
+            q = xp.exp(relative - pool.a_rest)
+            out = q * pool.b_rest
         inverse = xp.argsort(order, axis=1)
         out = _take(be, out, inverse)
         factor = out if p.kind == isotonic.KL else xp.ones_like(out[:, :1])
@@ -93,11 +94,16 @@ def _projection_forward(be: Backend, x: Array, p: Projection) -> tuple[Array, tu
     s = _take(be, values, order)
     a = xp.broadcast_to(vertex / p.width, s.shape)
     pool = isotonic.pav(be, a, s, p.kind)
-    if p.kind == isotonic.L2:  # a - v with v = mean_B a - mean_B s
-        out = (a - pool.a_pool / pool.size) + pool.b_pool / pool.size
-    else:  # a - v with v = lse_B a - lse_B s
-        out = (a - pool.a_pool) + pool.b_pool
-    q = isotonic.weights(be, pool, s, pool.b_pool, p.kind)
+    # a - v with v = mean_B a - mean_B s (l2) or lse_B a - lse_B s (kl), from the
+    # block's first entries: a block of one entry gives that entry exactly
+    if p.kind == isotonic.L2:
+        out = ((a - pool.a_first) - pool.a_rest / pool.size) + (
+            pool.b_first + pool.b_rest / pool.size
+        )
+        q = 1.0 / pool.size
+    else:
+        out = ((a - pool.a_first) - pool.a_rest) + (pool.b_first + pool.b_rest)
+        q = xp.exp((s - pool.b_first) - pool.b_rest)  # the block's softmax of s
     inverse = xp.argsort(order, axis=1)
     signed = out * p.sign + 0.0  # + 0.0: no -0.0 from a descending sort's sign
     return signed, (order, inverse, pool.start, pool.end, q, xp.ones_like(out[:, :1]))
@@ -105,7 +111,7 @@ def _projection_forward(be: Backend, x: Array, p: Projection) -> tuple[Array, tu
 
 def _pool_of(residuals: tuple[Array, ...]) -> isotonic.Pool:
     _, _, start, end, _, _ = residuals
-    return isotonic.Pool(None, None, None, start, end)
+    return isotonic.Pool(None, None, None, None, None, start, end)
 
 
 def _projection_jvp(be: Backend, residuals: tuple[Array, ...], t: Array, p: Projection) -> Array:

@@ -14,6 +14,7 @@ PUBLIC = {
     "width_for", "argmax", "argmin", "logsumexp", "max", "maximum", "min", "minimum", "norm",
     "softmax", "log_softmax", "logmeanexp", "all", "any", "isclose", "logical_and",
     "logical_not", "logical_or", "logical_xor",
+    "argsort", "median", "quantile", "rank", "sort", "topk",
 }  # fmt: skip
 
 OPS = [mol.step, mol.sign, mol.relu, mol.leaky_relu, mol.abs, mol.clip, mol.hinge, mol.floor,
@@ -89,3 +90,15 @@ def test_numpy_bfloat16_from_ml_dtypes(name):
     assert out.dtype == ml_dtypes.bfloat16
     expected = op(x.astype(ml_dtypes.bfloat16).astype(np.float32), width=0.3)
     np.testing.assert_array_equal(out, expected.astype(ml_dtypes.bfloat16))
+
+
+SORTING = [mol.rank, mol.sort, mol.argsort, mol.topk, mol.quantile, mol.median]
+
+
+def test_the_sorting_family_shares_the_signature_shape():
+    for op in SORTING:
+        params = inspect.signature(op).parameters
+        assert next(iter(params.values())).kind is inspect.Parameter.POSITIONAL_ONLY
+        for knob in ("axis", "width", "straight_through"):
+            assert params[knob].kind is inspect.Parameter.KEYWORD_ONLY, (op.__name__, knob)
+        assert "Examples" in op.__doc__ and ">>>" in op.__doc__, op.__name__

@@ -23,7 +23,10 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("adapters", {"_adapters"}),
     ("catalogue", {"_catalogue"}),
     ("dispatcher", {"_dispatch"}),
-    ("ops", {"_elementwise", "_staircase", "_reductions", "_smooth", "_bounds", "_logic"}),
+    (
+        "ops",
+        {"_elementwise", "_staircase", "_reductions", "_smooth", "_bounds", "_logic", "_sorting"},
+    ),
     ("package", {"__init__"}),
     ("consumers", {"_check", "plot", "cli", "nn", "_bench", "__main__"}),
 ]

@@ -77,11 +77,11 @@ def test_gallery_writes_figures_and_an_index(tmp_path):
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert f"3/{3 + len(plot.SEED_FIGURES) + len(plot.ISSUE15_FIGURES)}" in run.stderr  # progress
+    figures = (*plot.SEED_FIGURES, *plot.ISSUE15_FIGURES, *plot.SORTING_FIGURES)
+    assert f"3/{3 + len(figures)}" in run.stderr  # progress
     names = sorted(p.name for p in tmp_path.glob("*.png"))
     assert names == sorted(["relu-gaussian.png", "floor-gaussian.png", "floor-cauchy.png",
-                            *(f"{n}.png" for n in plot.SEED_FIGURES),
-                            *(f"{n}.png" for n in plot.ISSUE15_FIGURES)])  # fmt: skip
+                            *(f"{n}.png" for n in figures)])  # fmt: skip
     for name in names:
         non_trivial_png(tmp_path / name)
     index = (tmp_path / "index.html").read_text()

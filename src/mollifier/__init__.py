@@ -40,6 +40,7 @@ from ._reductions import (
     softmax,
 )
 from ._smooth import smooth
+from ._sorting import argsort, median, quantile, rank, sort, topk
 from ._staircase import ceil, floor, frac, quantize, round, trunc
 
 __version__ = "0.1.0"
@@ -52,6 +53,7 @@ __all__ = [
     "any",
     "argmax",
     "argmin",
+    "argsort",
     "ceil",
     "clip",
     "delta",
@@ -77,17 +79,22 @@ __all__ = [
     "logsumexp",
     "max",
     "maximum",
+    "median",
     "min",
     "minimum",
     "norm",
+    "quantile",
     "quantize",
+    "rank",
     "relu",
     "round",
     "sign",
     "smooth",
     "softmax",
+    "sort",
     "step",
     "swish",
+    "topk",
     "trunc",
     "where",
     "width_for",

@@ -185,6 +185,15 @@ class Backend:
         """
         return self.xp.logaddexp(t, self.const(0.0, t))
 
+    def put_rows(self, a: Array, index: Array, values: Array) -> Array:
+        """``a`` with ``a[index] = values`` along its first axis (the scatter the array
+        API lacks; ``index`` 1-d): in place for NumPy and torch, whose callers own
+        ``a``, a new array for JAX (in place inside a compiled loop)."""
+        if self.name == "jax":
+            return a.at[index].set(values)
+        a[index] = values
+        return a
+
 
 class _AxisNamespace:
     """``jax.numpy`` with its reductions combined over the mesh axis ``axis_name`` of
@@ -327,17 +336,51 @@ class _TorchNamespace:
     def arange(self, n: int, dtype: Any = None, device: Any = None) -> Any:
         return self._torch.arange(n, dtype=dtype, device=device)
 
-    def sort(self, x: Any, /, *, axis: int = -1, descending: bool = False) -> Any:
-        return self._torch.sort(x, dim=axis, descending=descending).values
+    # -- what the sorting family uses (rows of shape (batch, n)) --
+    def moveaxis(self, x: Any, source: int, destination: int) -> Any:
+        return self._torch.movedim(x, source, destination)
 
-    def cumulative_sum(self, x: Any, /, *, axis: int) -> Any:
-        return self._torch.cumsum(x, dim=axis)
+    def argsort(self, x: Any, axis: int = -1, descending: bool = False, stable: bool = True) -> Any:
+        return self._torch.argsort(x, dim=axis, descending=descending, stable=stable)
+
+    def sort(self, x: Any, axis: int = -1, descending: bool = False, stable: bool = True) -> Any:
+        return self._torch.sort(x, dim=axis, descending=descending, stable=stable).values
+
+    def take_along_axis(self, x: Any, index: Any, axis: int) -> Any:
+        return self._torch.take_along_dim(x, index, dim=axis)
+
+    def cumulative_sum(self, x: Any, axis: int, include_initial: bool = False) -> Any:
+        out = self._torch.cumsum(x, dim=axis)
+        if include_initial:
+            out = self._torch.cat([self._torch.zeros_like(out.narrow(axis, 0, 1)), out], axis)
+        return out
+
+    def concat(self, arrays: Any, axis: int = 0) -> Any:
+        return self._torch.cat(list(arrays), dim=axis)
+
+    def stack(self, arrays: Any, axis: int = 0) -> Any:
+        return self._torch.stack(list(arrays), dim=axis)
+
+    def broadcast_to(self, x: Any, shape: Any) -> Any:
+        return self._torch.broadcast_to(x, shape)
+
+    def expand_dims(self, x: Any, axis: int) -> Any:
+        return self._torch.unsqueeze(x, axis)
+
+    def zeros(self, shape: Any, dtype: Any = None, device: Any = None) -> Any:
+        return self._torch.zeros(shape, dtype=dtype, device=device)
+
+    def ones_like(self, x: Any) -> Any:
+        return self._torch.ones_like(x)
+
+    def ones(self, shape: Any, dtype: Any = None, device: Any = None) -> Any:
+        return self._torch.ones(shape, dtype=dtype, device=device)
+
+    def any(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return self._torch.any(x, dim=axis, keepdim=keepdims)
 
     def permute_dims(self, x: Any, axes: tuple[int, ...]) -> Any:
         return self._torch.permute(x, axes)
-
-    def broadcast_to(self, x: Any, shape: tuple[int, ...]) -> Any:
-        return self._torch.broadcast_to(x, shape)
 
     def prod(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         for a in sorted(self._dims(x, axis), reverse=True):  # torch.prod takes one dim

@@ -29,7 +29,7 @@ from ._backend import Array, Backend, as_float_array
 from ._catalogue import Op
 from ._engine import piecewise, staircase
 from ._engine.bound import Bound
-from ._engine.formula import Combination, Formula, Reduction
+from ._engine.formula import Combination, Formula, Reduction, Transform
 from ._kernels import Kernel, get_kernel
 from ._params import flag, width_or_tol
 
@@ -183,6 +183,16 @@ def evaluate_combination(be: Backend, formula: Combination, inputs: tuple[Any, .
             return replace(formula, inner=replace(inner, width=width)).value(be, values)
 
         return framework.recomputed(value, formula.width, *inputs)
+
+
+def evaluate_transform(be: Backend, formula: Transform, x: Array) -> Array:
+    """A map of rows (soft ranks and sorts) through the framework's adapter, whose
+    derivative is the formula's own Jacobian rule; the plain forward on NumPy."""
+    adapter = _framework_adapter(be)
+    with be.quiet():
+        if adapter is None:
+            return formula.value(be, x)
+        return adapter.transform(be, formula, x)
 
 
 def evaluate_numerical(be: Backend, engine: Any, x: Array, score: bool) -> Array:

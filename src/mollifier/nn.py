@@ -26,12 +26,13 @@ from torch import nn
 from . import _dispatch, _params
 from . import _elementwise as elementwise
 from . import _reductions as reductions
+from . import _sorting as sorting
 from . import _staircase as staircase
 from ._backend import backend_of
 from ._catalogue import CATALOGUE, Op
 from ._engine import staircase as stairs
 from ._kernels import Kernel, get_kernel
-from ._params import flag, positive_real, real
+from ._params import flag, one_of, positive_real, real
 
 MIN_WIDTH_FRACTION = 1e-3
 """Default floor of a learnable width, as a fraction of the initial width."""
@@ -536,6 +537,74 @@ def harden(model: nn.Module, hard: bool = True) -> None:
     hard = flag(hard, "hard")
     for module in smooth_modules(model):
         module.hard = hard
+
+
+class _SortingModule(_ReductionModule):
+    """An op of the sorting family along ``dim`` (``method`` and ``descending`` as
+    there); the width is a fixed number (anneal it with a schedule)."""
+
+    supports_array_width = False
+    uses_kernel = True
+    methods: tuple[str, ...] = ()
+
+    def __init__(
+        self, dim: int = -1, method: str | None = None, descending: bool = False, **knobs: Any
+    ) -> None:
+        self.method = one_of(method or self.methods[0], self.methods, "method")
+        self.descending = flag(descending, "descending")
+        super().__init__(dim=dim, **knobs)
+
+    def extra_repr(self) -> str:
+        flags = [f"method={self.method}", f"dim={self.dim}"]
+        if self.descending:
+            flags.append("descending=True")
+        return ", ".join([*flags, super().extra_repr()])
+
+
+class SoftRank(_SortingModule):
+    """Module of :func:`mollifier.rank` along ``dim``; the width is fixed."""
+
+    methods = sorting._RANK_METHODS
+
+    def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
+        return sorting.rank(x, axis=self.dim, method=self.method, descending=self.descending,
+                            **knobs)  # fmt: skip
+
+
+class SoftSort(_SortingModule):
+    """Module of :func:`mollifier.sort` along ``dim``; the width is fixed."""
+
+    methods = sorting._SORT_METHODS
+
+    def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> torch.Tensor:
+        return sorting.sort(x, axis=self.dim, method=self.method, descending=self.descending,
+                            **knobs)  # fmt: skip
+
+
+class SoftTopK(_SortingModule):
+    """Module of :func:`mollifier.topk` along ``dim``: returns the ``(values, mask)``
+    pair; the width is fixed."""
+
+    methods = ("l2", "kl")
+    uses_kernel = False
+
+    def __init__(self, k: int, dim: int = -1, method: str | None = None, **knobs: Any) -> None:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise TypeError(f"k must be a non-negative int; got {k!r}")
+        self.k = k
+        super().__init__(dim=dim, method=method, **knobs)
+
+    def _admit(self, width: float) -> None:
+        probe = torch.zeros((self.k,) * 1, dtype=self.raw_width.dtype)
+        with torch.no_grad():
+            sorting.topk(probe, self.k, width=width, method=self.method)
+
+    def _evaluate(self, x: torch.Tensor, knobs: dict[str, Any]) -> sorting.TopK:  # type: ignore[override]
+        knobs.pop("kernel")
+        return sorting.topk(x, self.k, axis=self.dim, method=self.method, **knobs)
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}, " + super().extra_repr()
 
 
 class WidthSchedule:

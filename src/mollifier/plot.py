@@ -416,6 +416,103 @@ ISSUE15_FIGURES = {
 """Figures of the sparse argmax, the regularized maxes and isclose: name -> (builder, caption)."""
 
 
+def _sorting_figure(title: str, hard: Any, smooth: list[tuple[str, Any]], ylabel: str) -> Any:
+    """One entry ``t`` moves through fixed others ``(-1, 0, 0.5, 1.5)``: the hard op and
+    its smoothings as functions of ``t`` (top) and their derivatives in ``t`` (bottom,
+    by central differences of the plotted values)."""
+    figure, top, bottom = _figure()
+    t = np.linspace(-2.0, 2.5, 901)
+    others = np.array([-1.0, 0.0, 0.5, 1.5])
+    x = np.concatenate([t[:, None], np.broadcast_to(others, (t.size, others.size))], axis=1)
+    values = np.asarray(hard(x), dtype=float)
+    steps = np.abs(np.diff(values))
+    jumps = steps > 20 * max(float(np.median(steps)), float(np.diff(t).max()))
+    shown = values.copy()
+    shown[1:][jumps] = np.nan
+    top.plot(t, shown, color="black", lw=2.2, label="hard")
+    for label, function in smooth:
+        y = np.asarray(function(x), dtype=float)
+        top.plot(t, y, label=label)
+        bottom.plot(t, np.gradient(y, t), label=label)
+    top.set_title(title)
+    top.set_ylabel(ylabel)
+    top.legend(fontsize=7)
+    return _label_lower_panel(figure, bottom, "d / dt", fontsize=7)
+
+
+def _sorting_rank() -> Any:
+    from ._sorting import rank
+
+    return _sorting_figure(
+        "rank of t among (-1, 0, 0.5, 1.5)",
+        lambda x: 1.0 + (x[:, 1:] < x[:, :1]).sum(axis=1),
+        [("pairwise, logistic, w = 0.1", lambda x: rank(x, width=0.1)[:, 0]),
+         ("pairwise, gaussian, w = 0.1", lambda x: rank(x, width=0.1, kernel="gaussian")[:, 0]),
+         ("l2, w = 0.3", lambda x: rank(x, width=0.3, method="l2")[:, 0]),
+         ("kl, w = 0.3", lambda x: rank(x, width=0.3, method="kl")[:, 0])],
+        "rank",
+    )  # fmt: skip
+
+
+def _sorting_sort() -> Any:
+    from ._sorting import sort
+
+    return _sorting_figure(
+        "the 3rd smallest of (t, -1, 0, 0.5, 1.5)",
+        lambda x: np.sort(x, axis=1)[:, 2],
+        [("l2, w = 2 (pools gaps over 1/w)", lambda x: sort(x, width=2.0)[:, 2]),
+         ("kl, w = 2", lambda x: sort(x, width=2.0, method="kl")[:, 2]),
+         ("network, logistic, w = 0.1", lambda x: sort(x, width=0.1, method="network")[:, 2])],
+        "sorted value",
+    )  # fmt: skip
+
+
+def _sorting_argsort() -> Any:
+    from ._sorting import argsort
+
+    return _sorting_figure(
+        "argsort: weight of t at sorted position 3",
+        lambda x: (np.argsort(x, axis=1, kind="stable")[:, 2] == 0).astype(float),
+        [(f"network, logistic, w = {w}", lambda x, w=w: argsort(x, width=w)[:, 2, 0])
+         for w in (0.05, 0.2)],
+        "P[3, t]",
+    )  # fmt: skip
+
+
+def _sorting_topk() -> Any:
+    from ._sorting import topk
+
+    return _sorting_figure(
+        "top-2 mask of t among (-1, 0, 0.5, 1.5)",
+        lambda x: ((x[:, 1:] > x[:, :1]).sum(axis=1) < 2).astype(float),
+        [(f"l2, w = {w}", lambda x, w=w: topk(x, 2, width=w).mask[:, 0]) for w in (0.1, 0.5)],
+        "mask",
+    )  # fmt: skip
+
+
+def _sorting_median() -> Any:
+    from ._sorting import median, quantile
+
+    return _sorting_figure(
+        "median and 0.8-quantile of (t, -1, 0, 0.5, 1.5)",
+        lambda x: np.median(x, axis=1),
+        [("median, l2, w = 2", lambda x: median(x, width=2.0)),
+         ("median, network, w = 0.1", lambda x: median(x, width=0.1, method="network")),
+         ("0.8-quantile, l2, w = 2", lambda x: quantile(x, 0.8, width=2.0))],
+        "value",
+    )  # fmt: skip
+
+
+SORTING_FIGURES = {
+    "sorting-rank": (_sorting_rank, "Soft rank: pairwise kernels and the projections"),
+    "sorting-sort": (_sorting_sort, "Soft sort: l2, kl and a sorting network"),
+    "sorting-argsort": (_sorting_argsort, "Soft permutation matrix: one entry"),
+    "sorting-topk": (_sorting_topk, "Soft top-k mask"),
+    "sorting-median": (_sorting_median, "Soft median and quantile"),
+}
+"""The sorting family as one entry moves: name -> (builder, caption)."""
+
+
 def gallery(
     directory: Any,
     *,
@@ -466,6 +563,7 @@ def gallery(
     ]
     jobs += [(name, caption, build) for name, (build, caption) in SEED_FIGURES.items()]
     jobs += [(name, caption, build) for name, (build, caption) in ISSUE15_FIGURES.items()]
+    jobs += [(name, caption, build) for name, (build, caption) in SORTING_FIGURES.items()]
     written = []
     for i, (name, caption, build) in enumerate(jobs, start=1):
         if progress is not None:

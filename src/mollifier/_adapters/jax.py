@@ -20,7 +20,7 @@ from typing import Any
 import jax
 
 from .._backend import Array, Backend
-from .._engine.formula import Combination, Formula, Reduction
+from .._engine.formula import Combination, Formula, Reduction, Transform
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0, 1))
@@ -180,3 +180,24 @@ def _straight_through_jvp(
 ) -> tuple[Array, Array]:
     hard, _ = primals
     return hard, tangents[1]
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _transform(formula: Transform, be: Backend, x: Array) -> Array:
+    return formula.value(be, x)
+
+
+@_transform.defjvp
+def _transform_jvp(
+    formula: Transform, be: Backend, primals: tuple[Array], tangents: tuple[Array]
+) -> tuple[Array, Array]:
+    (x,), (t,) = primals, tangents
+    out, residuals = formula.forward(be, x)
+    residuals = tuple(jax.lax.stop_gradient(r) for r in residuals)
+    return out, formula.jvp(be, residuals, t)
+
+
+def transform(be: Backend, formula: Transform, x: Array) -> Array:
+    """A map of rows (a soft rank or sort), differentiated through its own linear
+    Jacobian rule, which JAX transposes for reverse mode."""
+    return _transform(formula, be, x)

@@ -26,12 +26,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._backend import Backend, torch_ndtr
+from .._backend import Backend, backend_of, torch_ndtr
 from .._engine import lse
-from .._engine.formula import Combination, Formula, Reduction
+from .._engine.formula import Combination, Formula, Reduction, Transform
 from .._engine.piecewise import ABS, RELU, SIGN, STEP
 from .._kernels import Gaussian, Logistic
 
@@ -701,4 +702,47 @@ def recomputed(fn: Callable[..., Tensor], *inputs: Any) -> Tensor:
 def straight_through(hard: Tensor, smooth: Tensor) -> Tensor:
     """``hard`` forward (computed without a graph), the gradient of ``smooth`` backward."""
     out: Tensor = StraightThrough.apply(hard.detach(), smooth)
+    return out
+
+
+class SmoothTransform(torch.autograd.Function):
+    """A map of rows (a soft rank or sort): forward runs the algorithm (a sort, pool
+    adjacent violators) without a graph and saves its residuals (the permutation and
+    the blocks: integers, plus one float tensor); backward is the formula's
+    vector-Jacobian rule."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, formula: Transform, be: Backend) -> Tensor:
+        if formula.stepwise and isinstance(formula.data.width, float) and _on_host(x):
+            # a loop of small steps: NumPy's per-operation cost is a fraction of eager
+            # torch's (batch 256 x 4096 entries: 0.47 s against 0.79 s of CPU time)
+            host, values = formula.forward(backend_of(x.numpy()), x.numpy())
+            out = torch.from_numpy(host)
+            residuals = tuple(torch.from_numpy(np.ascontiguousarray(r)) for r in values)
+        else:
+            out, residuals = formula.forward(be, x)
+        ctx.formula, ctx.be = formula, be
+        ctx.save_for_backward(*residuals)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        residuals = ctx.saved_tensors
+        return ctx.formula.vjp(ctx.be, residuals, grad), None, None
+
+
+def _on_host(x: Tensor) -> bool:
+    """Whether ``x``'s values can go through NumPy: a plain CPU tensor, outside
+    ``torch.compile`` and functorch transforms."""
+    return (
+        x.device.type == "cpu"
+        and type(x) is torch.Tensor
+        and not torch.compiler.is_compiling()
+        and not _is_functorch_wrapped(x)
+    )
+
+
+def transform(be: Backend, formula: Transform, x: Tensor) -> Tensor:
+    """The adapter's entry point for maps of rows."""
+    out: Tensor = SmoothTransform.apply(x, formula, be)
     return out

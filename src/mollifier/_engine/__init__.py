@@ -12,5 +12,8 @@ that the framework adapters in :mod:`mollifier._adapters` are handed.
 * ``lse``: shifted logsumexp, softmax and p-norms over axes;
 * ``select``: ``maximum``/``minimum`` and ``where`` of several inputs, overflow-free;
 * ``sparse``: sparsemax and entmax-1.5 (exact, sort-based) and their regularized max;
-* ``numerical``: the quadrature / Monte Carlo engine for any callable.
+* ``numerical``: the quadrature / Monte Carlo engine for any callable;
+* ``isotonic``: pool-adjacent-violators batched over rows, and its block averages;
+* ``sorting``: soft ranks, sorts and top-k masks (``Transform`` objects: a map of rows
+  with its own Jacobian rules), sorting networks.
 """

@@ -148,3 +148,39 @@ class Combination:
         inner: Any = None,
     ) -> tuple[Array | None, ...]:
         return tuple(self.partials_rule(be, inputs, inner or self.inner, self.data, wanted))
+
+
+@dataclass(frozen=True, eq=False)
+class Transform:
+    """A map of rows, ``(rows, n) -> (rows, n)``, with a linear derivative of its own:
+    the sorting family (soft ranks and sorts by permutahedron projection, pairwise soft
+    ranks), whose forward is an algorithm (a sort, pool-adjacent-violators) that the
+    frameworks should not differentiate step by step.
+
+    ``forward_rule(be, x, data) -> (out, residuals)``, a tuple of arrays that the
+    derivatives need; ``jvp_rule(be, residuals, t, data)`` and ``vjp_rule(be, residuals,
+    g, data)``, the Jacobian applied to a tangent and its transpose to a cotangent, both
+    linear in ``t`` and ``g`` and written with array-API operations (so JAX transposes
+    the first, and torch differentiates the second once more where it can).
+    """
+
+    forward_rule: Rule
+    jvp_rule: Rule
+    vjp_rule: Rule
+    data: Any = None
+    stepwise: bool = False
+    """Whether the forward is a loop of many small steps (pool-adjacent-violators), which
+    an eager framework on the CPU runs faster through NumPy."""
+
+    def forward(self, be: Backend, x: Array) -> tuple[Array, tuple[Array, ...]]:
+        out, residuals = self.forward_rule(be, x, self.data)
+        return out, tuple(residuals)
+
+    def value(self, be: Backend, x: Array) -> Array:
+        return self.forward(be, x)[0]
+
+    def jvp(self, be: Backend, residuals: tuple[Array, ...], t: Array) -> Array:
+        return self.jvp_rule(be, residuals, t, self.data)
+
+    def vjp(self, be: Backend, residuals: tuple[Array, ...], g: Array) -> Array:
+        return self.vjp_rule(be, residuals, g, self.data)

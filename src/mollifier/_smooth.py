@@ -15,7 +15,10 @@ from ._params import count, flag, one_of, positive_real
 
 KernelLike = str | Kernel
 
-DEFAULT_NODES = 256
+DEFAULT_NODES = 16 * NODES_PER_PANEL
+DEFAULT_MAX_NODES = 4096 * NODES_PER_PANEL
+DEFAULT_TOL = 1e-9
+DEFAULT_TRACED_PANELS = 64
 DEFAULT_BISECTIONS = 30
 DEFAULT_SAMPLES = 4096
 GRADIENTS = ("score", "autodiff")
@@ -31,6 +34,7 @@ def smooth(
     straight_through: bool = False,
     method: str = "auto",
     nodes: int | None = None,
+    max_nodes: int | None = None,
     bisections: int | None = None,
     samples: int | None = None,
     seed: Any = None,
@@ -144,42 +148,51 @@ def smooth(
     k = get_kernel(kernel)
     if method == "auto":
         method = "exact" if isinstance(f, Piecewise) else "quadrature"
-    numerical = {"nodes": nodes, "bisections": bisections, "samples": samples, "seed": seed}
+    numerical = {
+        "nodes": nodes, "max_nodes": max_nodes, "bisections": bisections, "samples": samples,
+        "seed": seed,
+    }  # fmt: skip
     if method == "exact":
         unused = [name for name, value in numerical.items() if value is not None]
         if not isinstance(f, Piecewise):
             raise ValueError(f"method='exact' needs a mollifier.Piecewise f; got {_name(f)}")
         if unused or not antithetic or gradient != "score":
             raise ValueError(
-                "nodes, bisections, samples, seed, antithetic and gradient apply to "
+                "nodes, max_nodes, bisections, samples, seed, antithetic and gradient apply to "
                 f"method='quadrature' or 'monte_carlo', not 'exact'; got {unused or 'some'}"
             )
         return _exact(f, width, tol, k, straight_through)
     if not callable(f):
         raise TypeError(f"f must be a mollifier.Piecewise or a callable; got {_name(f)}")
-    if tol is not None:
-        raise ValueError(
-            "tol needs the error bound of a known f (a mollifier.Piecewise); for a "
-            "callable give width"
-        )
     if width is None:
         raise ValueError("width is required for a callable f")
     w = positive_real(width, "width")
     quadrature = method == "quadrature"
-    for name in ("nodes", "bisections") if not quadrature else ("samples", "seed"):
+    for name in ("nodes", "max_nodes", "bisections") if not quadrature else ("samples", "seed"):
         if numerical[name] is not None:
             raise ValueError(f"{name} applies to the other method, not method={method!r}")
+    if not quadrature and tol is not None:
+        raise ValueError("tol applies to method='quadrature'; Monte Carlo has samples")
+    accuracy = DEFAULT_TOL if tol is None else positive_real(tol, "tol")
     if quadrature:
         panels = -(-count(nodes, DEFAULT_NODES, "nodes", 1) // NODES_PER_PANEL)
+        budget = count(max_nodes, max(DEFAULT_MAX_NODES, panels * NODES_PER_PANEL),
+                       "max_nodes", 1)  # fmt: skip
+        max_panels = -(-budget // NODES_PER_PANEL)
+        if max_panels < panels:
+            raise ValueError(f"max_nodes must be >= nodes; got {budget} < {nodes}")
         halvings = count(bisections, DEFAULT_BISECTIONS, "bisections", 0)
         draws = 0
     else:
-        panels = halvings = 0
+        panels = halvings = max_panels = 0
         draws = count(samples, DEFAULT_SAMPLES, "samples", 2 if antithetic else 1)
         if antithetic and draws % 2:
             raise ValueError(f"samples must be even when antithetic=True; got {draws}")
         seed_kind(seed)
-    engine = Engine(f, k, w, method, panels, halvings, draws, bool(antithetic), seed)
+    engine = Engine(
+        f, k, w, method, panels, halvings, draws, bool(antithetic), seed, accuracy, max_panels,
+        DEFAULT_TRACED_PANELS if max_nodes is None else None,
+    )  # fmt: skip
     return SmoothedFunction(engine, gradient=gradient, straight_through=straight_through)
 
 
@@ -216,7 +229,8 @@ class SmoothedFunction:
     def __repr__(self) -> str:
         e = self.engine
         knobs = (
-            f"nodes={e.panels * NODES_PER_PANEL}, bisections={e.bisections}"
+            f"nodes={e.panels * NODES_PER_PANEL}, max_nodes={e.max_panels * NODES_PER_PANEL}, "
+            f"bisections={e.bisections}, tol={e.tol:g}"
             if e.method == "quadrature"
             else f"samples={e.samples}, antithetic={e.antithetic}"
         )
@@ -225,8 +239,23 @@ class SmoothedFunction:
             f"method={e.method!r}, {knobs}, gradient={self.gradient!r})"
         )
 
-    def __call__(self, x: Array, /, *, return_stderr: bool = False) -> Any:
+    def __call__(
+        self, x: Array, /, *, return_stderr: bool = False, return_error: bool = False
+    ) -> Any:
         be, x_c, dtype = as_float_array(x, "x")
+        if flag(return_error, "return_error"):
+            if self.engine.method != "quadrature":
+                raise ValueError(
+                    "return_error applies to method='quadrature'; Monte Carlo has return_stderr"
+                )
+            with be.quiet():
+                values, errors = self.engine.derivatives_and_errors(be, be.stop_gradient(x_c), (0,))
+            assert errors is not None
+            error = _dispatch.finish(be, errors[0], dtype)
+            if be.name == "numpy" and not self.straight_through:
+                return _dispatch.finish(be, values[0], dtype), error
+            # torch and JAX: the value again, through its score-function derivative
+            return self(x), error
         if flag(return_stderr, "return_stderr"):
             if self.engine.method != "monte_carlo":
                 raise ValueError("return_stderr applies to method='monte_carlo'")

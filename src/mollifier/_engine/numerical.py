@@ -81,6 +81,9 @@ class AccuracyWarning(UserWarning):
 
 
 METHODS = ("quadrature", "monte_carlo")
+SAMPLERS = ("random", "sobol")
+QMC_REPLICATES = 16
+"""Independent scrambles whose spread gives the randomized QMC standard error."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,6 +108,13 @@ class Engine:
         Quadrature: the error sought, relative to the scale of ``f`` near ``x``.
     max_panels : int
         Quadrature: the budget; the panel count doubles from ``panels`` up to it.
+    traced_panels : int or None
+        The one panel count used while traced by JAX (``jax.jit``, ``vmap``, ``grad``)
+        when the budget was not given: there every level would be compiled (seconds
+        each) and, under ``vmap``, computed for every element. ``None``: adapt.
+    sampler : {"random", "sobol"}
+        Monte Carlo: independent draws, or randomized quasi-Monte Carlo (16 scrambled
+        Sobol sequences through the kernel's quantile).
     """
 
     f: Callable[[Array], Array]
@@ -118,6 +128,8 @@ class Engine:
     seed: Any
     tol: float = 1e-9
     max_panels: int = 4096
+    traced_panels: int | None = None
+    sampler: str = "random"
 
     @property
     def max_order(self) -> int:
@@ -135,11 +147,6 @@ class Engine:
                 f"kernel is not available with {kind} (highest: {self.max_order}); use "
                 "gradient='autodiff' for smooth f, or another kernel"
             )
-
-    traced_panels: int | None = None
-    """The one panel count used while traced by JAX (``jax.jit``, ``vmap``, ``grad``)
-    when the budget was not given: there every level would be compiled (seconds each)
-    and, under ``vmap``, computed for every element. ``None``: adapt up to the budget."""
 
     def levels(self, traced: bool = False) -> tuple[int, ...]:
         """The panel counts tried in turn: ``panels`` doubled while within the budget."""
@@ -440,14 +447,27 @@ class Engine:
     ) -> tuple[list[Array], Array | None]:
         xp = be.xp
         draws = self.samples // 2 if self.antithetic else self.samples
-        u = self.kernel._quantile(be, uniform_samples(be, self.seed, draws, x))
-        group = _group_size(x, draws)
+        qmc = self.sampler == "sobol"
+        if qmc:  # R independent scrambles of 2^k Sobol points each: the replicate means
+            # are independent, so their spread is an honest standard error
+            per = 1 << max(0, (draws // QMC_REPLICATES).bit_length() - 1)
+            draws = QMC_REPLICATES * per
+            p = be.const(sobol_samples(self.seed, QMC_REPLICATES, per), x)
+            group = min(per, 1 << (_group_size(x, draws).bit_length() - 1))
+        else:
+            per = draws
+            p = uniform_samples(be, self.seed, draws, x)
+            group = _group_size(x, draws)
+        u = self.kernel._quantile(be, p)
+        count = float(2 * draws if self.antithetic else draws)
         sums: list[Array] = [xp.zeros_like(x) for _ in orders]
         # per-element sums of (p - p_0) and (p - p_0)^2 over the independent draws p
-        # (pair means when antithetic), shifted by the first draw to avoid cancellation
+        # (pair means when antithetic), shifted by the first draw to avoid cancellation;
+        # with QMC the sums of each replicate instead
         shift: Array = None
         shifted_sum: Array = None
         shifted_squares: Array = None
+        replicates: list[Any] = [0.0] * QMC_REPLICATES
         for start in range(0, draws, group):
             u_chunk = xp.reshape(u[start : start + group], (-1,) + (1,) * x.ndim)
             values = self._f(be, x, u_chunk)
@@ -457,9 +477,12 @@ class Engine:
                 term = values * score
                 if mirrored is not None:  # the kernel is even: k^(n)(-u) = (-1)^n k^(n)(u)
                     term = term + (-1.0) ** order * mirrored * score
-                sums[i] = sums[i] + xp.sum(term, axis=0) / float(self.samples)
+                sums[i] = sums[i] + xp.sum(term, axis=0) / count
             if want_stderr:
                 draw = values if mirrored is None else 0.5 * (values + mirrored)
+                if qmc:
+                    replicates[start // per] = replicates[start // per] + xp.sum(draw, axis=0)
+                    continue
                 if shift is None:
                     shift = be.stop_gradient(draw[0])
                     shifted_sum = shifted_squares = xp.zeros_like(x)
@@ -467,11 +490,30 @@ class Engine:
                 shifted_sum = shifted_sum + xp.sum(centred, axis=0)
                 shifted_squares = shifted_squares + xp.sum(centred * centred, axis=0)
         stderr = None
-        if want_stderr:
+        if want_stderr and qmc:
+            means = [r / float(per) for r in replicates]
+            centre = sum(means) / float(QMC_REPLICATES)
+            spread = sum((m - centre) * (m - centre) for m in means)
+            stderr = xp.sqrt(spread / float(QMC_REPLICATES * (QMC_REPLICATES - 1)))
+        elif want_stderr:
             mean = shifted_sum / float(draws)
             variance = (shifted_squares - float(draws) * mean * mean) / float(max(draws - 1, 1))
             stderr = xp.sqrt(xp.maximum(variance, be.const(0.0, x)) / float(draws))
         return sums, stderr
+
+
+def sobol_samples(seed: Any, replicates: int, count: int) -> np.ndarray:
+    """``replicates`` independently scrambled Sobol sequences of ``count`` (a power of
+    two) points each, in (0, 1), one after the other (``scipy.stats.qmc``)."""
+    from scipy.stats import qmc
+
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    points = [
+        qmc.Sobol(d=1, scramble=True, seed=rng).random_base2(count.bit_length() - 1)[:, 0]
+        for _ in range(replicates)
+    ]
+    margin = float(np.finfo(np.float64).eps)
+    return np.concatenate(points) * (1.0 - 2.0 * margin) + margin
 
 
 def _group_size(x: Array, count: int) -> int:

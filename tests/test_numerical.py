@@ -364,7 +364,10 @@ def test_accuracy_table_tool_runs(capsys):
     spec = importlib.util.spec_from_file_location("numerical_accuracy", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(["--width", "0.3", "--nodes", "256", "--kernels", "gaussian"])
+    module.main(["--widths", "0.3", "--kernels", "gaussian", "--functions", "floor"])
     row = capsys.readouterr().out.strip().splitlines()[-1]
-    errors = [float(v) for cell in row.split("|")[4:-1] for v in cell.split("/")]
-    assert row.startswith("| gaussian | 0.3 | 256 |") and max(errors) < 1e-8
+    cells = [cell.strip() for cell in row.split("|")[1:-1]]
+    assert cells[:3] == ["floor", "gaussian", "0.3"]
+    value_error, gradient_error, estimate = (float(c) for c in cells[3:6])
+    assert max(value_error, gradient_error) < 1e-8 and value_error <= estimate
+    assert cells[6] == "480"

@@ -100,6 +100,21 @@ class Backend:
             return jax.lax.cond(needed, compute, lambda: keep)
         return compute() if bool(needed) else keep
 
+    def warn_at_run_time(self, failed: Array, warning: Warning) -> None:
+        """Raise ``warning`` when the traced boolean array ``failed`` has a true entry,
+        once its values exist: ``jax.debug.callback`` under ``jax.jit``."""
+        if self.name != "jax":
+            return
+        import warnings
+
+        import jax
+
+        def report(values: Any) -> None:
+            if np.any(np.asarray(values)):
+                warnings.warn(warning, stacklevel=2)
+
+        jax.debug.callback(report, failed)
+
     def uniform(self, key: Any, count: int, like: Array) -> Array:
         """``count`` uniform draws in [0, 1) from the framework's own generator (a
         ``torch.Generator`` or a JAX key), in ``like``'s dtype and device."""

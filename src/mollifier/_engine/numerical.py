@@ -316,6 +316,16 @@ class Engine:
                 missing = xp.max(xp.where(state[2], one - 1.0, one)) > 0.0
                 state = be.skip_unless(missing, functools.partial(level, state), state)
         sums, errors, met, _ = state
+        if traced:
+            be.warn_at_run_time(
+                ~met,
+                AccuracyWarning(
+                    f"smooth(f) with the {self.kernel.name} kernel at width {self.width:g} "
+                    f"did not reach tol={self.tol:g} at some points within "
+                    f"{levels[-1] * NODES_PER_PANEL} nodes (traced: one level unless "
+                    "max_nodes is given): raise max_nodes, or see return_error=True"
+                ),
+            )
         if not traced and float(xp.min(xp.where(met, one, one - 1.0))) == 0.0:
             worst = float(xp.max(xp.where(met, one - 1.0, errors[0])))
             warnings.warn(

@@ -8,7 +8,7 @@ import pytest
 import mollifier as mol
 
 PUBLIC = {
-    "Kernel", "Piecewise", "abs", "ceil", "clip", "delta", "equal", "error_bound", "floor",
+    "AccuracyWarning", "Kernel", "Piecewise", "abs", "ceil", "clip", "delta", "equal", "error_bound", "floor",
     "frac", "gelu", "get_kernel", "greater", "heaviside", "hinge", "kernels", "leaky_relu",
     "less", "quantize", "relu", "round", "sign", "smooth", "step", "swish", "trunc", "where",
     "width_for", "argmax", "argmin", "logsumexp", "max", "maximum", "min", "minimum", "norm",

@@ -46,7 +46,7 @@ def jax_derivative(g, x: np.ndarray, order: int = 1) -> np.ndarray:
     h = g
     for _ in range(order):
         h = jax.grad(h)
-    return np.asarray(jax.vmap(h)(jnp.asarray(x)))
+    return np.asarray(jax.jit(jax.vmap(h))(jnp.asarray(x)))
 
 
 @pytest.mark.parametrize("kernel", ["gaussian", "logistic", "laplace", "epanechnikov", "biweight"])
@@ -213,7 +213,8 @@ def test_every_backend_and_shape_under_jit(backend):
         to_numpy(out), mol.frac(values, kernel="gaussian", width=0.25), rtol=0, atol=1e-8
     )
     if backend == "jax":
-        np.testing.assert_allclose(jax.jit(g)(x), out, rtol=1e-12, atol=1e-12)
+        # traced, one level of 64 panels; eager, the first level that meets tol
+        np.testing.assert_allclose(jax.jit(g)(x), out, rtol=0, atol=1e-9)
         grads = jax.jit(jax.grad(lambda v: g(v).sum()))(x)
         exact = jax.grad(lambda v: mol.frac(v, kernel="gaussian", width=0.25).sum())(x)
         np.testing.assert_allclose(grads, exact, rtol=0, atol=1e-7)
@@ -231,7 +232,9 @@ def test_scalar_and_dtype(backend):
 
 
 def test_torch_compile_fullgraph():
-    g = mol.smooth(torch.floor, kernel="gaussian", width=0.3, nodes=16, bisections=3)
+    # one level (torch.compile runs every level: no test on the values in the graph)
+    g = mol.smooth(torch.floor, kernel="gaussian", width=0.3, nodes=240, max_nodes=240,
+                   bisections=4, tol=1.0)  # fmt: skip
     compiled = torch.compile(g, fullgraph=True)
     x = torch.linspace(-1, 1, 7, dtype=torch.float64, requires_grad=True)
     eager_value, compiled_value = g(x), compiled(x)
@@ -306,7 +309,9 @@ def test_derivatives_beyond_the_kernel_raise():
         ({"width": math.inf}, ValueError, "width"),
         ({"width": -1.0}, ValueError, "width"),
         ({}, ValueError, "width is required"),
-        ({"width": 1.0, "tol": 0.1}, ValueError, "tol"),
+        ({"width": 1.0, "tol": -0.1}, ValueError, "tol"),
+        ({"width": 1.0, "method": "monte_carlo", "tol": 0.1}, ValueError, "tol"),
+        ({"width": 1.0, "nodes": 960, "max_nodes": 480}, ValueError, "max_nodes"),
         ({"width": 1.0, "nodes": 0}, ValueError, "nodes"),
         ({"width": 1.0, "nodes": 2.5}, TypeError, "nodes"),
         ({"width": 1.0, "bisections": -1}, ValueError, "bisections"),
@@ -347,7 +352,7 @@ def test_bad_callables():
 
 def test_repr_names_the_configuration():
     text = repr(mol.smooth(np.floor, kernel="laplace", width=0.5, nodes=100))
-    assert "floor" in text and "laplace" in text and "nodes=104" in text
+    assert "floor" in text and "laplace" in text and "nodes=120" in text
 
 
 def test_accuracy_table_tool_runs(capsys):
@@ -359,7 +364,10 @@ def test_accuracy_table_tool_runs(capsys):
     spec = importlib.util.spec_from_file_location("numerical_accuracy", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(["--width", "0.3", "--nodes", "256", "--kernels", "gaussian"])
+    module.main(["--widths", "0.3", "--kernels", "gaussian", "--functions", "floor"])
     row = capsys.readouterr().out.strip().splitlines()[-1]
-    errors = [float(v) for cell in row.split("|")[4:-1] for v in cell.split("/")]
-    assert row.startswith("| gaussian | 0.3 | 256 |") and max(errors) < 1e-8
+    cells = [cell.strip() for cell in row.split("|")[1:-1]]
+    assert cells[:3] == ["floor", "gaussian", "0.3"]
+    value_error, gradient_error, estimate = (float(c) for c in cells[3:6])
+    assert max(value_error, gradient_error) < 1e-8 and value_error <= estimate
+    assert cells[6] == "480"

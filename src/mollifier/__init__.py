@@ -23,6 +23,7 @@ from ._elementwise import (
     swish,
     where,
 )
+from ._engine.numerical import AccuracyWarning
 from ._engine.piecewise import Piecewise
 from ._kernels import Kernel, get_kernel, kernels
 from ._logic import all, any, isclose, logical_and, logical_not, logical_or, logical_xor
@@ -46,6 +47,7 @@ from ._staircase import ceil, floor, frac, quantize, round, trunc
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccuracyWarning",
     "Kernel",
     "Piecewise",
     "abs",

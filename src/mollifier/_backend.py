@@ -131,6 +131,44 @@ class Backend:
             state = body(i, state)
         return state
 
+    def traced(self, x: Array) -> bool:
+        """Whether ``x``'s values are unknown while this runs (``jax.jit`` tracers,
+        ``torch.compile``): code may then not branch on them in Python."""
+        if self.name == "jax":
+            import jax
+
+            return isinstance(x, jax.core.Tracer)
+        if self.name == "torch":
+            import torch
+
+            return bool(torch.compiler.is_compiling())
+        return False
+
+    def skip_unless(self, needed: Array, compute: Callable[[], Any], keep: Any) -> Any:
+        """``compute()`` if the boolean scalar ``needed`` holds, else ``keep`` (a pytree
+        of arrays shaped like ``compute()``'s result); under JAX a ``lax.cond``, which
+        skips the work at run time under ``jax.jit``. Elsewhere ``needed`` is known."""
+        if self.name == "jax":
+            import jax
+
+            return jax.lax.cond(needed, compute, lambda: keep)
+        return compute() if bool(needed) else keep
+
+    def warn_at_run_time(self, failed: Array, warning: Warning) -> None:
+        """Raise ``warning`` when the traced boolean array ``failed`` has a true entry,
+        once its values exist: ``jax.debug.callback`` under ``jax.jit``."""
+        if self.name != "jax":
+            return
+        import warnings
+
+        import jax
+
+        def report(values: Any) -> None:
+            if np.any(np.asarray(values)):
+                warnings.warn(warning, stacklevel=2)
+
+        jax.debug.callback(report, failed)
+
     def uniform(self, key: Any, count: int, like: Array) -> Array:
         """``count`` uniform draws in [0, 1) from the framework's own generator (a
         ``torch.Generator`` or a JAX key), in ``like``'s dtype and device."""

@@ -229,6 +229,11 @@ class Kernel:
         """``k^(order)(u) / k(u)`` on the support (the Stein / score-function weight)."""
         return self._density_derivative(be, u, order) / self._pdf(be, u)
 
+    tail_power: float = math.inf
+    """``p`` where the density falls like ``|u|^-p`` (``inf``: faster than any power):
+    ``E[f(x - wU)]`` needs ``f`` to grow slower than ``|u|^(p - 1)``, as a principal
+    value (``u`` paired with ``-u``) where the kernel has no mean."""
+
     panel_scale: float = math.inf
     """Panels are equal in ``asinh(u / panel_scale)``: about ``panel_scale`` times
     finer at the centre than in the far tails (``inf``: equal in ``u``)."""
@@ -806,6 +811,7 @@ class Cauchy(Kernel):
     # The heavy tails are integrated in the angle: u = tan(theta), k(u) du = d theta / pi
     # (the mass left beyond the last panel is 6e-13).
     quadrature_in_angle = True
+    tail_power = 2.0
 
     def _panel_weight(self, be: Backend, t: Array, order: int) -> Array:
         # k^(n)(tan t) sec^2 t: 1/pi, -sin(2t)/pi, (6 sin^2 cos^2 - 2 cos^4)/pi
@@ -1262,6 +1268,7 @@ class Sqrt(Kernel):
     # The heavy tails are integrated in the angle: u = tan(t), k(u) du = cos(t) dt / 2
     # (the mass left beyond the last panel is 1e-24).
     quadrature_in_angle = True
+    tail_power = 3.0
 
     def _panel_weight(self, be: Backend, t: Array, order: int) -> Array:
         # k^(n)(tan t) sec^2 t: cos/2, -3 sin cos^2 / 2, -3 cos^3 (cos^2 - 4 sin^2) / 2

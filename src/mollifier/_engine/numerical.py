@@ -18,8 +18,10 @@ whose pathwise derivative is zero almost everywhere.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,18 +31,59 @@ import numpy as np
 from .._backend import Array, Backend, backend_of
 from .._kernels import Kernel
 
-GAUSS_POINTS = 4
-"""Gauss-Legendre points on each side of a panel's split: 8 nodes per panel."""
-NODES_PER_PANEL = 2 * GAUSS_POINTS
-_LEGENDRE_NODES, _LEGENDRE_WEIGHTS = np.polynomial.legendre.leggauss(GAUSS_POINTS)
-# node positions as fractions of a sub-panel, and weights for a sub-panel of length 1
-_FRACTIONS = tuple(float(v) for v in 0.5 * (1.0 + _LEGENDRE_NODES))
-_WEIGHTS = tuple(float(v) for v in 0.5 * _LEGENDRE_WEIGHTS)
+# Gauss-Kronrod (7, 15) on each side of a panel's split (QUADPACK's qk15 constants):
+# the 15-point Kronrod sum is the value, its distance to the 7-point Gauss sum on the
+# same nodes the error estimate
+_KRONROD_NODES = (
+    0.991455371120812639206854697526329, 0.949107912342758524526189684047851,
+    0.864864423359769072789712788640926, 0.741531185599394439863864773280788,
+    0.586087235467691130294144838258730, 0.405845151377397166906606412076961,
+    0.207784955007898467600689403773245, 0.0,
+)  # fmt: skip
+_KRONROD_WEIGHTS = (
+    0.022935322010529224963732008058970, 0.063092092629978553290700663189204,
+    0.104790010322250183839876322541518, 0.140653259715525918745189590510238,
+    0.169004726639267902826583426598550, 0.190350578064785409913256402421014,
+    0.204432940075298892414161999234649, 0.209482141084727828012999174891714,
+)  # fmt: skip
+_GAUSS_WEIGHTS = (
+    0.0, 0.129484966168869693270611432679082, 0.0, 0.279705391489276667901467771423780,
+    0.0, 0.381830050505118944950369775488975, 0.0, 0.417959183673469387755102040816327,
+)  # fmt: skip
+
+
+def _gauss_kronrod_rule() -> tuple[tuple[float, float, float], ...]:
+    """``(position, Kronrod weight, Gauss weight)`` on ``[0, 1]`` (weights for length 1)."""
+    rule = []
+    for node, kronrod, gauss in zip(_KRONROD_NODES, _KRONROD_WEIGHTS, _GAUSS_WEIGHTS, strict=True):
+        for sign in (-1.0, 1.0) if node else (1.0,):
+            rule.append((0.5 * (1.0 + sign * node), 0.5 * kronrod, 0.5 * gauss))
+    return tuple(rule)
+
+
+RULE = _gauss_kronrod_rule()
+NODES_PER_PANEL = 2 * len(RULE)
+"""Quadrature nodes per panel: a 15-point Gauss-Kronrod rule on each side of its split."""
 # f is evaluated on arrays of at most this many elements at a time (panels or samples
 # are processed in groups), which bounds the engine's memory to a few such arrays
 _CHUNK_ELEMENTS = 1 << 22
+# the accuracy asked of a float32 (float16 ...) g cannot be below its rounding
+_ROUNDING_TOL = 64.0
+
+
+class AccuracyWarning(UserWarning):
+    """``mollifier.smooth`` could not reach the requested ``tol`` within its budget.
+
+    The value returned is the best estimate found; ``g(x, return_error=True)`` gives its
+    error estimate. Raise ``max_nodes`` (or the width), or turn the warning into an
+    error with ``warnings.simplefilter("error", mollifier.AccuracyWarning)``.
+    """
+
 
 METHODS = ("quadrature", "monte_carlo")
+SAMPLERS = ("random", "sobol")
+QMC_REPLICATES = 16
+"""Independent scrambles whose spread gives the randomized QMC standard error."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,11 +98,23 @@ class Engine:
     width : float
     method : {"quadrature", "monte_carlo"}
     panels, bisections : int
-        Quadrature: the panel count and the halvings that locate each panel's jump.
+        Quadrature: the first level's panel count and the halvings that locate each
+        panel's jump.
     samples : int
         Monte Carlo sample count (even when ``antithetic``).
     antithetic : bool
     seed : int, numpy Generator, torch Generator, JAX key or None
+    tol : float
+        Quadrature: the error sought, relative to the scale of ``f`` near ``x``.
+    max_panels : int
+        Quadrature: the budget; the panel count doubles from ``panels`` up to it.
+    traced_panels : int or None
+        The one panel count used while traced by JAX (``jax.jit``, ``vmap``, ``grad``)
+        when the budget was not given: there every level would be compiled (seconds
+        each) and, under ``vmap``, computed for every element. ``None``: adapt.
+    sampler : {"random", "sobol"}
+        Monte Carlo: independent draws, or randomized quasi-Monte Carlo (16 scrambled
+        Sobol sequences through the kernel's quantile).
     """
 
     f: Callable[[Array], Array]
@@ -71,6 +126,10 @@ class Engine:
     samples: int
     antithetic: bool
     seed: Any
+    tol: float = 1e-9
+    max_panels: int = 4096
+    traced_panels: int | None = None
+    sampler: str = "random"
 
     @property
     def max_order(self) -> int:
@@ -89,21 +148,45 @@ class Engine:
                 "gradient='autodiff' for smooth f, or another kernel"
             )
 
+    def levels(self, traced: bool = False) -> tuple[int, ...]:
+        """The panel counts tried in turn: ``panels`` doubled while within the budget."""
+        if traced and self.traced_panels is not None:
+            return (min(self.max_panels, max(self.panels, self.traced_panels)),)
+        counts = [self.panels]
+        while 2 * counts[-1] <= self.max_panels:
+            counts.append(2 * counts[-1])
+        return tuple(counts)
+
     def derivatives(self, be: Backend, x: Array, orders: Sequence[int]) -> list[Array]:
         """``[g^(n)(x) for n in orders]`` from one set of evaluations of ``f``.
 
         ``x`` is a floating array in its compute dtype; the result has its shape and
         dtype. Gradients flow through ``f`` at the nodes (the pathwise derivative),
-        never through the choice of nodes.
+        never through the choice of nodes. Quadrature warns (:class:`AccuracyWarning`)
+        where its error estimate stays above ``tol`` within the budget.
         """
+        return self.derivatives_and_errors(be, x, orders)[0]
+
+    def derivatives_and_errors(
+        self, be: Backend, x: Array, orders: Sequence[int]
+    ) -> tuple[list[Array], list[Array] | None]:
+        """The derivatives and, for quadrature, their error estimates (``None`` for
+        Monte Carlo, whose error is :meth:`value_and_stderr`'s standard error)."""
+        self.check_principal_value(be, x)
         if self.method == "quadrature":
-            sums = self._quadrature(be, x, orders)
+            sums, errors = self._quadrature(be, x, orders)
         else:
             sums, _ = self._monte_carlo(be, x, orders, want_stderr=False)
-        return self._finish(be, x, orders, sums)
+            errors = None
+        scales = [(1.0 / self.width) ** order for order in orders]
+        values = self._finish(be, x, orders, sums)
+        if errors is not None:
+            errors = [be.stop_gradient(e) * s for e, s in zip(errors, scales, strict=True)]
+        return values, errors
 
     def value_and_stderr(self, be: Backend, x: Array) -> tuple[Array, Array]:
         """The Monte Carlo estimate of ``g(x)`` and its standard error."""
+        self.check_principal_value(be, x)
         sums, stderr = self._monte_carlo(be, x, (0,), want_stderr=True)
         return self._finish(be, x, (0,), sums)[0], stderr
 
@@ -112,9 +195,19 @@ class Engine:
         """``f(x - w u)``, checked to be elementwise and cast to ``x``'s dtype."""
         return call_elementwise(be, self.f, x - self.width * u)
 
-    def _f_at_panel_point(self, be: Backend, x: Array, t: Array) -> Array:
-        """``f(x - w u(t))`` at the quadrature variable ``t``."""
-        return self._f(be, x, self.kernel._panel_point(be, t))
+    @property
+    def folded(self) -> bool:
+        """Whether the quadrature pairs ``u`` with ``-u`` (a principal value): for the
+        heavy-tailed kernels, where ``f`` of linear growth has no absolute integral."""
+        return self.kernel.quadrature_in_angle
+
+    def _f_at_panel_point(self, be: Backend, x: Array, t: Array) -> tuple[Array, ...]:
+        """``f(x - w u(t))`` at the quadrature variable ``t``, and ``f(x + w u(t))``
+        too when :attr:`folded`."""
+        u = self.kernel._panel_point(be, t)
+        if not self.folded:
+            return (self._f(be, x, u),)
+        return self._f(be, x, u), self._f(be, x, -u)
 
     def _finish(
         self, be: Backend, x: Array, orders: Sequence[int], sums: list[Array]
@@ -126,44 +219,213 @@ class Engine:
             out.append(total * (1.0 / self.width) ** order if order else total)
         return out
 
-    # -- quadrature --------------------------------------------------------------
-    def _quadrature(self, be: Backend, x: Array, orders: Sequence[int]) -> list[Array]:
+    def check_principal_value(self, be: Backend, x: Array) -> None:
+        """Raise ``ValueError`` where ``E[f(x - wU)]`` diverges even as a principal value.
+
+        Only kernels with power tails ``k(u) ~ |u|^-p`` (:attr:`Kernel.tail_power`) can
+        diverge for an ``f`` of polynomial growth: the principal value pairs ``u`` with
+        ``-u`` and needs the even part ``e(u) = f(x - wu) + f(x + wu)`` to grow slower
+        than ``|u|^(p - 1)``. Its growth is measured between ``|u| ~ 1e3`` and ``1e9``
+        (where ``|u|^(p - 1.5)`` separates bounded from linear growth for Cauchy,
+        linear from quadratic for ``sqrt``). Skipped while traced (``jax.jit``).
+        """
+        power = self.kernel.tail_power
+        if not math.isfinite(power) or be.traced(x):
+            return
         xp = be.xp
-        edges = self.kernel._panel_edges(self.panels)
-        group = _group_size(x, len(edges) - 1)
-        sums: list[Array] = [xp.zeros_like(x) for _ in orders]
+        x = be.stop_gradient(x)
+        finite = xp.isfinite(x)
+        x = xp.where(finite, x, be.const(0.0, x))
+
+        def envelope(exponents: tuple[int, ...]) -> Array:
+            total = xp.zeros_like(x)
+            for e in exponents:
+                u = be.const(10.0**e, x)
+                even = xp.abs(self._f(be, x, u) + self._f(be, x, -u))
+                total = xp.maximum(total, xp.where(xp.isnan(even), total, even))
+            return total
+
+        near, far = envelope((3, 4)), envelope((8, 9))
+        growth = far > (1e5 ** (power - 1.5)) * xp.maximum(near, be.const(1.0, x))
+        if float(xp.max(xp.where(growth & finite, x * 0.0 + 1.0, x * 0.0))) > 0.0:
+            raise ValueError(
+                f"E[f(x - wU)] diverges for the {self.kernel.name} kernel: its density "
+                f"falls like |u|^-{power:g}, and f(x - wu) + f(x + wu) grows like "
+                f"|u|^{power - 1:g} or faster (measured up to |u| = 1e9), so not even the "
+                "principal value exists (e.g. abs, relu with the Cauchy kernel); use a "
+                "kernel with lighter tails"
+            )
+
+    # -- quadrature --------------------------------------------------------------
+    def _quadrature(
+        self, be: Backend, x: Array, orders: Sequence[int]
+    ) -> tuple[list[Array], list[Array]]:
+        """Each element's first level whose error estimate meets ``tol`` (or the last).
+
+        Levels double the panel count. Once every element has met ``tol``, the rest are
+        skipped: by a Python test in eager mode, by ``lax.cond`` under ``jax.jit``
+        (under ``torch.compile`` every level runs). An element that never meets it
+        raises :class:`AccuracyWarning` (not while traced).
+        """
+        xp = be.xp
+        tol = max(self.tol, _ROUNDING_TOL * float(xp.finfo(x.dtype).eps))
+        traced = be.traced(x)
+        one = xp.zeros_like(x) + 1.0
+        # state: (accepted sums, their errors, met, this level's sums); a level's error is
+        # its own |K15 - G7| plus its distance to the level before, which also catches
+        # a narrow feature that every node of one level missed
+        state: Any = None
+        levels = self.levels(traced and be.name == "jax")
+        for panels in levels:
+            last = panels == levels[-1]
+
+            def level(previous: Any, panels: int = panels, last: bool = last) -> tuple[Any, ...]:
+                sums, errors, scales = self._level(be, x, orders, panels)
+                met: Any = None
+                for i, (error, scale) in enumerate(zip(errors, scales, strict=True)):
+                    if previous is None and not last:
+                        ok = xp.isnan(error)  # no level is accepted alone (but the only one)
+                    else:
+                        if previous is not None:
+                            error = error + xp.abs(be.stop_gradient(sums[i] - previous[3][i]))
+                            errors[i] = error
+                        # NaN from f: nothing more to gain
+                        ok = (error <= tol * xp.maximum(scale, one)) | xp.isnan(error)
+                    met = ok if met is None else met & ok
+                if previous is None:
+                    return tuple(sums), tuple(errors), met, tuple(sums)
+                done = previous[2]
+                return (
+                    tuple(xp.where(done, a, b) for a, b in zip(previous[0], sums, strict=True)),
+                    tuple(xp.where(done, a, b) for a, b in zip(previous[1], errors, strict=True)),
+                    done | met,
+                    tuple(sums),
+                )
+
+            if state is None:
+                state = level(None)
+            elif traced and be.name != "jax":  # torch.compile: every level
+                state = level(state)
+            elif not traced:
+                state = (
+                    level(state)
+                    if float(xp.min(xp.where(state[2], one, one - 1.0))) == 0.0
+                    else state
+                )
+            else:  # JAX traced with an explicit budget: lax.cond skips converged levels
+                missing = xp.max(xp.where(state[2], one - 1.0, one)) > 0.0
+                state = be.skip_unless(missing, functools.partial(level, state), state)
+        sums, errors, met, _ = state
+        if traced:
+            be.warn_at_run_time(
+                ~met,
+                AccuracyWarning(
+                    f"smooth(f) with the {self.kernel.name} kernel at width {self.width:g} "
+                    f"did not reach tol={self.tol:g} at some points within "
+                    f"{levels[-1] * NODES_PER_PANEL} nodes (traced: one level unless "
+                    "max_nodes is given): raise max_nodes, or see return_error=True"
+                ),
+            )
+        if not traced and float(xp.min(xp.where(met, one, one - 1.0))) == 0.0:
+            worst = float(xp.max(xp.where(met, one - 1.0, errors[0])))
+            warnings.warn(
+                AccuracyWarning(
+                    f"smooth(f) with the {self.kernel.name} kernel at width {self.width:g} "
+                    f"did not reach tol={self.tol:g} at "
+                    f"{int(float(xp.sum(xp.where(met, one - 1.0, one))))} of "
+                    f"{math.prod(x.shape)} "
+                    f"points within max_nodes={self.max_panels * NODES_PER_PANEL} "
+                    f"(value error estimate up to {worst:.2g}): raise max_nodes, or check "
+                    "that f is bounded near x"
+                ),
+                stacklevel=5,
+            )
+        return list(sums), list(errors)
+
+    def _edges(self, panels: int) -> np.ndarray:
+        """Panel edges in the quadrature variable; the half ``t >= 0`` when folded."""
+        if not self.folded:
+            return self.kernel._panel_edges(panels)
+        edges = self.kernel._panel_edges(2 * panels)[panels:].copy()
+        edges[0] = 0.0
+        return edges
+
+    def _level(
+        self, be: Backend, x: Array, orders: Sequence[int], panels: int
+    ) -> tuple[list[Array], list[Array], list[Array]]:
+        """One fixed rule: sums, error estimates and scales ``sum |f k^(n)|`` per order.
+
+        Each panel is split where ``f`` is least smooth (:meth:`_locate`), each side
+        integrated by Gauss-Kronrod (7, 15); the error estimate adds ``|K15 - G7|``
+        over every side of every panel (no cancellation between panels).
+        """
+        xp = be.xp
+        edges = self._edges(panels)
+        group = max(1, _group_size(x, len(edges) - 1) // len(RULE))
+        zero = xp.zeros_like(x)
+        sums = [zero for _ in orders]
+        errors = [zero for _ in orders]
+        scales = [zero for _ in orders]
+        mass: Any = 0.0
+        ones = (1,) * x.ndim
+        # the rule's nodes on an axis of their own: one call of f per side of the panels
+        fractions = xp.reshape(be.const(np.array([r[0] for r in RULE]), x), (1, -1, *ones))
+        k_weights = xp.reshape(be.const(np.array([r[1] for r in RULE]), x), (1, -1, *ones))
+        g_weights = xp.reshape(be.const(np.array([r[2] for r in RULE]), x), (1, -1, *ones))
         for start in range(0, len(edges) - 1, group):
             chunk = edges[start : start + group + 1]
-            panel_shape = (len(chunk) - 1,) + (1,) * x.ndim
+            panel_shape = (len(chunk) - 1, 1, *ones)
             lower = xp.reshape(be.const(chunk[:-1], x), panel_shape)
             upper = xp.reshape(be.const(chunk[1:], x), panel_shape)
-            split = self._locate(be, x, lower, upper)
+            split, bracket = self._locate(be, x, lower, upper)
+            for i, order in enumerate(orders):
+                # the jump is somewhere in the last bracket: at most its jump times its
+                # length off (in the weight's units)
+                weight = xp.abs(self.kernel._panel_weight(be, split, order))
+                errors[i] = errors[i] + xp.sum(bracket * weight, axis=(0, 1))
             for left, right in ((lower, split), (split, upper)):
                 length = right - left
-                for fraction, weight in zip(_FRACTIONS, _WEIGHTS, strict=True):
-                    t = left + fraction * length
-                    values = self._f_at_panel_point(be, x, t)
-                    for i, order in enumerate(orders):
-                        scale = (weight * length) * self.kernel._panel_weight(be, t, order)
-                        sums[i] = sums[i] + xp.sum(values * scale, axis=0)
-        return sums
+                t = left + fractions * length
+                values = self._f_at_panel_point(be, x, t)
+                for i, order in enumerate(orders):
+                    if self.folded:  # k^(n)(-u) = (-1)^n k^(n)(u)
+                        value = values[0] + (-1.0) ** order * values[1]
+                    else:
+                        value = values[0]
+                    term = (value * length) * self.kernel._panel_weight(be, t, order)
+                    sums[i] = sums[i] + xp.sum(term * k_weights, axis=(0, 1))
+                    quiet = be.stop_gradient(term)
+                    difference = xp.sum(quiet * (k_weights - g_weights), axis=1)
+                    errors[i] = errors[i] + xp.sum(xp.abs(difference), axis=0)
+                    scales[i] = scales[i] + xp.sum(xp.abs(quiet) * k_weights, axis=(0, 1))
+                mass = mass + xp.sum(
+                    (length * self.kernel._panel_weight(be, t, 0)) * k_weights, axis=(0, 1)
+                )
+        # the kernel's mass beyond the integrated range (1e-12 for Cauchy in the angle)
+        # is missing from the value: about that times the mean |f| (twice, for margin)
+        missing = xp.abs((2.0 if self.folded else 1.0) * mass - 1.0)
+        errors[0] = errors[0] + 2.0 * missing * scales[0] if orders[0] == 0 else errors[0]
+        return sums, errors, scales
 
-    def _locate(self, be: Backend, x: Array, lower: Array, upper: Array) -> Array:
-        """Per panel and element, the point where ``f(x - w u(t))`` is least smooth.
+    def _locate(self, be: Backend, x: Array, lower: Array, upper: Array) -> tuple[Array, Array]:
+        """Per panel and element, the point where ``f(x - w u(t))`` is least smooth, and
+        the last bracket's length times the change of ``f`` across it.
 
         Bisection that keeps the half whose second difference is larger: a jump ``h``
         makes it ``|h|``, a kink ``|slope change| * length``, smooth ``f`` only
         ``O(length^2)``. Without a singularity the point is arbitrary and harmless.
+        (Folded, the sum ``f(x - wu) + f(x + wu)`` is searched.)
         """
         xp = be.xp
         x = be.stop_gradient(x)
         lo = lower + xp.zeros_like(x)
         hi = upper + xp.zeros_like(x)
         if self.bisections == 0:
-            return 0.5 * (lo + hi)
+            return 0.5 * (lo + hi), xp.zeros_like(lo)
 
         def at(t: Array) -> Array:
-            return self._f_at_panel_point(be, x, t)
+            values = self._f_at_panel_point(be, x, t)
+            return values[0] if len(values) == 1 else values[0] + values[1]
 
         def halve(_: Any, state: tuple[Array, ...]) -> tuple[Array, ...]:
             lo, hi, mid, f_lo, f_mid, f_hi = state
@@ -178,8 +440,16 @@ class Engine:
 
         mid = 0.5 * (lo + hi)
         state = (lo, hi, mid, at(lo), at(mid), at(hi))
-        mid = fori_loop(be, self.bisections, halve, state)[2]
-        return be.stop_gradient(mid)
+        if be.traced(x):
+            lo, hi, mid, f_lo, _, f_hi = fori_loop(be, self.bisections, halve, state)
+        else:  # eager: a Python loop (lax.fori_loop would compile for every panel count)
+            for i in range(self.bisections):
+                state = halve(i, state)
+            lo, hi, mid, f_lo, _, f_hi = state
+        bracket = xp.abs(f_hi - f_lo) * (hi - lo)
+        return be.stop_gradient(mid), be.stop_gradient(
+            xp.where(xp.isnan(bracket), 0.0 * lo, bracket)
+        )
 
     # -- Monte Carlo -------------------------------------------------------------
     def _monte_carlo(
@@ -187,14 +457,27 @@ class Engine:
     ) -> tuple[list[Array], Array | None]:
         xp = be.xp
         draws = self.samples // 2 if self.antithetic else self.samples
-        u = self.kernel._quantile(be, uniform_samples(be, self.seed, draws, x))
-        group = _group_size(x, draws)
+        qmc = self.sampler == "sobol"
+        if qmc:  # R independent scrambles of 2^k Sobol points each: the replicate means
+            # are independent, so their spread is an honest standard error
+            per = 1 << max(0, (draws // QMC_REPLICATES).bit_length() - 1)
+            draws = QMC_REPLICATES * per
+            p = be.const(sobol_samples(self.seed, QMC_REPLICATES, per), x)
+            group = min(per, 1 << (_group_size(x, draws).bit_length() - 1))
+        else:
+            per = draws
+            p = uniform_samples(be, self.seed, draws, x)
+            group = _group_size(x, draws)
+        u = self.kernel._quantile(be, p)
+        count = float(2 * draws if self.antithetic else draws)
         sums: list[Array] = [xp.zeros_like(x) for _ in orders]
         # per-element sums of (p - p_0) and (p - p_0)^2 over the independent draws p
-        # (pair means when antithetic), shifted by the first draw to avoid cancellation
+        # (pair means when antithetic), shifted by the first draw to avoid cancellation;
+        # with QMC the sums of each replicate instead
         shift: Array = None
         shifted_sum: Array = None
         shifted_squares: Array = None
+        replicates: list[Any] = [0.0] * QMC_REPLICATES
         for start in range(0, draws, group):
             u_chunk = xp.reshape(u[start : start + group], (-1,) + (1,) * x.ndim)
             values = self._f(be, x, u_chunk)
@@ -204,9 +487,12 @@ class Engine:
                 term = values * score
                 if mirrored is not None:  # the kernel is even: k^(n)(-u) = (-1)^n k^(n)(u)
                     term = term + (-1.0) ** order * mirrored * score
-                sums[i] = sums[i] + xp.sum(term, axis=0) / float(self.samples)
+                sums[i] = sums[i] + xp.sum(term, axis=0) / count
             if want_stderr:
                 draw = values if mirrored is None else 0.5 * (values + mirrored)
+                if qmc:
+                    replicates[start // per] = replicates[start // per] + xp.sum(draw, axis=0)
+                    continue
                 if shift is None:
                     shift = be.stop_gradient(draw[0])
                     shifted_sum = shifted_squares = xp.zeros_like(x)
@@ -214,11 +500,30 @@ class Engine:
                 shifted_sum = shifted_sum + xp.sum(centred, axis=0)
                 shifted_squares = shifted_squares + xp.sum(centred * centred, axis=0)
         stderr = None
-        if want_stderr:
+        if want_stderr and qmc:
+            means = [r / float(per) for r in replicates]
+            centre = sum(means) / float(QMC_REPLICATES)
+            spread = sum((m - centre) * (m - centre) for m in means)
+            stderr = xp.sqrt(spread / float(QMC_REPLICATES * (QMC_REPLICATES - 1)))
+        elif want_stderr:
             mean = shifted_sum / float(draws)
             variance = (shifted_squares - float(draws) * mean * mean) / float(max(draws - 1, 1))
             stderr = xp.sqrt(xp.maximum(variance, be.const(0.0, x)) / float(draws))
         return sums, stderr
+
+
+def sobol_samples(seed: Any, replicates: int, count: int) -> np.ndarray:
+    """``replicates`` independently scrambled Sobol sequences of ``count`` (a power of
+    two) points each, in (0, 1), one after the other (``scipy.stats.qmc``)."""
+    from scipy.stats import qmc
+
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    points = [
+        qmc.Sobol(d=1, scramble=True, seed=rng).random_base2(count.bit_length() - 1)[:, 0]
+        for _ in range(replicates)
+    ]
+    margin = float(np.finfo(np.float64).eps)
+    return np.concatenate(points) * (1.0 - 2.0 * margin) + margin
 
 
 def _group_size(x: Array, count: int) -> int:

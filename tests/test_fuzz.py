@@ -951,7 +951,9 @@ def _check_gradients(case: Case, width: bool) -> None:
         scale = ok.size if case.width.ndim == 0 else 1
         if case.spec.kind == "reduction":
             scale = case.inputs[0].size
+        # the gradient is in the width's own dtype (a float32 width of a float64 op)
         certified = ok & representable(16.0 * scale * bound, case.dtype)
+        certified &= representable(16.0 * scale * bound, case.wdtype)
         if case.width.ndim == 0:
             certified = np.asarray(np.all(certified) and np.any(ok))
         (g,) = grads

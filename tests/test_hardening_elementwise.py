@@ -424,3 +424,30 @@ def test_heavy_tailed_delta_slope_at_the_bfloat16_max(backend, kernel):
     u = np.array([-3.0, -1.0, 0.5, 2.0, 1e200])
     with np.errstate(over="ignore"):
         assert np.allclose(density, scale / (1.0 + u * u) ** power, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize(
+    "op", [mol.swish, mol.gelu, mol.step, lambda v, **k: mol.clip(v, -1.0, 1.0, **k)]
+)
+def test_width_gradient_where_t_is_finite_but_steep_in_the_width(backend, op):
+    """``x = 1e30``, ``w = 1.8e-8``: ``t = x/w = 5.5e37`` is finite in float32 but its width
+    derivative ``-t/w`` is not, and met the kernel's 0 there as ``0 * inf`` (NaN). There
+    ``t`` now keeps its value and takes no width derivative (the kernel is at its limit)."""
+    xs = [1.0002555517425873e30, -1e30, -1.0, 0.5]
+    ws = [1.8044374883174896e-08, 1.8e-8, 27.125, 0.3]
+    for dtype in ("bfloat16", "float32"):
+        x = to_backend(backend, xs, dtype)
+        w = to_backend(backend, ws, dtype)
+        if backend == "torch":
+            w = w.detach().requires_grad_(True)
+            op(x, width=w).sum().backward()
+            g = to_numpy(w.grad)
+        else:
+            g = to_numpy(jax.grad(lambda v: op(x, width=v).sum())(w))
+        assert np.all(np.isfinite(g)), (dtype, g)
+        assert g[0] == 0.0 and g[1] == 0.0, g
+        x64 = torch.tensor(xs[2:], dtype=torch.float64)
+        w64 = torch.tensor(ws[2:], dtype=torch.float64, requires_grad=True)
+        op(x64, width=w64).sum().backward()
+        np.testing.assert_allclose(g[2:], w64.grad.numpy(), rtol=2e-2, atol=1e-6)

@@ -497,3 +497,18 @@ def test_two_input_ops_of_0d_inputs_return_0d_arrays():
         out = mol.where(np.array(-1.0), a, b, width=1.0)
         assert isinstance(out, np.ndarray) and out.shape == ()
     assert float(mol.minimum(np.array(1.0), 2.0, width=1e-3)) == 1.0
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_softmax_mean_gradient_with_a_huge_negative_entry_at_a_small_width(dtype):
+    """``jax.grad`` transposes the softmax tangent ``y (t - inner) / w`` into ``ct / w``
+    first: with the cotangent ``x`` itself (the softmax mean) a weightless entry near the
+    dtype's -max overflowed to ``-inf`` and met ``y = 0`` (NaN); ``(y / w) (t - inner)``
+    keeps it 0. The gradient of a shift-equivariant mean sums to 1 per row."""
+    big = float(jnp.finfo(dtype).max)
+    x = jnp.array([[1.0, -big, -4.3e-7], [0.0, -0.01, 0.0]], dtype=dtype)
+    w = jnp.array(1e-6, dtype=dtype)
+    for fn in (lambda v: mol.max(v, width=w, method="softmax").sum(),):
+        for transform in (jax.grad, lambda f: jax.jit(jax.grad(f))):
+            g = np.asarray(transform(fn)(x), np.float64)
+            np.testing.assert_array_equal(g, [[1.0, 0.0, 0.0], [0.5, 0.0, 0.5]])

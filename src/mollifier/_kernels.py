@@ -34,11 +34,14 @@ _LOGISTIC_TAIL_CLAMP = 1000.0  # log(1 + e^s) is 0 below s = -746 in float64
 
 def scaled(be: Backend, x: Array, c: float, width: Any) -> Array:
     """``t = (x - c) / w``, for an array width with derivatives finite where ``t`` is
-    infinite (``x = ±inf``, or ``x / w`` beyond the dtype's range).
+    infinite (``x = ±inf``, or ``x / w`` beyond the dtype's range) or steep in the width
+    (``d t / d w = -t / w`` beyond the dtype's range).
 
-    There ``t`` is the constant ``±inf`` (a double where), so a kernel term at its limit
-    passes ``0`` into the width's gradient, not ``0 * d t/d w = 0 * inf``; at NaN it is
-    NaN with NaN derivatives in ``x``. A Python width carries no gradient:
+    Where ``t`` is infinite it is the constant ``±inf`` (a double where), so a kernel term
+    at its limit passes ``0`` into the width's gradient, not ``0 * d t/d w = 0 * inf``;
+    where only ``t / w`` overflows, ``t`` keeps its value and takes no derivative in the
+    width (the kernel there is at its limit to the dtype's precision: ``|t| > max * w``).
+    At NaN it is NaN with NaN derivatives in ``x``. A Python width carries no gradient:
     ``t`` is the plain quotient.
     """
     t = (x - c) / width
@@ -46,7 +49,9 @@ def scaled(be: Backend, x: Array, c: float, width: Any) -> Array:
         return t
     xp = be.xp
     finite = xp.isfinite(t)
-    tame = (xp.where(finite, x, be.const(c, x)) - c) / width
+    steep = finite & ~xp.isfinite(t / width)
+    held = xp.where(steep, be.stop_gradient(width), width)
+    tame = (xp.where(finite, x, be.const(c, x)) - c) / held
     # NaN stays NaN with NaN derivatives in x (tanh's are finite at ±inf, where the
     # quotient's would put 0 * inf into the gradient of the unused branch)
     limit = xp.where(xp.isnan(t), xp.tanh(x), xp.sign(x - c) * be.const(math.inf, x))
@@ -157,9 +162,10 @@ class Kernel:
         """
         xp = be.xp
         zero = be.const(0.0, x)
-        infinite = xp.isinf(x / width)  # x infinite, or x / w beyond the dtype's range
-        tame = xp.where(infinite, zero, x)
-        out = tame * self._cdf(be, tame / width)
+        t = scaled(be, x, 0.0, width)
+        infinite = xp.isinf(t)  # x infinite, or x / w beyond the dtype's range
+        tame_x = xp.where(infinite, zero, x)
+        out = tame_x * self._cdf(be, xp.where(infinite, zero, t))
         return xp.where(infinite, xp.where(x > 0, x, zero), out)
 
     def _gate_constant(self) -> float:

@@ -106,7 +106,10 @@ class Reduction:
         """The Jacobian of an ``output_is_weights`` reduction times ``t``, from its output."""
         if self.tangent_rule is None:
             inner = be.xp.sum(y * t, axis=axes, keepdims=True)
-            return y * (t - inner) / self.width
+            # y outermost: JAX transposes this into the backward pass, where t is the
+            # cotangent (x itself for the softmax mean), so ct * y comes first; ct / w
+            # first overflowed to inf and met y = 0 as inf * 0 (no new residual either)
+            return y * ((t - inner) / self.width)
         return self.tangent_rule(be, y, t, axes, self.width)
 
     def output_cotangent(self, be: Backend, y: Array, g: Array, axes: tuple[int, ...]) -> Array:

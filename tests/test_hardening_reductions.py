@@ -512,3 +512,16 @@ def test_softmax_mean_gradient_with_a_huge_negative_entry_at_a_small_width(dtype
         for transform in (jax.grad, lambda f: jax.jit(jax.grad(f))):
             g = np.asarray(transform(fn)(x), np.float64)
             np.testing.assert_array_equal(g, [[1.0, 0.0, 0.0], [0.5, 0.0, 0.5]])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_norm_of_a_row_holding_the_dtype_max(backend):
+    """XLA divides ``a / m`` as ``a * (1/m)``, and ``1/m`` is subnormal (flushed to 0 on
+    CPU) for ``m`` beyond ``2^1022``: JAX's norm of ``[2.9e-221, -1, -max]`` was 0 (the
+    long fuzz profile's bounds property). Both are scaled by 1/8 first now."""
+    big = float(np.finfo(np.float64).max)
+    x = on(backend, [[2.9091105532986893e-221, -1.0, -big], [1.0, 0.5, big]])
+    for width in (1.0, 100.0):
+        for y in (mol.norm(x, ord=2, width=width), mol.norm(x, ord=1, width=width),
+                  mol.max(mol.abs(x, width=width), method="power", width=0.5)):  # fmt: skip
+            np.testing.assert_array_equal(to_numpy(y), [big, big])

@@ -151,7 +151,11 @@ def log_ratios(
     m = xp.max(a, axis=axes, keepdims=True) if m is None else m  # the caller's max of a
     usable = (m > 0) & xp.isfinite(m)
     m_safe = be.stop_gradient(xp.where(usable, m, be.const(1.0, m)))
-    ratio = a / m_safe
+    # both scaled by 1/8 above 1 (exact): XLA divides by multiplying with 1/m, which is
+    # subnormal for m beyond 2^1022 and flushed to 0 on CPU (the norm of a row holding
+    # the float64 max came out 0)
+    scale = xp.where(m_safe > 1.0, be.const(0.125, m_safe), be.const(1.0, m_safe))
+    ratio = (a * scale) / (m_safe * scale)
     positive = ratio > 0
     logs = xp.log(xp.where(positive, ratio, be.const(1.0, a)))
     return m_safe, usable, xp.where(positive, logs, be.const(-math.inf, a))

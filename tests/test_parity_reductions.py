@@ -16,18 +16,10 @@ import torch
 
 import mollifier as mol
 from conftest import to_backend, to_numpy
+from test_sparse_argmax import _finite_difference as _fd
 
 RNG = np.random.default_rng(1515)
 WIDTHS = (1e-3, 0.3, 1.0, 7.0)
-
-
-def _fd(f, x, h=1e-6):
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = h
-        grad[i] = (f(x + e) - f(x - e)) / (2 * h)
-    return grad
 
 
 @pytest.mark.parametrize("width", WIDTHS)

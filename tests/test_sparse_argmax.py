@@ -15,20 +15,7 @@ import torch
 
 import mollifier as mol
 from conftest import to_backend, to_numpy
-
-
-def saved_for_backward(run):
-    """``(tensors autograd saved, result)`` of ``run()``."""
-    saved = []
-
-    def pack(tensor):
-        saved.append(tensor)
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        result = run()
-    return saved, result
-
+from test_fast_path import saved_for_backward
 
 METHODS = ("sparsemax", "entmax15")
 

@@ -317,6 +317,46 @@ def test_frameworks_agree_and_gradients_match_finite_differences(name):
     check_grads(compiled, (xj,), order=1, modes=("fwd", "rev"))
 
 
+STANDARDIZED = {  # op, and whether it returns values (scaled back) or ranks/masks
+    "rank-pairwise": (lambda x, **kw: mol.rank(x, kernel="gaussian", **kw), False),
+    "rank-kl": (lambda x, **kw: mol.rank(x, method="kl", **kw), False),
+    "sort-l2": (lambda x, **kw: mol.sort(x, **kw), True),
+    "sort-network": (lambda x, **kw: mol.sort(x, method="network", **kw), True),
+    "argsort": (lambda x, **kw: mol.argsort(x, **kw), False),
+    "topk-values": (lambda x, **kw: mol.topk(x, 2, **kw).values, True),
+    "topk-mask": (lambda x, **kw: mol.topk(x, 2, **kw).mask, False),
+    "median": (lambda x, **kw: mol.median(x, method="kl", **kw), True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STANDARDIZED))
+def test_standardize_reads_the_width_in_units_of_the_spread(name):
+    op, values = STANDARDIZED[name]
+    x = RNG.normal(size=(3, 4))
+    std = x.std(axis=1, keepdims=True)  # NumPy's population std, computed separately
+    got = op(x, width=0.6, standardize=True)
+    want = op(x / std, width=0.6)
+    if values:
+        want = want * (std if got.ndim == x.ndim else std[:, 0])
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+    # scale-free: a rescaled input gives the rescaled values and the same ranks/masks
+    np.testing.assert_allclose(op(1e3 * x, width=0.6, standardize=True),
+                               (1e3 if values else 1.0) * got, rtol=1e-12, atol=1e-12)  # fmt: skip
+    # the gradient flows through the std: finite differences of the whole function
+    xt = torch.tensor(x[:2], requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: op(t, width=0.6, standardize=True), (xt,))
+    compiled = jax.jit(lambda v: op(v, width=0.6, standardize=True))
+    np.testing.assert_allclose(compiled(jnp.asarray(x)), got, rtol=1e-13, atol=1e-14)
+
+
+def test_standardize_on_a_slice_with_no_spread_and_a_bad_flag():
+    flat = np.full((2, 3), 4.0)
+    np.testing.assert_array_equal(mol.sort(flat, width=0.3, standardize=True), flat)
+    np.testing.assert_array_equal(mol.rank(flat, width=0.3, standardize=True), 2.0)
+    with pytest.raises(TypeError, match="standardize must be True or False"):
+        mol.rank(flat, width=0.3, standardize="yes")
+
+
 def test_jax_eager_agrees():
     x = RNG.normal(size=(2, 4))
     for name in ("rank-kl",):

@@ -344,18 +344,13 @@ def reduction_finish(
     return finish(be, out, dtype, hard)
 
 
-def standardized_width(be: Backend, x: Array, width: Any, axes: tuple[int, ...]) -> Array:
-    """``width`` in units of each slice's standard deviation (``standardize=True``, the
-    scale-free softness of SoftTorch): ``width * std(x)`` over ``axes`` (kept), an array
-    width for the reduction (one per slice).
+def slice_std(be: Backend, x: Array, axes: tuple[int, ...]) -> tuple[Array, Array]:
+    """Each slice's standard deviation over ``axes`` (kept) and where it is positive.
 
     The std is that of the slice's finite entries (``±inf`` and masked-out entries,
-    which are ``-inf``, do not set the scale). Gradients flow through it: the op is then
-    the function ``f(x) = g_{c std(x)}(x)`` itself, scale- and shift-equivariant
-    (``f(a x + b) = a f(x) + b`` for ``a > 0`` for the max family) and differentiated as
-    that function. A slice whose finite entries are all equal (std 0) takes the
-    dtype's smallest normal width, the hard limit, with no gradient through its std.
-    For the sorting family, with ``(x, width, axes)`` of its call.
+    which are ``-inf``, do not set the scale); gradients flow through it. A slice whose
+    finite entries are all equal (std 0) reads 1, with no gradient, and ``False`` in
+    the mask: the caller decides what no spread means for it.
     """
     xp = be.xp
     finite = xp.isfinite(x)
@@ -367,4 +362,20 @@ def standardized_width(be: Backend, x: Array, width: Any, axes: tuple[int, ...])
     var = xp.sum(deviation * deviation, axis=axes, keepdims=True) / count
     spread = var > 0
     std = xp.sqrt(xp.where(spread, var, be.const(1.0, var)))  # double where: no 1/sqrt(0)
-    return xp.where(spread, width * std, be.const(float(xp.finfo(x.dtype).tiny), var))
+    return std, spread
+
+
+def standardized_width(be: Backend, x: Array, width: Any, axes: tuple[int, ...]) -> Array:
+    """``width`` in units of each slice's standard deviation (``standardize=True``, the
+    scale-free softness of SoftTorch): ``width * std(x)`` over ``axes`` (kept), an array
+    width for the reduction (one per slice), with the std of :func:`slice_std`.
+
+    Gradients flow through it: the op is then the function ``f(x) = g_{c std(x)}(x)``
+    itself, scale- and shift-equivariant (``f(a x + b) = a f(x) + b`` for ``a > 0`` for
+    the max family) and differentiated as that function. A slice whose finite entries
+    are all equal (std 0) takes the dtype's smallest normal width, the hard limit, with
+    no gradient through its std.
+    """
+    std, spread = slice_std(be, x, axes)
+    tiny = be.const(float(be.xp.finfo(x.dtype).tiny), std)
+    return be.xp.where(spread, width * std, tiny)

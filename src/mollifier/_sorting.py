@@ -14,7 +14,9 @@ a ``method``:
   are the smooth :func:`~mollifier.minimum` / :func:`~mollifier.maximum` of any kernel.
 
 As the width goes to 0 every op becomes its hard counterpart exactly (ties share their
-ranks equally).
+ranks equally). ``standardize=True`` applies every op to each slice over its standard
+deviation ``s`` (values scaled back by ``s``): the width then reads in units of the
+spread and the op is scale-equivariant.
 """
 
 from __future__ import annotations
@@ -76,6 +78,19 @@ def _as_rows(x: Any, axis: Any) -> _Rows:
     n = int(moved.shape[-1])
     rows = xp.reshape(moved, (math.prod(batch_shape), n))
     return _Rows(be, x_c, rows, dtype, ax, batch_shape)
+
+
+def _standardized(r: _Rows, standardize: Any) -> tuple[_Rows, Array | None]:
+    """With ``standardize``, the rows over each one's std and that std (to scale values
+    back); the one place the sorting family reads ``standardize``."""
+    if not flag(standardize, "standardize"):
+        return r, None
+    std, _ = _dispatch.slice_std(r.be, r.rows, (1,))
+    return r._replace(rows=r.rows / std), std
+
+
+def _rescaled(rows: Array, std: Array | None) -> Array:
+    return rows if std is None else rows * std
 
 
 def _restore(r: _Rows, out: Array) -> Array:
@@ -159,6 +174,7 @@ def rank(
     method: str = "pairwise",
     descending: bool = False,
     straight_through: bool = False,
+    standardize: bool = False,
 ) -> Array:
     r"""Soft ranks along ``axis``: 1 for the smallest entry, ``n`` for the largest.
 
@@ -193,6 +209,12 @@ def rank(
     straight_through : bool, default False
         Forward the hard ranks ``1 + argsort(argsort(x))`` (ties in order), backpropagate
         the soft ranks' gradient.
+    standardize : bool, default False
+        Apply the op to each slice over its standard deviation ``s`` (of its finite
+        entries), ``s * op(x / s)`` for values and ``op(x / s)`` for ranks, masks and
+        permutations: the width then reads in units of the spread (SoftTorch's
+        scale-free softness), and the op is scale-equivariant. Gradients flow through
+        ``s``; a slice with no spread takes ``s = 1``.
 
     Returns
     -------
@@ -228,7 +250,7 @@ def rank(
     descending = flag(descending, "descending")
     one_of(method, _RANK_METHODS, "method")
     w = _width(width)
-    r = _as_rows(x, axis)
+    r, _ = _standardized(_as_rows(x, axis), standardize)
     if method == "pairwise":
         _kernel_step(kernel, w)  # a kernel is checked before the data
     if int(r.rows.shape[0]) * int(r.rows.shape[1]) == 0:
@@ -287,6 +309,7 @@ def sort(
     method: str = "l2",
     descending: bool = False,
     straight_through: bool = False,
+    standardize: bool = False,
 ) -> Array:
     r"""Soft sort along ``axis`` (ascending unless ``descending``).
 
@@ -320,6 +343,12 @@ def sort(
     descending : bool, default False
     straight_through : bool, default False
         Forward the hard sort, backpropagate the soft sort's gradient.
+    standardize : bool, default False
+        Apply the op to each slice over its standard deviation ``s`` (of its finite
+        entries), ``s * op(x / s)`` for values and ``op(x / s)`` for ranks, masks and
+        permutations: the width then reads in units of the spread (SoftTorch's
+        scale-free softness), and the op is scale-equivariant. Gradients flow through
+        ``s``; a slice with no spread takes ``s = 1``.
 
     Returns
     -------
@@ -345,12 +374,12 @@ def sort(
     descending = flag(descending, "descending")
     one_of(method, _SORT_METHODS, "method")
     w = _width(width)
-    r = _as_rows(x, axis)
+    r, std = _standardized(_as_rows(x, axis), standardize)
     if method == "network":
         shapes.RELU.check_kernel(get_kernel(kernel))
     if int(r.rows.shape[0]) * int(r.rows.shape[1]) == 0:
         return _finish(r, r.x * 0.0, None)
-    out = _restore(r, _sort_rows(r, w, method, kernel, descending))
+    out = _restore(r, _rescaled(_sort_rows(r, w, method, kernel, descending), std))
     hard = None
     if straight_through:
         hard = lambda: _hard_sort(r.be, _caller_rows(r), r.axis, descending)  # noqa: E731
@@ -373,6 +402,7 @@ def argsort(
     kernel: KernelLike = "logistic",
     descending: bool = False,
     straight_through: bool = False,
+    standardize: bool = False,
 ) -> Array:
     r"""Soft permutation matrix of the sort along ``axis``: ``P[..., i, j]`` is the
     weight of entry ``j`` at sorted position ``i``; every row and column sums to 1.
@@ -396,6 +426,12 @@ def argsort(
     descending : bool, default False
     straight_through : bool, default False
         Forward the hard permutation matrix, backpropagate the soft one's gradient.
+    standardize : bool, default False
+        Apply the op to each slice over its standard deviation ``s`` (of its finite
+        entries), ``s * op(x / s)`` for values and ``op(x / s)`` for ranks, masks and
+        permutations: the width then reads in units of the spread (SoftTorch's
+        scale-free softness), and the op is scale-equivariant. Gradients flow through
+        ``s``; a slice with no spread takes ``s = 1``.
 
     Examples
     --------
@@ -409,7 +445,7 @@ def argsort(
     descending = flag(descending, "descending")
     w = _width(width)
     step = _kernel_step(kernel, w)
-    r = _as_rows(x, axis)
+    r, _ = _standardized(_as_rows(x, axis), standardize)
     be, xp = r.be, r.be.xp
     n = int(r.rows.shape[1])
     if int(r.rows.shape[0]) * n == 0:
@@ -468,6 +504,7 @@ def topk(
     width: float | None = None,
     method: str = "l2",
     straight_through: bool = False,
+    standardize: bool = False,
 ) -> TopK:
     r"""Soft top-``k``: the ``k`` largest values and a soft mask of where they are.
 
@@ -491,6 +528,12 @@ def topk(
         (the KL projection has no capped simplex: it needs a vertex of positive entries).
     straight_through : bool, default False
         Forward the hard values and mask (ties: the first in order).
+    standardize : bool, default False
+        Apply the op to each slice over its standard deviation ``s`` (of its finite
+        entries), ``s * op(x / s)`` for values and ``op(x / s)`` for ranks, masks and
+        permutations: the width then reads in units of the spread (SoftTorch's
+        scale-free softness), and the op is scale-equivariant. Gradients flow through
+        ``s``; a slice with no spread takes ``s = 1``.
 
     Returns
     -------
@@ -508,12 +551,12 @@ def topk(
     straight_through = flag(straight_through, "straight_through")
     one_of(method, ("l2", "kl"), "method")
     w = _width(width)
-    r = _as_rows(x, axis)
+    r, _ = _standardized(_as_rows(x, axis), standardize)
     n = int(r.rows.shape[1])
     k = _count(k, n)
     be, xp = r.be, r.be.xp
     values = sort(x, axis=axis, width=w, method=method, descending=True,
-                  straight_through=straight_through)  # fmt: skip
+                  straight_through=straight_through, standardize=standardize)  # fmt: skip
     values = (
         xp.moveaxis(xp.moveaxis(values, r.axis, -1)[..., :k], -1, r.axis) if values.ndim else values
     )
@@ -581,6 +624,7 @@ def quantile(
     method: str = "l2",
     keepdims: bool = False,
     straight_through: bool = False,
+    standardize: bool = False,
 ) -> Array:
     r"""Soft quantile(s) along ``axis``: NumPy's linear interpolation between the
     entries of the soft sort (:func:`sort` with ``method`` and ``kernel``).
@@ -602,6 +646,12 @@ def quantile(
     keepdims : bool, default False
     straight_through : bool, default False
         Forward the hard quantile, backpropagate the soft one's gradient.
+    standardize : bool, default False
+        Apply the op to each slice over its standard deviation ``s`` (of its finite
+        entries), ``s * op(x / s)`` for values and ``op(x / s)`` for ranks, masks and
+        permutations: the width then reads in units of the spread (SoftTorch's
+        scale-free softness), and the op is scale-equivariant. Gradients flow through
+        ``s``; a slice with no spread takes ``s = 1``.
 
     Examples
     --------
@@ -613,7 +663,7 @@ def quantile(
     keepdims = flag(keepdims, "keepdims")
     levels, scalar = _levels(q)
     s = sort(x, axis=axis, width=width, kernel=kernel, method=method,
-             straight_through=straight_through)  # fmt: skip
+             straight_through=straight_through, standardize=standardize)  # fmt: skip
     r = _as_rows(s, axis)
     be, xp = r.be, r.be.xp
     n = int(r.rows.shape[1])
@@ -645,6 +695,7 @@ def median(
     method: str = "l2",
     keepdims: bool = False,
     straight_through: bool = False,
+    standardize: bool = False,
 ) -> Array:
     r"""Soft median along ``axis``: :func:`quantile` at ``q = 0.5`` (the mean of the two
     middle entries of the soft sort for an even length, as ``np.median``).
@@ -656,4 +707,5 @@ def median(
     array(0.15)
     """
     return quantile(x, 0.5, axis=axis, width=width, kernel=kernel, method=method,
-                    keepdims=keepdims, straight_through=straight_through)  # fmt: skip
+                    keepdims=keepdims, straight_through=straight_through,
+                    standardize=standardize)  # fmt: skip

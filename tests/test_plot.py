@@ -77,7 +77,7 @@ def test_gallery_writes_figures_and_an_index(tmp_path):
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    figures = (*plot.SEED_FIGURES, *plot.ISSUE15_FIGURES, *plot.SORTING_FIGURES)
+    figures = (*plot.SEED_FIGURES, *plot.FAMILY_FIGURES, *plot.SORTING_FIGURES)
     assert f"3/{3 + len(figures)}" in run.stderr  # progress
     names = sorted(p.name for p in tmp_path.glob("*.png"))
     assert names == sorted(["relu-gaussian.png", "floor-gaussian.png", "floor-cauchy.png",

@@ -348,42 +348,112 @@ SEED_FIGURES = {
 """Figures of the cited blog posts, allenwind (n.d.) and Su (2021): name -> (builder, caption)."""
 
 
+def _first_entry_figure(
+    title: str, ylabel: str, hard: tuple[Any, Any], smooth: list[tuple[str, Any]]
+) -> Any:
+    """A reduction of ``x = (t, 0, -0.5)`` as ``t`` moves: the hard op ``hard = (value,
+    derivative)`` as functions of ``t`` and the smooth ones (``(label, function of x)``,
+    top), with their derivatives in ``t`` (bottom, by central differences)."""
+    figure, top, bottom = _figure()
+    t = np.linspace(-3.0, 3.0, 1201)
+    x = np.stack([t, np.zeros_like(t), np.full_like(t, -0.5)], axis=-1)
+    value, slope = hard
+    top.plot(t, value(t), color="black", lw=2.2, label="hard")
+    shown = np.asarray(slope(t), dtype=float)
+    shown[np.abs(t) < 1e-12] = np.nan  # the jump at t = 0 is not drawn as a line
+    bottom.plot(t, shown, color="black", lw=2.2, label="hard (a.e.)")
+    for label, function in smooth:
+        y = np.asarray(function(x), dtype=float)
+        top.plot(t, y, label=label)
+        bottom.plot(t, np.gradient(y, t), label=label)
+    top.set_title(title)
+    top.legend(fontsize=8)
+    _label_lower_panel(figure, bottom, ylabel, fontsize=8)
+    bottom.set_xlabel("t")
+    return figure
+
+
+def _step_at_zero(t: np.ndarray) -> np.ndarray:
+    return (t > 0).astype(float)
+
+
 def _sparse_argmax() -> Any:
     from ._reductions import softmax
 
-    figure, top, bottom = _figure()
-    t = np.linspace(-3.0, 3.0, 1201)
-    x = np.stack([t, np.zeros_like(t), np.full_like(t, -0.5)], axis=-1)  # x = (t, 0, -0.5)
-    hard = (t > 0).astype(float)
-    top.plot(t, hard, color="black", lw=2.2, label="one-hot of argmax (hard)")
-    bottom.plot(t[t != 0], 0.0 * t[t != 0], color="black", lw=2.2, label="hard (a.e.)")
-    for method in ("softmax", "sparsemax", "entmax15"):
-        p = softmax(x, width=1.0, method=method)[:, 0]
-        top.plot(t, p, label=f"{method}, w = 1")
-        bottom.plot(t, np.gradient(p, t), label=method)
-    top.set_title("Soft argmax of (t, 0, -0.5): the weight of the first entry")
-    top.legend(fontsize=8)
-    _label_lower_panel(figure, bottom, "d weight / dt", fontsize=8)
-    bottom.set_xlabel("t")
-    return figure
+    return _first_entry_figure(
+        "Soft argmax of (t, 0, -0.5): the weight of the first entry",
+        "d weight / dt",
+        (_step_at_zero, np.zeros_like),
+        [(f"{m}, w = 1", lambda x, m=m: softmax(x, width=1.0, method=m)[:, 0])
+         for m in ("softmax", "sparsemax", "entmax15")],
+    )  # fmt: skip
 
 
 def _sparse_max() -> Any:
     from ._reductions import max as smooth_max
 
-    figure, top, bottom = _figure()
-    t = np.linspace(-3.0, 3.0, 1201)
-    x = np.stack([t, np.zeros_like(t), np.full_like(t, -0.5)], axis=-1)
-    top.plot(t, np.maximum(t, 0.0), color="black", lw=2.2, label="max(t, 0, -0.5) (hard)")
-    bottom.plot(t, (t > 0).astype(float), color="black", lw=2.2, label="hard (a.e.)")
-    for method in ("logsumexp", "sparsemax", "entmax15"):
-        y = smooth_max(x, width=1.0, method=method)
-        top.plot(t, y, label=f"{method}, w = 1")
-        bottom.plot(t, np.gradient(y, t), label=method)
-    top.set_title("Smooth max by regularizer: Shannon (logsumexp), Tsallis 2 and 3/2")
+    return _first_entry_figure(
+        "Smooth max by regularizer: Shannon (logsumexp), Tsallis 2 and 3/2",
+        "d max / dt",
+        (lambda t: np.maximum(t, 0.0), _step_at_zero),
+        [(f"{m}, w = 1", lambda x, m=m: smooth_max(x, width=1.0, method=m))
+         for m in ("logsumexp", "sparsemax", "entmax15")],
+    )  # fmt: skip
+
+
+def _log_softmax() -> Any:
+    from ._reductions import log_softmax
+
+    return _first_entry_figure(
+        "w log_softmax(x / w) of (t, 0, -0.5), first entry: t - max(t, 0) as w -> 0",
+        "d / dt",
+        (lambda t: np.minimum(t, 0.0), lambda t: (t < 0).astype(float)),
+        [(f"w = {w:g}", lambda x, w=w: w * log_softmax(x, width=w)[:, 0])
+         for w in (0.1, 0.5, 1.0)],
+    )  # fmt: skip
+
+
+def _logmeanexp() -> Any:
+    from ._reductions import logmeanexp
+
+    figure = _first_entry_figure(
+        "Log-mean-exp of (t, 0, -0.5): the max as w -> 0, the mean as w -> inf",
+        "d / dt",
+        (lambda t: np.maximum(t, 0.0), _step_at_zero),
+        [(f"w = {w:g}", lambda x, w=w: logmeanexp(x, width=w)) for w in (0.1, 0.5, 1.0, 5.0)],
+    )
+    top, bottom = figure.axes
+    t = top.lines[0].get_xdata()
+    top.plot(t, (t - 0.5) / 3.0, color="gray", ls="--", label="mean (w -> inf)")
+    bottom.axhline(1.0 / 3.0, color="gray", ls="--", label="mean")
     top.legend(fontsize=8)
-    _label_lower_panel(figure, bottom, "d max / dt", fontsize=8)
-    bottom.set_xlabel("t")
+    bottom.legend(fontsize=8)
+    return figure
+
+
+def _soft_booleans() -> Any:
+    from ._logic import logical_and, logical_or, logical_xor
+
+    figure, top, bottom = _figure()
+    p = np.linspace(0.0, 1.0, 801)
+    q = 0.7
+    curves = [
+        ("and = p q", lambda: logical_and(p, q)),
+        ("or = p + q - p q", lambda: logical_or(p, q)),
+        ("xor (product)", lambda: logical_xor(p, q)),
+        ("and, smooth min, w = 0.1", lambda: logical_and(p, q, tnorm="minmax", width=0.1)),
+        ("or, smooth max, w = 0.1", lambda: logical_or(p, q, tnorm="minmax", width=0.1)),
+    ]
+    top.plot(p, np.minimum(p, q), color="black", lw=2.2, label="min(p, q) (hard and)")
+    top.plot(p, np.maximum(p, q), color="black", lw=1.2, ls="--", label="max(p, q) (hard or)")
+    for label, function in curves:
+        y = np.asarray(function(), dtype=float)
+        top.plot(p, y, label=label)
+        bottom.plot(p, np.gradient(y, p), label=label)
+    top.set_title("Soft booleans of p and q = 0.7: product t-norm and smooth min/max")
+    top.legend(fontsize=7)
+    _label_lower_panel(figure, bottom, "d / dp", fontsize=7)
+    bottom.set_xlabel("p")
     return figure
 
 
@@ -408,12 +478,16 @@ def _isclose() -> Any:
     return figure
 
 
-ISSUE15_FIGURES = {
+FAMILY_FIGURES = {
     "sparse-argmax": (_sparse_argmax, "Soft argmax: softmax, sparsemax, entmax-1.5"),
     "sparse-max": (_sparse_max, "Smooth max: logsumexp, sparsemax and entmax-1.5 maxes"),
+    "log-softmax": (_log_softmax, "log_softmax times the width: x_i - max as w -> 0"),
+    "logmeanexp": (_logmeanexp, "Log-mean-exp between the max and the mean"),
+    "soft-booleans": (_soft_booleans, "Soft and, or, xor: product t-norm and smooth min/max"),
     "isclose": (_isclose, "Soft isclose down to w = 1e-12"),
 }
-"""Figures of the sparse argmax, the regularized maxes and isclose: name -> (builder, caption)."""
+"""Figures of the reductions beyond the max (sparse argmax, regularized maxes,
+log_softmax, logmeanexp) and of the soft booleans and isclose: name -> (builder, caption)."""
 
 
 def _sorting_figure(title: str, hard: Any, smooth: list[tuple[str, Any]], ylabel: str) -> Any:
@@ -562,7 +636,7 @@ def gallery(
         (f"{op}-{k}", f"{op}, {k} kernel", lambda op=op, k=k: plot(op, kernel=k)) for op, k in grid
     ]
     jobs += [(name, caption, build) for name, (build, caption) in SEED_FIGURES.items()]
-    jobs += [(name, caption, build) for name, (build, caption) in ISSUE15_FIGURES.items()]
+    jobs += [(name, caption, build) for name, (build, caption) in FAMILY_FIGURES.items()]
     jobs += [(name, caption, build) for name, (build, caption) in SORTING_FIGURES.items()]
     written = []
     for i, (name, caption, build) in enumerate(jobs, start=1):

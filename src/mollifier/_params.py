@@ -115,9 +115,16 @@ def _readable(torch: Any, value: Any) -> bool:
         return False
     if type(value) not in (torch.Tensor, torch.nn.Parameter):
         return False
-    # a private torch API; without it, no wrapper is recognized and values are read
-    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
-    return wrapped is None or not wrapped(value)
+    return not is_functorch_wrapped(torch, value)
+
+
+def is_functorch_wrapped(torch: Any, tensor: Any) -> bool:
+    """Whether ``tensor`` is a ``torch.func`` wrapper (``vmap``, ``grad``, ...), whose
+    values and storage live elsewhere. It asks a private torch API; a torch version
+    without it counts every tensor as wrapped, so that callers take their plain path
+    (no value checks, no blocks, no ``out=``) rather than fail."""
+    probe = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return True if probe is None else bool(probe(tensor))
 
 
 def _concrete_values(value: Any) -> np.ndarray | None:

@@ -35,6 +35,7 @@ from .._engine import lse
 from .._engine.formula import Combination, Formula, Reduction, Transform
 from .._engine.piecewise import ABS, RELU, SIGN, STEP
 from .._kernels import Gaussian, Logistic
+from .._params import is_functorch_wrapped
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
@@ -68,10 +69,8 @@ def _in_blocks(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return _in_row_blocks(lambda v, _: fn(v), x, ())  # rows of no axes: single elements
 
 
-# a private torch API: where a torch version lacks it, blocks are never used
-_is_functorch_wrapped: Callable[[Tensor], bool] = getattr(
-    torch._C._functorch, "is_functorch_wrapped_tensor", lambda tensor: True
-)
+def _is_functorch_wrapped(x: Tensor) -> bool:
+    return is_functorch_wrapped(torch, x)
 
 
 def _blockable(x: Tensor) -> bool:
@@ -103,14 +102,28 @@ def _in_row_blocks(
     flat = x.view(-1, *row_shape)
     if flat.shape[0] < 4 * rows:
         return fn(x, axes)
-    torch.empty(_ALLOCATOR_HINT_BYTES, dtype=torch.uint8)  # see _ALLOCATOR_HINT_BYTES
     block_axes = tuple(range(1, inner + 1))
-    first = fn(flat[:rows], block_axes)
-    out = torch.empty((flat.shape[0], *first.shape[1:]), dtype=first.dtype, device=x.device)
-    out[:rows] = first
-    for start in range(rows, flat.shape[0], rows):
-        out[start : start + rows] = fn(flat[start : start + rows], block_axes)
-    return out.view(*x.shape[: x.ndim - inner], *first.shape[1:])
+    (out,) = _assembled(lambda start: (fn(flat[start : start + rows], block_axes),),
+                        int(flat.shape[0]), rows)  # fmt: skip
+    assert out is not None
+    return out.view(*x.shape[: x.ndim - inner], *out.shape[1:])
+
+
+def _assembled(
+    block: Callable[[int], tuple[Tensor | None, ...]], size: int, step: int
+) -> tuple[Tensor | None, ...]:
+    """The outputs of ``block(start)`` for ``start = 0, step, 2 step, ...`` below
+    ``size``, written block by block into whole tensors of ``size`` rows (``None``
+    outputs stay ``None``): the one block loop of :func:`_in_row_blocks` and
+    :func:`_in_blocks_of_inputs`."""
+    torch.empty(_ALLOCATOR_HINT_BYTES, dtype=torch.uint8)  # see _ALLOCATOR_HINT_BYTES
+    first = block(0)
+    outs = [None if p is None else p.new_empty((size, *p.shape[1:])) for p in first]
+    for start in range(0, size, step):
+        for out, part in zip(outs, first if start == 0 else block(start)):
+            if out is not None and part is not None:
+                out[start : start + step] = part
+    return tuple(outs)
 
 
 def _softplus_threshold(x: Tensor) -> float:
@@ -555,23 +568,16 @@ def _in_blocks_of_inputs(fn: Callable[[tuple[Any, ...]], Any], inputs: tuple[Any
     size, step = tensors[0].numel(), _BLOCK_BYTES // tensors[0].element_size()
     if size < 4 * step:
         return fn(inputs)
-    torch.empty(_ALLOCATOR_HINT_BYTES, dtype=torch.uint8)  # see _ALLOCATOR_HINT_BYTES
     flat = tuple(v.view(-1) if isinstance(v, Tensor) else v for v in inputs)
+    single = False
 
-    def block(start: int) -> Any:
-        return fn(tuple(v[start : start + step] if isinstance(v, Tensor) else v for v in flat))
-
-    first = block(0)
-    single = isinstance(first, Tensor)
-
-    def parts(result: Any) -> tuple[Any, ...]:
+    def block(start: int) -> tuple[Any, ...]:
+        nonlocal single
+        result = fn(tuple(v[start : start + step] if isinstance(v, Tensor) else v for v in flat))
+        single = isinstance(result, Tensor)
         return (result,) if single else tuple(result)
 
-    outs = [None if p is None else p.new_empty(size) for p in parts(first)]
-    for start in range(0, size, step):
-        for out, part in zip(outs, parts(first if start == 0 else block(start))):
-            if out is not None:
-                out[start : start + step] = part
+    outs = _assembled(block, size, step)
     shaped = tuple(None if out is None else out.view(shape) for out in outs)
     return shaped[0] if single else shaped
 

@@ -25,6 +25,25 @@ def test_array_width_equals_one_call_per_width(op, kernel):
         )
 
 
+@pytest.mark.parametrize("widths", [[0.01, 0.1], [10.0, 100.0], [0.1, 100.0]])
+def test_clip_array_widths_take_the_right_form_read_or_traced(widths):
+    """Breakpoints 1 apart: below a width of 4 the breakpoint form, above it the cluster
+    form. Read widths (eager) take one form when it serves every entry, traced ones
+    (jit) evaluate both; both equal one call per width."""
+    x = np.linspace(-3.0, 4.0, 15)[:, None]
+    w = np.array(widths)
+    want = np.stack([mol.clip(x[:, 0], 0.0, 1.0, width=v, kernel="laplace") for v in widths], 1)
+    np.testing.assert_allclose(mol.clip(x, 0.0, 1.0, width=w, kernel="laplace"), want, rtol=1e-15)
+    jitted = jax.jit(lambda a, v: mol.clip(a, 0.0, 1.0, width=v, kernel="laplace"))
+    np.testing.assert_allclose(jitted(jnp.asarray(x), jnp.asarray(w)), want, rtol=1e-14)
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+    np.testing.assert_allclose(mol.clip(xt, 0.0, 1.0, width=wt, kernel="laplace").detach(), want,
+                               rtol=1e-15)  # fmt: skip
+    assert torch.autograd.gradcheck(lambda a, v: mol.clip(a, 0.0, 1.0, width=v, kernel="laplace"),
+                                    (xt, wt))  # fmt: skip
+
+
 def test_gradient_with_respect_to_the_width():
     # d/dw [w softplus(x / w)] = softplus(x/w) - (x/w) sigmoid(x/w)
     x = torch.tensor([-1.0, 0.0, 0.7], dtype=torch.float64)

@@ -476,6 +476,46 @@ def _identity(x: Array) -> Array:
     return x
 
 
+def _readable(torch: Any, value: Any) -> bool:
+    """Whether a tensor's values can be read here: not while tracing or compiling, not
+    on a device (it would synchronize), not through a wrapper whose storage is elsewhere
+    (``torch.func`` transforms, subclasses such as DTensor); those are checked by the
+    framework, or not at all, rather than refused."""
+    if torch.compiler.is_compiling() or value.device.type != "cpu":
+        return False
+    if type(value) not in (torch.Tensor, torch.nn.Parameter):
+        return False
+    return not is_functorch_wrapped(torch, value)
+
+
+def is_functorch_wrapped(torch: Any, tensor: Any) -> bool:
+    """Whether ``tensor`` is a ``torch.func`` wrapper (``vmap``, ``grad``, ...), whose
+    values and storage live elsewhere. It asks a private torch API; a torch version
+    without it counts every tensor as wrapped, so that callers take their plain path
+    (no value checks, no blocks, no ``out=``) rather than fail."""
+    probe = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return True if probe is None else bool(probe(tensor))
+
+
+def known_values(value: Any) -> np.ndarray | None:
+    """The values of an array where they can be read without a trace, a device
+    synchronization or a wrapper's indirection (NumPy, eager CPU torch tensors, JAX
+    arrays outside a trace), as float64 NumPy; ``None`` elsewhere, where a caller must
+    not depend on them (checks are then skipped, decisions made for every value)."""
+    if isinstance(value, np.ndarray):
+        return value
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        if not _readable(torch, value):
+            return None
+        return value.detach().cpu().to(torch.float64).numpy()
+    import jax
+
+    if isinstance(value, jax.core.Tracer):
+        return None
+    return np.asarray(value, dtype=np.float64)
+
+
 def backend_of(x: Array, name: str = "x") -> Backend:
     """The backend of an array (NumPy arrays and scalars, torch tensors, JAX arrays).
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ._backend import known_values
+
 
 def flag(value: Any, name: str) -> bool:
     """Return ``value`` as a Python bool, or raise ``TypeError`` naming the argument.
@@ -100,46 +102,10 @@ def positive_width(value: Any) -> Any:
         return positive_real(value, "width")
     if not _real_dtype(value):
         raise TypeError(f"width must be a real number or an array of them; got {_describe(value)}")
-    concrete = _concrete_values(value)
+    concrete = known_values(value)
     if concrete is not None and not bool(np.all(np.isfinite(concrete) & (concrete > 0))):
         raise ValueError("width must hold finite positive numbers")
     return value
-
-
-def _readable(torch: Any, value: Any) -> bool:
-    """Whether a tensor's values can be read here: not while tracing or compiling, not
-    on a device (it would synchronize), not through a wrapper whose storage is elsewhere
-    (``torch.func`` transforms, subclasses such as DTensor); those are checked by the
-    framework, or not at all, rather than refused."""
-    if torch.compiler.is_compiling() or value.device.type != "cpu":
-        return False
-    if type(value) not in (torch.Tensor, torch.nn.Parameter):
-        return False
-    return not is_functorch_wrapped(torch, value)
-
-
-def is_functorch_wrapped(torch: Any, tensor: Any) -> bool:
-    """Whether ``tensor`` is a ``torch.func`` wrapper (``vmap``, ``grad``, ...), whose
-    values and storage live elsewhere. It asks a private torch API; a torch version
-    without it counts every tensor as wrapped, so that callers take their plain path
-    (no value checks, no blocks, no ``out=``) rather than fail."""
-    probe = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
-    return True if probe is None else bool(probe(tensor))
-
-
-def _concrete_values(value: Any) -> np.ndarray | None:
-    if isinstance(value, np.ndarray):
-        return value
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(value, torch.Tensor):
-        if not _readable(torch, value):
-            return None
-        return value.detach().cpu().to(torch.float64).numpy()
-    import jax
-
-    if isinstance(value, jax.core.Tracer):
-        return None
-    return np.asarray(value, dtype=np.float64)
 
 
 def width_or_tol(width: Any, tol: Any) -> tuple[Any, float | None]:
@@ -204,7 +170,7 @@ def width_range(value: Any, width: Any, limits: tuple[float, float]) -> tuple[fl
         )
     values = np.asarray(width) if isinstance(width, float) else None
     if values is None and _is_array(width):
-        values = _concrete_values(width)
+        values = known_values(width)
     if values is not None and not bool(np.all((values >= lo) & (values <= hi))):
         raise ValueError(f"width must lie in width_range=({lo:g}, {hi:g})")
     return lo, hi

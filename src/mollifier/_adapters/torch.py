@@ -30,12 +30,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._backend import Backend, backend_of, torch_ndtr
+from .._backend import Backend, backend_of, is_functorch_wrapped, torch_ndtr
 from .._engine import lse
 from .._engine.formula import Combination, Formula, Reduction, Transform
 from .._engine.piecewise import ABS, RELU, SIGN, STEP
 from .._kernels import Gaussian, Logistic
-from .._params import is_functorch_wrapped
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import Array, Backend, as_float_array, finish
+from .._backend import Array, Backend, as_float_array, finish, known_values
 from .._kernels import Kernel, _sign_consistent_reflection, scaled
 from .._polynomials import horner
 from .bound import Bound
@@ -248,7 +248,8 @@ def convolve(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kernel) ->
 
     Two exact forms: one term per breakpoint while the breakpoints lie more than a
     quarter width apart, the cluster form (:func:`_convolve_cluster`) once they lie
-    closer; an array width chooses entry by entry.
+    closer. An array width whose values can be read (eager, on the CPU) takes one form
+    where it serves every entry; otherwise both are evaluated and chosen entry by entry.
     """
     points = f.breakpoints
     if len(points) < 2:
@@ -258,6 +259,13 @@ def convolve(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kernel) ->
         if span <= _CLUSTER_SPAN * width:
             return _convolve_cluster(be, f, x, width, kernel)
         return _convolve_apart(be, f, x, width, kernel)
+    known = known_values(width)
+    if known is not None and known.size:  # one form, if it serves every entry
+        if bool(np.all(span <= _CLUSTER_SPAN * known)):
+            return _convolve_cluster(be, f, x, width, kernel)
+        if bool(np.all(span > _CLUSTER_SPAN * known)):
+            return _convolve_apart(be, f, x, width, kernel)
+    # traced, compiled, on a device, or mixed: both forms, chosen entry by entry
     cluster = span <= _CLUSTER_SPAN * width
     return be.xp.where(
         cluster,

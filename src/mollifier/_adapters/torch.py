@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .._backend import Backend, backend_of, torch_ndtr
 from .._engine import lse
@@ -652,6 +653,61 @@ class ScoreDerivative(torch.autograd.Function):
 def numerical(be: Backend, engine: Any, x: Tensor) -> Tensor:
     """The numerical engine's ``g(x)`` with score-function derivatives."""
     out: Tensor = ScoreDerivative.apply(x, engine, 0, be)
+    return out
+
+
+class Perturbed(torch.autograd.Function):
+    """``g(x) = E[f(x - wU)]`` of a function of vectors; forward also computes the
+    score-function Jacobian from the same evaluations of ``f`` (when a gradient is
+    needed) and saves it alone; backward contracts it with the incoming gradient. Once
+    differentiable: the second derivative would need the score of the second order."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, p: Tensor, engine: Any, be: Backend) -> Tensor:
+        needed = bool(ctx.needs_input_grad[0])
+        value, jacobian, _ = engine.perturbed(be, x, p, jacobian=needed)
+        ctx.save_for_backward(jacobian)
+        out: Tensor = value
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+        (jacobian,) = ctx.saved_tensors
+        grad = grad.reshape(jacobian.shape[:-1])  # (..., m)
+        return (grad.unsqueeze(-1) * jacobian).sum(-2), None, None, None
+
+
+def perturbed(be: Backend, engine: Any, x: Tensor, p: Tensor) -> Tensor:
+    """A function of vectors smoothed by Monte Carlo, with its score-function Jacobian."""
+    out: Tensor = Perturbed.apply(x, p, engine, be)
+    return out
+
+
+class FenchelYoung(torch.autograd.Function):
+    """The Fenchel-Young loss of a perturbed maximizer; saves ``theta`` and the gradient
+    ``E[y*(theta - wU)] - y_true`` (once differentiable, like :class:`Perturbed`)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, theta: Tensor, y_true: Tensor, p: Tensor, engine: Any, be: Backend
+    ) -> Tensor:
+        total, solution = engine.perturbed_max(be, theta, p)
+        ctx.save_for_backward(theta, solution - y_true)
+        out: Tensor = total - (y_true * theta).sum(-1)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None, None]:
+        theta, slope = ctx.saved_tensors
+        grad = grad.unsqueeze(-1)
+        return grad * slope, -grad * theta, None, None, None
+
+
+def fenchel_young(be: Backend, engine: Any, theta: Tensor, y_true: Tensor, p: Tensor) -> Tensor:
+    """The Fenchel-Young loss, differentiated through the perturbed maximizer."""
+    out: Tensor = FenchelYoung.apply(theta, y_true, p, engine, be)
     return out
 
 

@@ -1347,7 +1347,6 @@ class Gumbel(Kernel):
     mean_abs = 1.0159835336925709  # E|G|, by quadrature
     second_moment = math.pi**2 / 6.0 + 0.5772156649015329**2
     smoothness = "C^inf"
-    max_ramp_degree = 0
 
     def _pdf(self, be: Backend, u: Array) -> Array:
         # e^{u - e^u}: e^u overflows to inf beyond u = 709, where the density is 0 anyway

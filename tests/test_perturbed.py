@@ -384,3 +384,38 @@ def test_bad_inputs_and_callables():
         mol.fenchel_young_loss(THETA, Y_TRUE, maximizer=onehot, width=-1.0)
     with pytest.raises(TypeError, match="one framework"):
         mol.fenchel_young_loss(THETA, torch.tensor(Y_TRUE), maximizer=onehot, width=1.0)
+
+
+# -- the example ----------------------------------------------------------------------
+def _shortest_path_example():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "examples" / "shortest_path.py"
+    spec = importlib.util.spec_from_file_location("shortest_path_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shortest_path_example_solver_is_exact_and_training_cuts_the_regret():
+    example = _shortest_path_example()
+    side = example.SIDE
+    # every monotone path: choose which of the 2 (side - 1) moves go down
+    import itertools
+
+    paths = []
+    for downs in itertools.combinations(range(2 * side - 2), side - 1):
+        cells, i, j = [0], 0, 0
+        for move in range(2 * side - 2):
+            i, j = (i + 1, j) if move in downs else (i, j + 1)
+            cells.append(i * side + j)
+        paths.append(np.isin(np.arange(side * side), cells).astype(float))
+    paths = np.stack(paths)
+    theta = torch.randn(3, 4, side * side, generator=torch.Generator().manual_seed(0),
+                        dtype=torch.float64)  # fmt: skip
+    best = paths[np.argmax(theta.numpy() @ paths.T, axis=-1)]
+    np.testing.assert_array_equal(example.shortest_path(theta).numpy(), best)
+    result = example.main(steps=40, train=64, test=64)
+    assert result["regret_after"] < 0.5 * result["regret_before"], result
+    assert result["optimal_after"] > result["optimal_before"] + 0.2, result

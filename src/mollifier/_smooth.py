@@ -404,6 +404,13 @@ class SmoothedFunction:
                                 f"numpy.random.Generator); got {type(seed).__name__}")  # fmt: skip
             engine = replace(engine, seed=seed)
         p = engine.event_draws(be, x)
+        # the draws are made: the seed (maybe a traced JAX key) stays out of the adapters
+        engine = replace(engine, seed=None)
+        if return_stderr and be.name == "numpy" and not self.straight_through:
+            with be.quiet():
+                value, _, stderr = engine.perturbed(be, x, p, jacobian=False, want_stderr=True)
+            assert stderr is not None
+            return _dispatch.finish(be, value, dtype), _dispatch.finish(be, stderr, dtype)
         out = _dispatch.evaluate_perturbed(be, engine, x, p, self.gradient == "score")
         hard = None
         if self.straight_through:
@@ -545,6 +552,7 @@ def fenchel_young_loss(
     engine = Engine(maximizer, k, w, "monte_carlo", 0, 0, draws, antithetic, seed,
                     sampler=sampler, event_ndim=1)  # fmt: skip
     p = engine.event_draws(be, theta_c)
+    engine = replace(engine, seed=None)  # drawn: a traced JAX key stays out of the adapters
     return _dispatch.finish(
         be, _dispatch.evaluate_fenchel_young(be, engine, theta_c, true_c, p), dtype
     )

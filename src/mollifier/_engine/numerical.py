@@ -10,6 +10,11 @@ Two estimators share one interface, :meth:`Engine.derivatives`, which returns
   one (panels are ``2 * range / panels`` wide in units of ``u = (x - y) / w``).
 * **Monte Carlo** averages over kernel samples, in antithetic pairs ``(u, -u)``.
 
+A function of vectors (``event_ndim=1``, :meth:`Engine.perturbed`) is smoothed by
+Monte Carlo alone, with ``U`` iid in each coordinate; its Jacobian is the score form
+per coordinate. :meth:`Engine.perturbed_max` gives the perturbed maximum of a linear
+objective and its gradient, the perturbed maximizer (the Fenchel-Young loss).
+
 Derivatives use the score (Stein) form, which needs no derivative of ``f``:
 ``g^(n)(x) = w^-n ∫ f(x - wu) k^(n)(u) du`` (integrating by parts ``n`` times), plus a
 point term ``c f(x - w u_a)`` wherever ``k^(n-1)`` jumps. It is right for staircases,
@@ -645,8 +650,15 @@ class Engine:
             mean = value - shift
             variance = (squares - count * mean * mean) / float(max(total - 1, 1))
             stderr = xp.sqrt(xp.maximum(variance, be.const(0.0, x)) / count)
+        # NaN in a row gives NaN out for that row (f's own answer there, an argmax of
+        # NaN, is arbitrary)
+        missing = xp.reshape(xp.any(xp.isnan(x), axis=-1), batch + (1,))
+        nan = be.const(math.nan, x)
+        value = xp.where(missing, nan, value)
+        if jac is not None:
+            jac = xp.where(xp.reshape(missing, batch + (1, 1)), nan, jac)
         if stderr is not None:
-            stderr = xp.reshape(be.stop_gradient(stderr), out_shape)
+            stderr = xp.reshape(be.stop_gradient(xp.where(missing, nan, stderr)), out_shape)
         return xp.reshape(value, out_shape), jac, stderr
 
     def _f_event(

@@ -433,3 +433,13 @@ def test_nan_rows_and_float32(backend):
     assert str(value32.dtype).endswith("float32")
     # the same draws rounded to float32: a near-tie may flip (one flip moves 1/4096)
     np.testing.assert_allclose(to_numpy(value32)[0], to_numpy(value)[1], atol=1e-3)
+
+
+@pytest.mark.parametrize("kernel", ["uniform", "epanechnikov"])
+def test_kernels_without_a_usable_score_refuse_the_gradient(kernel):
+    g = mol.smooth(onehot_for("torch", 3), kernel=kernel, width=0.5, event_ndim=1, samples=64,
+                   seed=0)  # fmt: skip
+    x = torch.tensor(X3)
+    assert g(x).shape == (3, 3)  # the value is fine
+    with pytest.raises(ValueError, match="score-function gradient"):
+        g(x.clone().requires_grad_())

@@ -490,6 +490,24 @@ class Engine:
         shifted_sum: Array = None
         shifted_squares: Array = None
         replicates: list[Any] = [0.0] * QMC_REPLICATES
+        # a control variate for the derivatives: the score h = k^(n)/k has a known mean
+        # (0, less the atoms of k^(n)), so E[f h] = E[(f - b)(h - E h)] + b E h for any b
+        # independent of the draw; b is f's mean over the other independent groups
+        # (draws, antithetic pairs or QMC replicates), which keeps the estimate unbiased
+        # and removes the variance that f's level adds (antithetic pairs of a symmetric
+        # kernel cancel it already for odd n)
+        unit = per if qmc else 1
+        controlled = [
+            order >= 1 and draws > unit and not (
+                self.antithetic and self.kernel.symmetric and order % 2
+            )
+            for order in orders
+        ]  # fmt: skip
+        sum_f: Any = 0.0
+        sum_h: list[Any] = [0.0 for _ in orders]
+        cross: list[Any] = [0.0 for _ in orders]
+        group_f: list[Any] = [0.0] * QMC_REPLICATES
+        group_h: list[list[Any]] = [[0.0] * QMC_REPLICATES for _ in orders]
         for start in range(0, draws, group):
             u_chunk = xp.reshape(u[start : start + group], (-1,) + (1,) * x.ndim)
             values = self._f(be, x, u_chunk)
@@ -499,16 +517,31 @@ class Engine:
                 mirrored = self._f(be, x, partner_chunk)
             elif self.antithetic:
                 mirrored = self._f(be, x, -u_chunk)
+            draw = values if mirrored is None else 0.5 * (values + mirrored)
+            if any(controlled):
+                sum_f = sum_f + xp.sum(draw, axis=0)
             for i, order in enumerate(orders):
                 score = self.kernel._score(be, u_chunk, order)
                 term = values * score
+                mean_score = score
                 if partner_chunk is not None:
-                    term = term + mirrored * self.kernel._score(be, partner_chunk, order)
+                    other = self.kernel._score(be, partner_chunk, order)
+                    term = term + mirrored * other
+                    mean_score = 0.5 * (score + other)
                 elif mirrored is not None:  # the kernel is even: k^(n)(-u) = (-1)^n k^(n)(u)
                     term = term + (-1.0) ** order * mirrored * score
                 sums[i] = sums[i] + xp.sum(term, axis=0) / count
+                if controlled[i]:
+                    sum_h[i] = sum_h[i] + xp.sum(mean_score, axis=0)
+                    if qmc:
+                        group_h[i][start // per] = group_h[i][start // per] + xp.sum(
+                            mean_score, axis=0
+                        )
+                    else:
+                        cross[i] = cross[i] + xp.sum(draw * mean_score, axis=0)
+            if qmc and any(controlled):
+                group_f[start // per] = group_f[start // per] + xp.sum(draw, axis=0)
             if want_stderr:
-                draw = values if mirrored is None else 0.5 * (values + mirrored)
                 if qmc:
                     replicates[start // per] = replicates[start // per] + xp.sum(draw, axis=0)
                     continue
@@ -518,6 +551,15 @@ class Engine:
                 centred = draw - shift
                 shifted_sum = shifted_sum + xp.sum(centred, axis=0)
                 shifted_squares = shifted_squares + xp.sum(centred * centred, axis=0)
+        for i, order in enumerate(orders):
+            if not controlled[i]:
+                continue
+            if qmc:
+                cross[i] = sum(f * h for f, h in zip(group_f, group_h[i], strict=True))
+            # the score's mean: minus the weights of the atoms of k^(n) (whose total is 0)
+            mean = -sum(c for _, c in self.kernel._derivative_atoms(order))
+            baseline_term = (sum_f * sum_h[i] - cross[i]) / float(draws - unit) - mean * sum_f
+            sums[i] = sums[i] - baseline_term / float(draws)
         stderr = None
         if want_stderr and qmc:
             means = [r / float(per) for r in replicates]
@@ -545,6 +587,19 @@ class Engine:
             return be.const(sobol_samples(self.seed, QMC_REPLICATES, per, n), x)
         return be.xp.reshape(uniform_samples(be, self.seed, draws * n, x), (draws, n))
 
+    def check_event_gradient(self) -> None:
+        """Raise ``ValueError`` where the score Jacobian of a function of vectors is not
+        available: a kernel whose ``k'`` has point masses (uniform: the gradient would need
+        ``f`` with one coordinate held at the support's edge) or whose score has infinite
+        variance (Epanechnikov, :attr:`Kernel.max_score_order`)."""
+        if self.kernel._derivative_atoms(1) or self.kernel.max_score_order < 1:
+            raise ValueError(
+                f"the score-function gradient of a function of vectors (event_ndim=1) needs "
+                f"a kernel with E[(k'/k)^2] < inf and no jumps in k; the {self.kernel.name} "
+                "kernel has not: use gaussian, logistic, laplace, gumbel, biweight, ... or "
+                "gradient='autodiff' for a continuous f"
+            )
+
     def perturbed(
         self, be: Backend, x: Array, p: Array, *, jacobian: bool, want_stderr: bool = False
     ) -> tuple[Array, Array | None, Array | None]:
@@ -568,6 +623,8 @@ class Engine:
         derivative) unless the adapters replace them by this Jacobian.
         """
         xp = be.xp
+        if jacobian:
+            self.check_event_gradient()
         batch = tuple(x.shape[:-1])
         total = p.shape[0]
         qmc = self.sampler == "sobol"

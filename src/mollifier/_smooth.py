@@ -190,7 +190,17 @@ def smooth(
     every element of ``x``. The score estimator of ``g^(n)`` has finite variance only
     when ``E[(k^(n)/k)^2] < inf``: every kernel for ``n = 1`` except Epanechnikov;
     ``n = 2`` for Gaussian, logistic, Laplace and Cauchy
-    (:attr:`Kernel.max_score_order`).
+    (:attr:`Kernel.max_score_order`). Variance reduction: antithetic pairs
+    ``(K^-1(p), K^-1(1 - p))`` (``(U, -U)`` for the symmetric kernels: exact for the odd
+    part of ``f``), and for the derivatives a control variate, the score less its known
+    mean times ``f``'s mean over the other independent draws (pairs, QMC replicates):
+    unbiased, and the estimate does not depend on ``f``'s level (``f + 1000`` has the
+    same estimated derivatives). The standard error is the value's.
+
+    *Functions of vectors* (``event_ndim=1``): as Monte Carlo, per coordinate; the
+    Jacobian ``(..., m, n)`` is computed with the value from the same evaluations of
+    ``f`` and kept alone for the backward pass. NaN in a row of ``x`` gives NaN for
+    that row.
 
     Examples
     --------

@@ -443,3 +443,23 @@ def test_kernels_without_a_usable_score_refuse_the_gradient(kernel):
     assert g(x).shape == (3, 3)  # the value is fine
     with pytest.raises(ValueError, match="score-function gradient"):
         g(x.clone().requires_grad_())
+
+
+def test_a_large_jacobian_is_not_kept_but_recomputed_as_a_product(monkeypatch):
+    """Beyond JACOBIAN_ELEMENTS torch saves x and the draws and evaluates f again in
+    backward: the same estimate as contracting the Jacobian."""
+    from mollifier._engine import numerical
+
+    x = torch.tensor(X3)
+    cotangent = torch.tensor([[1.0, -2.0, 0.5], [0.3, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    grads = []
+    for limit in (numerical.JACOBIAN_ELEMENTS, 0):
+        monkeypatch.setattr(numerical, "JACOBIAN_ELEMENTS", limit)
+        for options in ({}, {"antithetic": False}, {"sampler": "sobol"}):
+            g = mol.smooth(onehot_for("torch", 3), kernel="gumbel", width=0.5, event_ndim=1,
+                           samples=512, seed=3, **options)  # fmt: skip
+            t = x.clone().requires_grad_()
+            (cotangent * g(t)).sum().backward()
+            grads.append(t.grad)
+    for kept, recomputed in zip(grads[:3], grads[3:], strict=True):
+        torch.testing.assert_close(recomputed, kept, rtol=0, atol=1e-12)

@@ -657,23 +657,35 @@ def numerical(be: Backend, engine: Any, x: Tensor) -> Tensor:
 
 
 class Perturbed(torch.autograd.Function):
-    """``g(x) = E[f(x - wU)]`` of a function of vectors; forward also computes the
-    score-function Jacobian from the same evaluations of ``f`` (when a gradient is
-    needed) and saves it alone; backward contracts it with the incoming gradient. Once
-    differentiable: the second derivative would need the score of the second order."""
+    """``g(x) = E[f(x - wU)]`` of a function of vectors. Where the Jacobian is small
+    (:meth:`Engine.keeps_jacobian`), forward computes it from the same evaluations of
+    ``f`` and saves it alone, and backward contracts it with the incoming gradient;
+    otherwise forward saves ``x`` and the draws, and backward evaluates ``f`` again for
+    the vector-Jacobian product alone (memory ``O(batch x n)``, twice the calls of
+    ``f``). Once differentiable: the second derivative would need the second-order
+    score."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, p: Tensor, engine: Any, be: Backend) -> Tensor:
         needed = bool(ctx.needs_input_grad[0])
-        value, jacobian, _ = engine.perturbed(be, x, p, jacobian=needed)
-        ctx.save_for_backward(jacobian)
+        ctx.engine, ctx.be = engine, be
+        if needed and engine.keeps_jacobian(be, x):
+            value, jacobian, _ = engine.perturbed(be, x, p, jacobian=True)
+            ctx.save_for_backward(jacobian, None, None)
+        else:
+            value, _, _ = engine.perturbed(be, x, p, jacobian=False)
+            if needed:
+                engine.check_event_gradient()  # now, not in backward
+            ctx.save_for_backward(None, x if needed else None, p if needed else None)
         out: Tensor = value
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
-        (jacobian,) = ctx.saved_tensors
+        jacobian, x, p = ctx.saved_tensors
+        if jacobian is None:
+            return ctx.engine.perturbed_vjp(ctx.be, x, p, grad), None, None, None
         grad = grad.reshape(jacobian.shape[:-1])  # (..., m)
         return (grad.unsqueeze(-1) * jacobian).sum(-2), None, None, None
 

@@ -28,7 +28,7 @@ import math
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -72,6 +72,9 @@ NODES_PER_PANEL = 2 * len(RULE)
 # f is evaluated on arrays of at most this many elements at a time (panels or samples
 # are processed in groups), which bounds the engine's memory to a few such arrays
 _CHUNK_ELEMENTS = 1 << 22
+# a function of vectors keeps its Jacobian (batch x m x n) for the backward pass up to
+# this many elements; beyond, torch evaluates f again in backward for the gradient alone
+JACOBIAN_ELEMENTS = 1 << 22
 # the accuracy asked of a float32 (float16 ...) g cannot be below its rounding
 _ROUNDING_TOL = 64.0
 
@@ -717,6 +720,31 @@ class Engine:
         if stderr is not None:
             stderr = xp.reshape(be.stop_gradient(xp.where(missing, nan, stderr)), out_shape)
         return xp.reshape(value, out_shape), jac, stderr
+
+    def keeps_jacobian(self, be: Backend, x: Array) -> bool:
+        """Whether the backward pass keeps the Jacobian of ``g`` at ``x`` (``batch x m x
+        n`` elements, at most :data:`JACOBIAN_ELEMENTS`) rather than ``x`` and the draws,
+        evaluating ``f`` again for :meth:`perturbed_vjp`. ``m`` is found from one call
+        of ``f`` on ``x`` itself (one more call beside the ``samples``)."""
+        out = call_event(be, self.f, be.stop_gradient(x), x.ndim - 1)
+        return math.prod(out.shape) * x.shape[-1] <= JACOBIAN_ELEMENTS
+
+    def perturbed_vjp(self, be: Backend, x: Array, p: Array, cotangent: Array) -> Array:
+        """``d/dx sum(cotangent * g(x))`` on the draws ``p``: the score Jacobian of the
+        scalar function ``<cotangent, f>`` (one row of :meth:`perturbed`'s, so the same
+        estimate as contracting the full Jacobian), evaluating ``f`` again."""
+        xp = be.xp
+        batch = tuple(x.shape[:-1])
+        weights = xp.reshape(cotangent, (*batch, -1))
+
+        def contracted(y: Array) -> Array:
+            out = call_event(be, self.f, y, 1 + len(batch))
+            flat = xp.reshape(out, (*out.shape[: 1 + len(batch)], -1))
+            return xp.sum(flat * weights, axis=-1)
+
+        _, jacobian, _ = replace(self, f=contracted).perturbed(be, x, p, jacobian=True)
+        assert jacobian is not None
+        return xp.reshape(jacobian, x.shape)
 
     def _f_event(
         self, be: Backend, x: Array, u: Array, batch: tuple[int, ...]

@@ -345,6 +345,10 @@ def test_asymmetric_kernel_is_refused_where_the_library_assumes_symmetry():
             call()
     with pytest.raises(ValueError, match="gumbel"):
         mol.get_kernel("gumbell")
+    from mollifier import nn as mnn
+
+    with pytest.raises(ValueError, match="asymmetric"):
+        mnn.SmoothReLU(width=0.1, kernel="gumbel")
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

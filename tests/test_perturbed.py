@@ -467,3 +467,18 @@ def test_a_large_jacobian_is_not_kept_but_recomputed_as_a_product(monkeypatch):
             grads.append(t.grad)
     for kept, recomputed in zip(grads[:3], grads[3:], strict=True):
         torch.testing.assert_close(recomputed, kept, rtol=0, atol=1e-12)
+
+
+def test_jax_recomputes_a_large_jacobian_as_a_product(monkeypatch):
+    from mollifier._engine import numerical
+
+    x = jnp.asarray(X3)
+    cotangent = jnp.asarray([[1.0, -2.0, 0.5], [0.3, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    g = mol.smooth(onehot_for("jax", 3), kernel="gumbel", width=0.5, event_ndim=1,
+                   samples=512, seed=3)  # fmt: skip
+    kept = jax.grad(lambda v: jnp.sum(cotangent * g(v)))(x)
+    monkeypatch.setattr(numerical, "JACOBIAN_ELEMENTS", 0)
+    recomputed = jax.jit(jax.grad(lambda v: jnp.sum(cotangent * g(v))))(x)
+    np.testing.assert_allclose(np.asarray(recomputed), np.asarray(kept), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="second derivatives"):
+        jax.hessian(lambda v: jnp.sum(cotangent[0] * g(v)))(x[0])

@@ -199,9 +199,9 @@ def smooth(
 
     *Functions of vectors* (``event_ndim=1``): as Monte Carlo, per coordinate; the
     Jacobian ``(..., m, n)`` is computed with the value from the same evaluations of
-    ``f`` and kept alone for the backward pass (torch, beyond 2^22 elements: ``x`` and
-    the draws are kept and ``f`` is evaluated again in backward). NaN in a row of ``x`` gives NaN for
-    that row.
+    ``f`` and kept alone for the backward pass (beyond 2^22 elements ``x`` and the draws
+    are kept and ``f`` is evaluated again in backward; JAX then has reverse mode only).
+    NaN in a row of ``x`` gives NaN for that row.
 
     Examples
     --------

@@ -198,10 +198,47 @@ def _perturbed_jvp(
     return value, jax.numpy.reshape(tangent, value.shape)
 
 
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _perturbed_recomputed(engine: Any, be: Backend, x: Array, p: Array) -> Array:
+    return engine.perturbed(be, x, p, jacobian=False)[0]
+
+
+def _perturbed_recomputed_fwd(
+    engine: Any, be: Backend, x: Array, p: Array
+) -> tuple[Array, tuple[Array, Array]]:
+    engine.check_event_gradient()
+    return engine.perturbed(be, x, p, jacobian=False)[0], (x, p)
+
+
+def _perturbed_recomputed_bwd(
+    engine: Any, be: Backend, residuals: tuple[Array, Array], cotangent: Array
+) -> tuple[Array, Array]:
+    x, p = residuals
+    return _perturbed_vjp(engine, be, x, p, cotangent), jax.numpy.zeros_like(p)
+
+
+_perturbed_recomputed.defvjp(_perturbed_recomputed_fwd, _perturbed_recomputed_bwd)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _perturbed_vjp(engine: Any, be: Backend, x: Array, p: Array, cotangent: Array) -> Array:
+    return engine.perturbed_vjp(be, x, p, cotangent)
+
+
+@_perturbed_vjp.defjvp
+def _perturbed_vjp_jvp(engine: Any, be: Backend, primals: Any, tangents: Any) -> Any:
+    raise ValueError(_SECOND_ORDER)
+
+
 def perturbed(be: Backend, engine: Any, x: Array, p: Array) -> Array:
-    """A function of vectors smoothed by Monte Carlo; its tangent is the score-function
-    Jacobian times ``t`` (which JAX transposes for ``grad``)."""
-    return _perturbed(engine, be, x, p)
+    """A function of vectors smoothed by Monte Carlo. Where its Jacobian is small
+    (:meth:`Engine.keeps_jacobian`) the tangent is the score-function Jacobian times
+    ``t`` (``custom_jvp``, which JAX transposes for ``grad``); beyond, a ``custom_vjp``
+    keeps ``x`` and the draws and evaluates ``f`` again for the vector-Jacobian product
+    alone (reverse mode only: ``jax.jvp`` refuses it)."""
+    if engine.keeps_jacobian(be, x):
+        return _perturbed(engine, be, x, p)
+    return _perturbed_recomputed(engine, be, x, p)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0, 1))

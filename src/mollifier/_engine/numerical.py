@@ -73,7 +73,7 @@ NODES_PER_PANEL = 2 * len(RULE)
 # are processed in groups), which bounds the engine's memory to a few such arrays
 _CHUNK_ELEMENTS = 1 << 22
 # a function of vectors keeps its Jacobian (batch x m x n) for the backward pass up to
-# this many elements; beyond, torch evaluates f again in backward for the gradient alone
+# this many elements; beyond, the adapters evaluate f again in backward for the gradient
 JACOBIAN_ELEMENTS = 1 << 22
 # the accuracy asked of a float32 (float16 ...) g cannot be below its rounding
 _ROUNDING_TOL = 64.0

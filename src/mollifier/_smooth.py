@@ -16,7 +16,6 @@ from ._engine.numerical import (
     SAMPLERS,
     Engine,
     call_elementwise,
-    call_event,
     seed_kind,
 )
 from ._engine.piecewise import Piecewise
@@ -426,7 +425,7 @@ class SmoothedFunction:
         hard = None
         if self.straight_through:
             with be.quiet():
-                hard = call_event(be, engine.f, _dispatch.caller_dtype(be, x, dtype), x.ndim - 1)
+                hard = engine.hard(be, _dispatch.caller_dtype(be, x, dtype))
             if tuple(hard.shape) != tuple(out.shape):  # pragma: no cover - f is not batched
                 raise ValueError("f(x) and its smoothed value differ in shape")
         value = _dispatch.finish(be, out, dtype, hard)

@@ -236,7 +236,8 @@ def perturbed(be: Backend, engine: Any, x: Array, p: Array) -> Array:
     ``t`` (``custom_jvp``, which JAX transposes for ``grad``); beyond, a ``custom_vjp``
     keeps ``x`` and the draws and evaluates ``f`` again for the vector-Jacobian product
     alone (reverse mode only: ``jax.jvp`` refuses it)."""
-    if engine.keeps_jacobian(be, x):
+    # f's output shape, found without running it
+    if engine.keeps_jacobian(x, jax.eval_shape(partial(engine.hard, be), x)):
         return _perturbed(engine, be, x, p)
     return _perturbed_recomputed(engine, be, x, p)
 

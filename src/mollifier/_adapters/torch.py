@@ -669,7 +669,8 @@ class Perturbed(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, p: Tensor, engine: Any, be: Backend) -> Tensor:
         needed = bool(ctx.needs_input_grad[0])
         ctx.engine, ctx.be = engine, be
-        if needed and engine.keeps_jacobian(be, x):
+        # one call of f on x itself sizes the Jacobian (one more beside the samples)
+        if needed and engine.keeps_jacobian(x, engine.hard(be, x.detach())):
             value, jacobian, _ = engine.perturbed(be, x, p, jacobian=True)
             ctx.save_for_backward(jacobian, None, None)
         else:

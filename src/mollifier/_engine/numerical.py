@@ -721,13 +721,17 @@ class Engine:
             stderr = xp.reshape(be.stop_gradient(xp.where(missing, nan, stderr)), out_shape)
         return xp.reshape(value, out_shape), jac, stderr
 
-    def keeps_jacobian(self, be: Backend, x: Array) -> bool:
+    def hard(self, be: Backend, x: Array) -> Array:
+        """``f(x)`` itself, checked (its shape ``batch + event`` sizes the Jacobian)."""
+        return call_event(be, self.f, x, x.ndim - 1)
+
+    @staticmethod
+    def keeps_jacobian(x: Array, hard: Any) -> bool:
         """Whether the backward pass keeps the Jacobian of ``g`` at ``x`` (``batch x m x
         n`` elements, at most :data:`JACOBIAN_ELEMENTS`) rather than ``x`` and the draws,
-        evaluating ``f`` again for :meth:`perturbed_vjp`. ``m`` is found from one call
-        of ``f`` on ``x`` itself (one more call beside the ``samples``)."""
-        out = call_event(be, self.f, be.stop_gradient(x), x.ndim - 1)
-        return math.prod(out.shape) * x.shape[-1] <= JACOBIAN_ELEMENTS
+        evaluating ``f`` again for :meth:`perturbed_vjp`; ``hard`` is ``f(x)`` or its
+        shape (``jax.eval_shape``)."""
+        return math.prod(hard.shape) * x.shape[-1] <= JACOBIAN_ELEMENTS
 
     def perturbed_vjp(self, be: Backend, x: Array, p: Array, cotangent: Array) -> Array:
         """``d/dx sum(cotangent * g(x))`` on the draws ``p``: the score Jacobian of the

@@ -14,7 +14,7 @@ PUBLIC = {
     "width_for", "argmax", "argmin", "logsumexp", "max", "maximum", "min", "minimum", "norm",
     "softmax", "log_softmax", "logmeanexp", "all", "any", "isclose", "logical_and",
     "logical_not", "logical_or", "logical_xor",
-    "argsort", "median", "quantile", "rank", "sort", "topk",
+    "argsort", "median", "quantile", "rank", "sort", "topk", "fenchel_young_loss",
 }  # fmt: skip
 
 OPS = [mol.step, mol.sign, mol.relu, mol.leaky_relu, mol.abs, mol.clip, mol.hinge, mol.floor,

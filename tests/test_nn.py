@@ -178,7 +178,7 @@ def test_docs_examples_run():
 
     text = (pathlib.Path(__file__).parent.parent / "docs" / "examples.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     for block in blocks:
         exec(compile(block, "docs/examples.md", "exec"), {})
 

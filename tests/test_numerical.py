@@ -179,6 +179,36 @@ def test_monte_carlo_gradient_by_the_score_function():
     np.testing.assert_allclose(grad, exact, rtol=0, atol=0.03)
 
 
+@pytest.mark.parametrize(("kernel", "options"), [
+    ("gaussian", {"antithetic": False}), ("gaussian", {"sampler": "sobol"}),
+    ("laplace", {"antithetic": False}), ("gumbel", {}), ("gumbel", {"antithetic": False}),
+])  # fmt: skip
+def test_monte_carlo_derivatives_with_the_score_control_variate(kernel, options):
+    """The baseline (f's mean over the other independent groups, times the score less its
+    known mean) leaves the derivative estimates unbiased and independent of f's level."""
+    x = np.array([0.25, 0.5, 2.75])
+    exact = [
+        torch_derivatives(mol.smooth(torch.floor, kernel=kernel, width=0.3), x, order=2)[i]
+        for i in (0, 1)
+    ]  # quadrature, to 1e-9
+    estimates: list[list[np.ndarray]] = [[], []]
+    for seed in range(8):
+        shifted = []
+        for level in (0.0, 1e3):
+            g = mol.smooth(lambda y, level=level: torch.floor(y) + level, kernel=kernel,
+                           width=0.3, method="monte_carlo", samples=2048, seed=seed,
+                           **options)  # fmt: skip
+            shifted.append(torch_derivatives(g, x, order=2))
+        for i in (0, 1):  # f + 1000 has the same derivatives, to rounding
+            np.testing.assert_allclose(shifted[1][i], shifted[0][i], rtol=0, atol=1e-8)
+            estimates[i].append(shifted[0][i])
+    for i in (0, 1):
+        values = np.array(estimates[i])
+        stderr = values.std(0, ddof=1) / math.sqrt(len(values))
+        # (+1e-12: at x = 0.5 the second derivative is 0 and so is every estimate)
+        assert np.all(np.abs(values.mean(0) - exact[i]) <= 4.0 * stderr + 1e-12), (i, exact[i])
+
+
 @pytest.mark.parametrize("seed_kind", ["int", "numpy", "torch", "jax"])
 def test_seeds_of_every_framework(seed_kind):
     backend = {"int": "numpy", "numpy": "numpy", "torch": "torch", "jax": "jax"}[seed_kind]

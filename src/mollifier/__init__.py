@@ -40,7 +40,7 @@ from ._reductions import (
     norm,
     softmax,
 )
-from ._smooth import smooth
+from ._smooth import fenchel_young_loss, smooth
 from ._sorting import argsort, median, quantile, rank, sort, topk
 from ._staircase import ceil, floor, frac, quantize, round, trunc
 
@@ -61,6 +61,7 @@ __all__ = [
     "delta",
     "equal",
     "error_bound",
+    "fenchel_young_loss",
     "floor",
     "frac",
     "gelu",

@@ -315,6 +315,7 @@ _TORCH_FUNCTIONS = (
     "abs", "asarray", "atan", "atan2", "ceil", "exp", "expm1", "finfo", "float32", "floor",
     "isfinite", "isinf", "isnan", "log", "log1p", "logaddexp", "maximum", "minimum", "round",
     "sign", "sin", "trunc", "where", "reshape", "cos", "tan", "tanh", "sqrt", "zeros_like",
+    "tensordot",
 )  # fmt: skip
 
 

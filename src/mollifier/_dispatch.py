@@ -205,6 +205,30 @@ def evaluate_numerical(be: Backend, engine: Any, x: Array, score: bool) -> Array
         return adapter.numerical(be, engine, x)
 
 
+def evaluate_perturbed(be: Backend, engine: Any, x: Array, p: Array, score: bool) -> Array:
+    """``g(x) = E[f(x - wU)]`` of a function of vectors (the engine's ``event_ndim=1``)
+    from the draws ``p``; with ``score``, differentiated through its score-function
+    Jacobian by the framework's custom derivative, otherwise by autodiff of ``f``."""
+    with be.quiet():
+        if not score or be.name == "numpy":
+            return engine.perturbed(be, x, p, jacobian=False)[0]
+        return _framework_adapter(be).perturbed(be, engine, x, p)
+
+
+def evaluate_fenchel_young(
+    be: Backend, engine: Any, theta: Array, y_true: Array, p: Array
+) -> Array:
+    """The Fenchel-Young loss ``F(theta) - <y_true, theta>`` of the perturbed maximizer
+    ``engine.f``, differentiated through its gradient ``E[y*(theta - wU)] - y_true``
+    (and ``-theta`` in ``y_true``) by the framework's custom derivative."""
+    with be.quiet():
+        adapter = _framework_adapter(be)
+        if adapter is None:
+            total, _ = engine.perturbed_max(be, theta, p)
+            return total - be.xp.sum(y_true * theta, axis=-1)
+        return adapter.fenchel_young(be, engine, theta, y_true, p)
+
+
 def caller_dtype(be: Backend, x: Array, dtype: Any) -> Array:
     """``x`` (in the compute dtype) in the caller's dtype: exact, since ``x`` was widened
     from it, or converted from integers into it."""

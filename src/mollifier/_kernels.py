@@ -70,7 +70,8 @@ def _sign_consistent_reflection(be: Backend, t: Array) -> tuple[Array, Array]:
 
 
 class Kernel:
-    """A symmetric smoothing kernel in standard form (width 1).
+    """A smoothing kernel in standard form (width 1): symmetric, except for the noise
+    laws of the perturbed form (:attr:`symmetric`).
 
     Attributes
     ----------
@@ -92,6 +93,12 @@ class Kernel:
     second_moment: float = math.nan
     smoothness: str = ""
     max_ramp_degree: int = 2
+    symmetric: bool = True
+    """Whether ``k(-u) = k(u)``. The closed forms (truncated moments reflected about 0,
+    real characteristic functions, principal values), the error bounds, ``tol=`` and
+    antithetic pairs ``(U, -U)`` assume it; an asymmetric kernel (Gumbel) serves only
+    the numerical methods of :func:`mollifier.smooth` (:func:`get_kernel` with
+    ``numerical=True``), with antithetic pairs ``(K^-1(p), K^-1(1 - p))``."""
     density_kinks: tuple[float, ...] = ()
     """Where the density or one of its derivatives jumps (the ends of a compact
     support, Laplace's peak): quadrature in the exact engine splits there. A kernel
@@ -1320,6 +1327,75 @@ class Sqrt(Kernel):
         return total * inv_w + poly.horner(derivative, r * r)
 
 
+class Gumbel(Kernel):
+    r"""The law of :math:`U = -G` for a standard Gumbel :math:`G`:
+    :math:`k(u) = e^{u - e^u}`, :math:`K(u) = 1 - e^{-e^u}`, :math:`K^{-1}(p) =
+    \log(-\log(1 - p))`, score :math:`k'/k = 1 - e^u`.
+
+    Asymmetric, so its sign matters: the library smooths by ``x - wU``, and with
+    ``U = -G`` that is ``x + wG``, the perturbation of the Gumbel-max trick:
+    ``E[onehot(argmax(x + wG))] = softmax(x / w)``. ``E[U] = -gamma`` (Euler's
+    constant), so ``f(y) = y`` smooths to ``x + gamma w``, not ``x``.
+
+    Only :func:`mollifier.smooth`'s numerical methods take it (quadrature, Monte Carlo,
+    the vector form ``event_ndim=1``); the closed forms, bounds and ``tol=`` widths
+    assume a symmetric kernel and refuse it (:func:`get_kernel`).
+    """
+
+    name = "gumbel"
+    symmetric = False
+    mean_abs = 1.0159835336925709  # E|G|, by quadrature
+    second_moment = math.pi**2 / 6.0 + 0.5772156649015329**2
+    smoothness = "C^inf"
+
+    def _pdf(self, be: Backend, u: Array) -> Array:
+        # e^{u - e^u}: e^u overflows to inf beyond u = 709, where the density is 0 anyway
+        return be.xp.exp(u - be.xp.exp(u))
+
+    def _cdf(self, be: Backend, t: Array) -> Array:
+        return -be.xp.expm1(-be.xp.exp(t))
+
+    def _tail(self, be: Backend, s: Array, degree: int) -> Array:
+        raise ValueError(_ASYMMETRIC)
+
+    def _char_fn_np(self, omega: np.ndarray) -> np.ndarray:
+        raise ValueError(_ASYMMETRIC)
+
+    def _sample_np(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        return -rng.gumbel(size=shape)
+
+    def _check_piecewise(self, degree: int, slopes: tuple[float, float]) -> None:
+        raise ValueError(_ASYMMETRIC)
+
+    def _density_derivative(self, be: Backend, u: Array, order: int) -> Array:
+        return self._score(be, u, order) * self._pdf(be, u)
+
+    def _score(self, be: Backend, u: Array, order: int) -> Array:
+        # k' = (1 - e^u) k, k'' = ((1 - e^u)^2 - e^u) k
+        if order == 0:
+            return u * 0.0 + 1.0
+        e = be.xp.exp(u)
+        return 1.0 - e if order == 1 else (1.0 - e) * (1.0 - e) - e
+
+    def _quantile(self, be: Backend, p: Array) -> Array:
+        return be.xp.log(-be.xp.log1p(-p))
+
+    panel_scale = 4.0
+
+    def _panel_edges(self, panels: int) -> np.ndarray:
+        # P(U < -42) = 6e-19 (the exponential tail), P(U > 4) = 2e-24 (double exponential)
+        low, high = math.asinh(-42.0 / self.panel_scale), math.asinh(4.0 / self.panel_scale)
+        return self.panel_scale * np.sinh(np.linspace(low, high, panels + 1))
+
+
+_ASYMMETRIC = (
+    "the gumbel kernel is asymmetric: the closed forms, error bounds and tol= widths "
+    "assume a symmetric kernel (k(-u) = k(u)); use it with mollifier.smooth(f, "
+    "kernel='gumbel', method='quadrature' or 'monte_carlo'), e.g. the perturbed argmax "
+    "with event_ndim=1"
+)
+
+
 kernels: dict[str, Kernel] = {
     k.name: k
     for k in (
@@ -1334,26 +1410,41 @@ kernels: dict[str, Kernel] = {
         PolynomialKernel("triweight", 3),
     )
 }
-"""Registry of the built-in kernels by name."""
+"""Registry of the built-in (symmetric) smoothing kernels by name."""
+
+numerical_kernels: dict[str, Kernel] = {k.name: k for k in (Gumbel(),)}
+"""Kernels that only :func:`mollifier.smooth`'s numerical methods take (asymmetric)."""
 
 
-def get_kernel(kernel: str | Kernel) -> Kernel:
+def get_kernel(kernel: str | Kernel, *, numerical: bool = False) -> Kernel:
     """Look a kernel up by name, or pass a :class:`Kernel` through.
+
+    ``numerical=True`` also admits the asymmetric kernels (``"gumbel"``), which only the
+    numerical methods of :func:`mollifier.smooth` can use (see :attr:`Kernel.symmetric`).
 
     Raises
     ------
     ValueError
-        For an unknown name; the message lists the valid ones.
+        For an unknown name (the message lists the valid ones), and for an asymmetric
+        kernel unless ``numerical``.
     TypeError
         For anything that is neither a name nor a kernel.
     """
-    if isinstance(kernel, Kernel):
-        return kernel
     if isinstance(kernel, str):
-        try:
-            return kernels[kernel.lower()]
-        except KeyError:
+        name = kernel.lower()
+        found = kernels.get(name) or numerical_kernels.get(name)
+        if found is None:
             raise ValueError(
-                f"kernel must be one of {sorted(kernels)} or a Kernel; got {kernel!r}"
-            ) from None
-    raise TypeError(f"kernel must be a name or a Kernel; got {type(kernel).__name__}")
+                f"kernel must be one of {sorted(kernels)} (or {sorted(numerical_kernels)} "
+                f"for mollifier.smooth's numerical methods) or a Kernel; got {kernel!r}"
+            )
+        kernel = found
+    elif not isinstance(kernel, Kernel):
+        raise TypeError(f"kernel must be a name or a Kernel; got {type(kernel).__name__}")
+    if not numerical and not kernel.symmetric:
+        raise ValueError(
+            f"kernel={kernel.name!r} is asymmetric: the closed forms, error bounds and tol= "
+            "widths assume a symmetric kernel; only mollifier.smooth's numerical methods "
+            "(method='quadrature' or 'monte_carlo', event_ndim=1) take it"
+        )
+    return kernel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from . import _dispatch
@@ -49,6 +50,7 @@ def smooth(
     antithetic: bool = True,
     sampler: str = "random",
     gradient: str = "score",
+    event_ndim: int = 0,
 ) -> Callable[..., Any]:
     r"""Return ``g = f * k_w``, the convolution of ``f`` with the kernel at ``width``.
 
@@ -109,6 +111,17 @@ def smooth(
         ``samples^-1`` for smooth ``f`` (``samples^-1/2`` for plain Monte Carlo) and
         about like ``samples^-3/4`` across a jump. Needs a NumPy seed (an int, None or a
         ``numpy.random.Generator``).
+    event_ndim : {0, 1}, default 0
+        ``1``: ``f`` is a function of vectors, ``R^n -> R^m`` (or any output shape),
+        applied over the last axis of ``x`` with the leading axes as a batch (``f`` must
+        accept extra leading axes: it is called on ``(draws, *batch, n)`` at once), and
+        ``g(x) = E[f(x - wU)]`` with ``U`` iid from the kernel in each coordinate: the
+        perturbed optimizer of Berthet et al. (2020) (``f`` an argmax one-hot, a sort,
+        a ranking, a shortest path). Monte Carlo only (``method`` ``"auto"`` or
+        ``"monte_carlo"``); the score gradient is Stein's identity per coordinate,
+        ``d g_i / d x_j = w^-1 E[f_i(x - wU) k'(U_j)/k(U_j)]``, with a baseline that
+        keeps it unbiased (first derivatives only). ``g(x, seed=key)`` draws with another
+        seed for that call (a JAX key may then be traced under ``jax.jit``).
     gradient : {"score", "autodiff"}, default "score"
         How numerical ``g`` is differentiated. ``"score"``: the Stein form
         ``g^(n)(x) = w^-n E[f(x - wU) k^(n)(U)/k(U)]`` through a custom gradient
@@ -176,7 +189,18 @@ def smooth(
     every element of ``x``. The score estimator of ``g^(n)`` has finite variance only
     when ``E[(k^(n)/k)^2] < inf``: every kernel for ``n = 1`` except Epanechnikov;
     ``n = 2`` for Gaussian, logistic, Laplace and Cauchy
-    (:attr:`Kernel.max_score_order`).
+    (:attr:`Kernel.max_score_order`). Variance reduction: antithetic pairs
+    ``(K^-1(p), K^-1(1 - p))`` (``(U, -U)`` for the symmetric kernels: exact for the odd
+    part of ``f``), and for the derivatives a control variate, the score less its known
+    mean times ``f``'s mean over the other independent draws (pairs, QMC replicates):
+    unbiased, and the estimate does not depend on ``f``'s level (``f + 1000`` has the
+    same estimated derivatives). The standard error is the value's.
+
+    *Functions of vectors* (``event_ndim=1``): as Monte Carlo, per coordinate; the
+    Jacobian ``(..., m, n)`` is computed with the value from the same evaluations of
+    ``f`` and kept alone for the backward pass (beyond 2^22 elements ``x`` and the draws
+    are kept and ``f`` is evaluated again in backward; JAX then has reverse mode only).
+    NaN in a row of ``x`` gives NaN for that row.
 
     Examples
     --------
@@ -212,7 +236,19 @@ def smooth(
     method = one_of(method, METHODS + ("auto", "exact"), "method")
     gradient = one_of(gradient, GRADIENTS, "gradient")
     sampler = one_of(sampler, SAMPLERS, "sampler")
-    k = get_kernel(kernel)
+    if isinstance(event_ndim, bool) or event_ndim not in (0, 1):
+        raise ValueError(f"event_ndim must be 0 (elementwise f) or 1 (f of vectors); got "
+                         f"{event_ndim!r}")  # fmt: skip
+    # the asymmetric kernels (Gumbel) serve the numerical methods; the closed forms of a
+    # Piecewise refuse them
+    k = get_kernel(kernel, numerical=True)
+    if event_ndim == 1:
+        if method not in ("auto", "monte_carlo"):
+            raise ValueError(
+                "event_ndim=1 (a function of vectors) is smoothed by Monte Carlo only: "
+                f"method must be 'auto' or 'monte_carlo'; got {method!r}"
+            )
+        method = "monte_carlo"
     if method == "auto":
         method = "exact" if isinstance(f, Piecewise) else "quadrature"
     numerical = {
@@ -254,7 +290,10 @@ def smooth(
         draws = 0
     else:
         panels = halvings = max_panels = 0
-        draws = count(samples, DEFAULT_SAMPLES, "samples", 2 if antithetic else 1)
+        # a function of vectors: at least two independent draws (or pairs) for the baseline
+        draws = count(
+            samples, DEFAULT_SAMPLES, "samples", (2 if antithetic else 1) * (1 + event_ndim)
+        )
         if antithetic and draws % 2:
             raise ValueError(f"samples must be even when antithetic=True; got {draws}")
         if seed_kind(seed) != "numpy" and sampler == "sobol":
@@ -267,7 +306,7 @@ def smooth(
             raise ValueError(f"samples must be >= {minimum} with sampler='sobol'; got {draws}")
     engine = Engine(
         f, k, w, method, panels, halvings, draws, bool(antithetic), seed, accuracy, max_panels,
-        DEFAULT_TRACED_PANELS if max_nodes is None else None, sampler,
+        DEFAULT_TRACED_PANELS if max_nodes is None else None, sampler, event_ndim,
     )  # fmt: skip
     return SmoothedFunction(engine, gradient=gradient, straight_through=straight_through)
 
@@ -310,15 +349,29 @@ class SmoothedFunction:
             if e.method == "quadrature"
             else f"samples={e.samples}, antithetic={e.antithetic}"
         )
+        event = f", event_ndim={e.event_ndim}" if e.event_ndim else ""
         return (
             f"smooth({_name(e.f)}, kernel={e.kernel.name!r}, width={e.width:g}, "
-            f"method={e.method!r}, {knobs}, gradient={self.gradient!r})"
+            f"method={e.method!r}, {knobs}, gradient={self.gradient!r}{event})"
         )
 
     def __call__(
-        self, x: Array, /, *, return_stderr: bool = False, return_error: bool = False
+        self,
+        x: Array,
+        /,
+        *,
+        return_stderr: bool = False,
+        return_error: bool = False,
+        seed: Any = None,
     ) -> Any:
         be, x_c, dtype = as_float_array(x, "x")
+        if self.engine.event_ndim:
+            if flag(return_error, "return_error"):
+                raise ValueError("return_error applies to method='quadrature'; Monte Carlo "
+                                 "has return_stderr")  # fmt: skip
+            return self._vector(be, x_c, dtype, flag(return_stderr, "return_stderr"), seed)
+        if seed is not None:
+            raise ValueError("seed= at call time applies to event_ndim=1; pass it to smooth")
         if flag(return_error, "return_error"):
             if self.engine.method != "quadrature":
                 raise ValueError(
@@ -347,6 +400,169 @@ class SmoothedFunction:
                 hard = call_elementwise(be, self.engine.f, _dispatch.caller_dtype(be, x_c, dtype))
         return _dispatch.finish(be, out, dtype, hard)
 
+    def _vector(self, be: Any, x: Array, dtype: Any, return_stderr: bool, seed: Any) -> Any:
+        """``g(x)`` of a function of vectors (``event_ndim=1``), see :func:`smooth`."""
+        if x.ndim < 1 or x.shape[-1] < 1:
+            raise ValueError(
+                "x must have a last axis of at least one entry (the vector f acts on) for "
+                f"event_ndim=1; got shape {tuple(x.shape)}"
+            )
+        engine = self.engine
+        if seed is not None:
+            if seed_kind(seed) != "numpy" and engine.sampler == "sobol":
+                raise TypeError("sampler='sobol' needs a NumPy seed (an int, None or a "
+                                f"numpy.random.Generator); got {type(seed).__name__}")  # fmt: skip
+            engine = replace(engine, seed=seed)
+        p = engine.event_draws(be, x)
+        # the draws are made: the seed (maybe a traced JAX key) stays out of the adapters
+        engine = replace(engine, seed=None)
+        if return_stderr and be.name == "numpy" and not self.straight_through:
+            with be.quiet():
+                value, _, stderr = engine.perturbed(be, x, p, jacobian=False, want_stderr=True)
+            assert stderr is not None
+            return _dispatch.finish(be, value, dtype), _dispatch.finish(be, stderr, dtype)
+        out = _dispatch.evaluate_perturbed(be, engine, x, p, self.gradient == "score")
+        hard = None
+        if self.straight_through:
+            with be.quiet():
+                hard = engine.hard(be, _dispatch.caller_dtype(be, x, dtype))
+            if tuple(hard.shape) != tuple(out.shape):  # pragma: no cover - f is not batched
+                raise ValueError("f(x) and its smoothed value differ in shape")
+        value = _dispatch.finish(be, out, dtype, hard)
+        if not return_stderr:
+            return value
+        with be.quiet():  # the same draws: the standard error of this very estimate
+            _, _, stderr = engine.perturbed(
+                be, be.stop_gradient(x), p, jacobian=False, want_stderr=True
+            )
+        assert stderr is not None
+        return value, _dispatch.finish(be, stderr, dtype)
+
 
 def _name(f: Any) -> str:
     return getattr(f, "__name__", None) or type(f).__name__
+
+
+def fenchel_young_loss(
+    theta: Array,
+    y_true: Array,
+    /,
+    *,
+    maximizer: Callable[[Array], Array],
+    width: float,
+    kernel: KernelLike = "gaussian",
+    samples: int | None = None,
+    seed: Any = None,
+    antithetic: bool = True,
+    sampler: str = "random",
+) -> Array:
+    r"""The Fenchel-Young loss of a perturbed maximizer (Berthet et al. 2020).
+
+    For a maximizer ``y*(theta) = argmax_{y in C} <y, theta>`` over a finite set ``C``
+    (one-hot vectors: argmax; permutation vectors: ranking; paths: shortest path with
+    ``theta`` the negated costs), the perturbed maximum and maximizer are
+
+    .. math:: F(\theta) = E\big[\max_{y \in C} \langle y, \theta - wU\rangle\big],
+        \qquad \bar y(\theta) = E[y^*(\theta - wU)] = \nabla F(\theta),
+
+    with ``U`` iid from the kernel in each coordinate, and the loss is
+
+    .. math:: L(\theta; y) = F(\theta) - \langle y, \theta\rangle,
+        \qquad \nabla_\theta L = \bar y(\theta) - y,
+
+    (the Fenchel-Young loss ``F(theta) + Omega(y) - <y, theta>`` up to ``Omega(y)``,
+    which does not depend on ``theta``): convex in ``theta``, minimal where the perturbed
+    maximizer equals the target.
+
+    Parameters
+    ----------
+    theta : array, shape (..., n)
+        Scores (the objective's coefficients); the leading axes are a batch.
+    y_true : array, shape (..., n)
+        Target solutions, in ``C`` or its convex hull.
+    maximizer : callable
+        ``y*``: arrays ``(..., n) -> (..., n)`` of ``theta``'s framework, batched over
+        the leading axes (it is called on ``(draws, ..., n)`` at once).
+    width : float
+        The noise scale ``w``.
+    kernel : str or Kernel, default "gaussian"
+        The noise law of ``U`` (``"gumbel"``: ``theta + wG``, so the perturbed argmax
+        is ``softmax(theta / w)``, see :func:`smooth`).
+    samples, seed, antithetic, sampler
+        Monte Carlo as in :func:`smooth` (default 4096 samples in antithetic pairs; an
+        int seed gives the same draws on every call; a JAX key may be traced).
+
+    Returns
+    -------
+    array, shape (...)
+        The loss per row, Monte Carlo estimated. Its gradient in ``theta`` is
+        ``ybar - y_true`` with ``ybar`` the mean of ``y*`` over the same draws (the
+        pathwise derivative of the estimated ``F``, exact for each draw); in ``y_true``
+        it is ``-theta``. Torch and JAX give first derivatives only.
+
+    Raises
+    ------
+    ValueError
+        Shapes of ``theta`` and ``y_true`` that differ, a ``theta`` without a last
+        axis, a maximizer that does not return ``theta``'s shape, a bad width or
+        sample count.
+    TypeError
+        Inputs of different frameworks; a seed of the wrong kind.
+
+    Notes
+    -----
+    The estimate of ``F`` is unbiased with standard error ``O(samples^-1/2)``; its
+    gradient is the unbiased estimate of ``ybar`` from the same draws (no score
+    function is needed: ``max_y <y, theta>`` is convex and piecewise linear, with
+    derivative ``y*(theta)`` for almost every draw). As ``w -> 0``, ``ybar -> y*(theta)``
+    and the loss tends to the structured perceptron loss ``max_y <y, theta> - <y_true,
+    theta>``. This is optax's ``make_fenchel_young_loss`` with a perturbed maximizer
+    (optax.perturbations) in the library's ``theta - wU`` convention.
+
+    References
+    ----------
+    Q. Berthet, M. Blondel, O. Teboul, M. Cuturi, J.-P. Vert, F. Bach, "Learning with
+    Differentiable Perturbed Optimizers", NeurIPS 2020.
+
+    Examples
+    --------
+    >>> import numpy as np, mollifier as mol
+    >>> onehot = lambda y: np.eye(3)[np.argmax(y, axis=-1)]
+    >>> theta = np.array([1.0, 0.2, -0.5])
+    >>> loss = mol.fenchel_young_loss(theta, np.array([1.0, 0.0, 0.0]), maximizer=onehot,
+    ...                               width=1.0, kernel="gumbel", seed=0)
+    >>> bool(abs(loss - np.log(np.sum(np.exp(theta))) - 0.5772156649 + theta[0]) < 0.05)
+    True
+    """
+    k = get_kernel(kernel, numerical=True)
+    w = positive_real(width, "width")
+    if not callable(maximizer):
+        raise TypeError(f"maximizer must be callable; got {_name(maximizer)}")
+    sampler = one_of(sampler, SAMPLERS, "sampler")
+    antithetic = flag(antithetic, "antithetic")
+    draws = count(samples, DEFAULT_SAMPLES, "samples", 4 if antithetic else 2)
+    if antithetic and draws % 2:
+        raise ValueError(f"samples must be even when antithetic=True; got {draws}")
+    if sampler == "sobol" and seed_kind(seed) != "numpy":
+        raise TypeError(
+            "sampler='sobol' draws its scrambles with NumPy: seed must be an int, None or a "
+            f"numpy.random.Generator; got {type(seed).__name__}"
+        )
+    minimum = QMC_REPLICATES * (2 if antithetic else 1)
+    if sampler == "sobol" and draws < minimum:
+        raise ValueError(f"samples must be >= {minimum} with sampler='sobol'; got {draws}")
+    seed_kind(seed)
+    be, (theta_c, true_c), dtype = _dispatch.operands((theta, y_true), ("theta", "y_true"))
+    if isinstance(theta_c, float) or isinstance(true_c, float) or theta_c.ndim < 1:
+        raise ValueError("theta and y_true must be arrays with a last axis (the vector)")
+    if tuple(theta_c.shape) != tuple(true_c.shape):
+        raise ValueError(
+            f"y_true must have theta's shape {tuple(theta_c.shape)}; got {tuple(true_c.shape)}"
+        )
+    engine = Engine(maximizer, k, w, "monte_carlo", 0, 0, draws, antithetic, seed,
+                    sampler=sampler, event_ndim=1)  # fmt: skip
+    p = engine.event_draws(be, theta_c)
+    engine = replace(engine, seed=None)  # drawn: a traced JAX key stays out of the adapters
+    return _dispatch.finish(
+        be, _dispatch.evaluate_fenchel_young(be, engine, theta_c, true_c, p), dtype
+    )

@@ -165,6 +165,116 @@ def numerical(be: Backend, engine: Any, x: Array) -> Array:
     return _score_derivative(engine, 0, be, x)
 
 
+_SECOND_ORDER = (
+    "second derivatives of a Monte Carlo function of vectors (event_ndim=1) or of the "
+    "Fenchel-Young loss are not available: their score-function and pathwise estimators "
+    "give the first derivative only"
+)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _perturbed(engine: Any, be: Backend, x: Array, p: Array) -> Array:
+    return engine.perturbed(be, x, p, jacobian=False)[0]
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _perturbed_jacobian(engine: Any, be: Backend, x: Array, p: Array) -> tuple[Array, Array]:
+    value, jacobian, _ = engine.perturbed(be, x, p, jacobian=True)
+    return value, jacobian
+
+
+@_perturbed_jacobian.defjvp
+def _perturbed_jacobian_jvp(engine: Any, be: Backend, primals: Any, tangents: Any) -> Any:
+    raise ValueError(_SECOND_ORDER)
+
+
+@_perturbed.defjvp
+def _perturbed_jvp(
+    engine: Any, be: Backend, primals: tuple[Array, Array], tangents: tuple[Array, Array]
+) -> tuple[Array, Array]:
+    (x, p), (t, _) = primals, tangents
+    value, jacobian = _perturbed_jacobian(engine, be, x, p)
+    tangent = jax.numpy.sum(jacobian * t[..., None, :], axis=-1)
+    return value, jax.numpy.reshape(tangent, value.shape)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _perturbed_recomputed(engine: Any, be: Backend, x: Array, p: Array) -> Array:
+    return engine.perturbed(be, x, p, jacobian=False)[0]
+
+
+def _perturbed_recomputed_fwd(
+    engine: Any, be: Backend, x: Array, p: Array
+) -> tuple[Array, tuple[Array, Array]]:
+    engine.check_event_gradient()
+    return engine.perturbed(be, x, p, jacobian=False)[0], (x, p)
+
+
+def _perturbed_recomputed_bwd(
+    engine: Any, be: Backend, residuals: tuple[Array, Array], cotangent: Array
+) -> tuple[Array, Array]:
+    x, p = residuals
+    return _perturbed_vjp(engine, be, x, p, cotangent), jax.numpy.zeros_like(p)
+
+
+_perturbed_recomputed.defvjp(_perturbed_recomputed_fwd, _perturbed_recomputed_bwd)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _perturbed_vjp(engine: Any, be: Backend, x: Array, p: Array, cotangent: Array) -> Array:
+    return engine.perturbed_vjp(be, x, p, cotangent)
+
+
+@_perturbed_vjp.defjvp
+def _perturbed_vjp_jvp(engine: Any, be: Backend, primals: Any, tangents: Any) -> Any:
+    raise ValueError(_SECOND_ORDER)
+
+
+def perturbed(be: Backend, engine: Any, x: Array, p: Array) -> Array:
+    """A function of vectors smoothed by Monte Carlo. Where its Jacobian is small
+    (:meth:`Engine.keeps_jacobian`) the tangent is the score-function Jacobian times
+    ``t`` (``custom_jvp``, which JAX transposes for ``grad``); beyond, a ``custom_vjp``
+    keeps ``x`` and the draws and evaluates ``f`` again for the vector-Jacobian product
+    alone (reverse mode only: ``jax.jvp`` refuses it)."""
+    # f's output shape, found without running it
+    if engine.keeps_jacobian(x, jax.eval_shape(partial(engine.hard, be), x)):
+        return _perturbed(engine, be, x, p)
+    return _perturbed_recomputed(engine, be, x, p)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _perturbed_max(engine: Any, be: Backend, theta: Array, p: Array) -> tuple[Array, Array]:
+    return engine.perturbed_max(be, theta, p)
+
+
+@_perturbed_max.defjvp
+def _perturbed_max_jvp(engine: Any, be: Backend, primals: Any, tangents: Any) -> Any:
+    raise ValueError(_SECOND_ORDER)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _fenchel_young(engine: Any, be: Backend, theta: Array, y_true: Array, p: Array) -> Array:
+    total, _ = _perturbed_max(engine, be, theta, p)
+    return total - jax.numpy.sum(y_true * theta, axis=-1)
+
+
+@_fenchel_young.defjvp
+def _fenchel_young_jvp(
+    engine: Any, be: Backend, primals: tuple[Array, ...], tangents: tuple[Array, ...]
+) -> tuple[Array, Array]:
+    (theta, y_true, p), (t_theta, t_true, _) = primals, tangents
+    total, solution = _perturbed_max(engine, be, theta, p)
+    loss = total - jax.numpy.sum(y_true * theta, axis=-1)
+    tangent = jax.numpy.sum((solution - y_true) * t_theta - theta * t_true, axis=-1)
+    return loss, tangent
+
+
+def fenchel_young(be: Backend, engine: Any, theta: Array, y_true: Array, p: Array) -> Array:
+    """The Fenchel-Young loss; its tangent is ``<E[y*] - y_true, t_theta> - <theta,
+    t_true>``."""
+    return _fenchel_young(engine, be, theta, y_true, p)
+
+
 @jax.custom_jvp
 def straight_through(hard: Array, smooth: Array) -> Array:
     """``hard`` forward, the tangent of ``smooth`` backward (the smooth op's own, NaN

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .._backend import Backend, backend_of, is_functorch_wrapped, torch_ndtr
 from .._engine import lse
@@ -657,6 +658,74 @@ class ScoreDerivative(torch.autograd.Function):
 def numerical(be: Backend, engine: Any, x: Tensor) -> Tensor:
     """The numerical engine's ``g(x)`` with score-function derivatives."""
     out: Tensor = ScoreDerivative.apply(x, engine, 0, be)
+    return out
+
+
+class Perturbed(torch.autograd.Function):
+    """``g(x) = E[f(x - wU)]`` of a function of vectors. Where the Jacobian is small
+    (:meth:`Engine.keeps_jacobian`), forward computes it from the same evaluations of
+    ``f`` and saves it alone, and backward contracts it with the incoming gradient;
+    otherwise forward saves ``x`` and the draws, and backward evaluates ``f`` again for
+    the vector-Jacobian product alone (memory ``O(batch x n)``, twice the calls of
+    ``f``). Once differentiable: the second derivative would need the second-order
+    score."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, p: Tensor, engine: Any, be: Backend) -> Tensor:
+        needed = bool(ctx.needs_input_grad[0])
+        ctx.engine, ctx.be = engine, be
+        # one call of f on x itself sizes the Jacobian (one more beside the samples)
+        if needed and engine.keeps_jacobian(x, engine.hard(be, x.detach())):
+            value, jacobian, _ = engine.perturbed(be, x, p, jacobian=True)
+            ctx.save_for_backward(jacobian, None, None)
+        else:
+            value, _, _ = engine.perturbed(be, x, p, jacobian=False)
+            if needed:
+                engine.check_event_gradient()  # now, not in backward
+            ctx.save_for_backward(None, x if needed else None, p if needed else None)
+        out: Tensor = value
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+        jacobian, x, p = ctx.saved_tensors
+        if jacobian is None:
+            return ctx.engine.perturbed_vjp(ctx.be, x, p, grad), None, None, None
+        grad = grad.reshape(jacobian.shape[:-1])  # (..., m)
+        return (grad.unsqueeze(-1) * jacobian).sum(-2), None, None, None
+
+
+def perturbed(be: Backend, engine: Any, x: Tensor, p: Tensor) -> Tensor:
+    """A function of vectors smoothed by Monte Carlo, with its score-function Jacobian."""
+    out: Tensor = Perturbed.apply(x, p, engine, be)
+    return out
+
+
+class FenchelYoung(torch.autograd.Function):
+    """The Fenchel-Young loss of a perturbed maximizer; saves ``theta`` and the gradient
+    ``E[y*(theta - wU)] - y_true`` (once differentiable, like :class:`Perturbed`)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, theta: Tensor, y_true: Tensor, p: Tensor, engine: Any, be: Backend
+    ) -> Tensor:
+        total, solution = engine.perturbed_max(be, theta, p)
+        ctx.save_for_backward(theta, solution - y_true)
+        out: Tensor = total - (y_true * theta).sum(-1)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None, None]:
+        theta, slope = ctx.saved_tensors
+        grad = grad.unsqueeze(-1)
+        return grad * slope, -grad * theta, None, None, None
+
+
+def fenchel_young(be: Backend, engine: Any, theta: Tensor, y_true: Tensor, p: Tensor) -> Tensor:
+    """The Fenchel-Young loss, differentiated through the perturbed maximizer."""
+    out: Tensor = FenchelYoung.apply(theta, y_true, p, engine, be)
     return out
 
 

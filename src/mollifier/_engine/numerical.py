@@ -10,6 +10,11 @@ Two estimators share one interface, :meth:`Engine.derivatives`, which returns
   one (panels are ``2 * range / panels`` wide in units of ``u = (x - y) / w``).
 * **Monte Carlo** averages over kernel samples, in antithetic pairs ``(u, -u)``.
 
+A function of vectors (``event_ndim=1``, :meth:`Engine.perturbed`) is smoothed by
+Monte Carlo alone, with ``U`` iid in each coordinate; its Jacobian is the score form
+per coordinate. :meth:`Engine.perturbed_max` gives the perturbed maximum of a linear
+objective and its gradient, the perturbed maximizer (the Fenchel-Young loss).
+
 Derivatives use the score (Stein) form, which needs no derivative of ``f``:
 ``g^(n)(x) = w^-n ∫ f(x - wu) k^(n)(u) du`` (integrating by parts ``n`` times), plus a
 point term ``c f(x - w u_a)`` wherever ``k^(n-1)`` jumps. It is right for staircases,
@@ -23,7 +28,7 @@ import math
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -67,6 +72,9 @@ NODES_PER_PANEL = 2 * len(RULE)
 # f is evaluated on arrays of at most this many elements at a time (panels or samples
 # are processed in groups), which bounds the engine's memory to a few such arrays
 _CHUNK_ELEMENTS = 1 << 22
+# a function of vectors keeps its Jacobian (batch x m x n) for the backward pass up to
+# this many elements; beyond, the adapters evaluate f again in backward for the gradient
+JACOBIAN_ELEMENTS = 1 << 22
 # the accuracy asked of a float32 (float16 ...) g cannot be below its rounding
 _ROUNDING_TOL = 64.0
 
@@ -115,6 +123,10 @@ class Engine:
     sampler : {"random", "sobol"}
         Monte Carlo: independent draws, or randomized quasi-Monte Carlo (16 scrambled
         Sobol sequences through the kernel's quantile).
+    event_ndim : {0, 1}
+        ``0``: ``f`` is elementwise. ``1``: ``f`` maps vectors (the last axis of ``x``)
+        to arrays, ``g(x) = E[f(x - wU)]`` with ``U`` iid from the kernel in each
+        coordinate, by Monte Carlo (:meth:`perturbed`).
     """
 
     f: Callable[[Array], Array]
@@ -130,6 +142,7 @@ class Engine:
     max_panels: int = 4096
     traced_panels: int | None = None
     sampler: str = "random"
+    event_ndim: int = 0
 
     @property
     def max_order(self) -> int:
@@ -469,6 +482,8 @@ class Engine:
             p = uniform_samples(be, self.seed, draws, x)
             group = _group_size(x, draws)
         u = self.kernel._quantile(be, p)
+        # the antithetic partner of K^-1(p) is K^-1(1 - p): -u for a symmetric kernel
+        partner = None if self.kernel.symmetric else self.kernel._quantile(be, 1.0 - p)
         count = float(2 * draws if self.antithetic else draws)
         sums: list[Array] = [xp.zeros_like(x) for _ in orders]
         # per-element sums of (p - p_0) and (p - p_0)^2 over the independent draws p
@@ -478,18 +493,58 @@ class Engine:
         shifted_sum: Array = None
         shifted_squares: Array = None
         replicates: list[Any] = [0.0] * QMC_REPLICATES
+        # a control variate for the derivatives: the score h = k^(n)/k has a known mean
+        # (0, less the atoms of k^(n)), so E[f h] = E[(f - b)(h - E h)] + b E h for any b
+        # independent of the draw; b is f's mean over the other independent groups
+        # (draws, antithetic pairs or QMC replicates), which keeps the estimate unbiased
+        # and removes the variance that f's level adds (antithetic pairs of a symmetric
+        # kernel cancel it already for odd n)
+        unit = per if qmc else 1
+        controlled = [
+            order >= 1 and draws > unit and not (
+                self.antithetic and self.kernel.symmetric and order % 2
+            )
+            for order in orders
+        ]  # fmt: skip
+        sum_f: Any = 0.0
+        sum_h: list[Any] = [0.0 for _ in orders]
+        cross: list[Any] = [0.0 for _ in orders]
+        group_f: list[Any] = [0.0] * QMC_REPLICATES
+        group_h: list[list[Any]] = [[0.0] * QMC_REPLICATES for _ in orders]
         for start in range(0, draws, group):
             u_chunk = xp.reshape(u[start : start + group], (-1,) + (1,) * x.ndim)
             values = self._f(be, x, u_chunk)
-            mirrored = self._f(be, x, -u_chunk) if self.antithetic else None
+            mirrored = partner_chunk = None
+            if self.antithetic and partner is not None:
+                partner_chunk = xp.reshape(partner[start : start + group], u_chunk.shape)
+                mirrored = self._f(be, x, partner_chunk)
+            elif self.antithetic:
+                mirrored = self._f(be, x, -u_chunk)
+            draw = values if mirrored is None else 0.5 * (values + mirrored)
+            if any(controlled):
+                sum_f = sum_f + xp.sum(draw, axis=0)
             for i, order in enumerate(orders):
                 score = self.kernel._score(be, u_chunk, order)
                 term = values * score
-                if mirrored is not None:  # the kernel is even: k^(n)(-u) = (-1)^n k^(n)(u)
+                mean_score = score
+                if partner_chunk is not None:
+                    other = self.kernel._score(be, partner_chunk, order)
+                    term = term + mirrored * other
+                    mean_score = 0.5 * (score + other)
+                elif mirrored is not None:  # the kernel is even: k^(n)(-u) = (-1)^n k^(n)(u)
                     term = term + (-1.0) ** order * mirrored * score
                 sums[i] = sums[i] + xp.sum(term, axis=0) / count
+                if controlled[i]:
+                    sum_h[i] = sum_h[i] + xp.sum(mean_score, axis=0)
+                    if qmc:
+                        group_h[i][start // per] = group_h[i][start // per] + xp.sum(
+                            mean_score, axis=0
+                        )
+                    else:
+                        cross[i] = cross[i] + xp.sum(draw * mean_score, axis=0)
+            if qmc and any(controlled):
+                group_f[start // per] = group_f[start // per] + xp.sum(draw, axis=0)
             if want_stderr:
-                draw = values if mirrored is None else 0.5 * (values + mirrored)
                 if qmc:
                     replicates[start // per] = replicates[start // per] + xp.sum(draw, axis=0)
                     continue
@@ -499,6 +554,15 @@ class Engine:
                 centred = draw - shift
                 shifted_sum = shifted_sum + xp.sum(centred, axis=0)
                 shifted_squares = shifted_squares + xp.sum(centred * centred, axis=0)
+        for i, order in enumerate(orders):
+            if not controlled[i]:
+                continue
+            if qmc:
+                cross[i] = sum(f * h for f, h in zip(group_f, group_h[i], strict=True))
+            # the score's mean: minus the weights of the atoms of k^(n) (whose total is 0)
+            mean = -sum(c for _, c in self.kernel._derivative_atoms(order))
+            baseline_term = (sum_f * sum_h[i] - cross[i]) / float(draws - unit) - mean * sum_f
+            sums[i] = sums[i] - baseline_term / float(draws)
         stderr = None
         if want_stderr and qmc:
             means = [r / float(per) for r in replicates]
@@ -511,17 +575,242 @@ class Engine:
             stderr = xp.sqrt(xp.maximum(variance, be.const(0.0, x)) / float(draws))
         return sums, stderr
 
+    # -- functions of vectors (event_ndim = 1) ----------------------------------------
+    def event_draws(self, be: Backend, x: Array) -> Array:
+        """The uniform draws ``p`` of shape ``(draws, n)`` for ``x`` of shape ``(..., n)``
+        (``samples / 2`` of them when antithetic, each then paired with ``1 - p``).
 
-def sobol_samples(seed: Any, replicates: int, count: int) -> np.ndarray:
+        Separate from :meth:`perturbed` so that a JAX key may be traced (``jax.jit``):
+        the adapters take ``p`` as an input of no derivative.
+        """
+        n = x.shape[-1]
+        draws = self.samples // 2 if self.antithetic else self.samples
+        if self.sampler == "sobol":
+            per = 1 << max(0, (draws // QMC_REPLICATES).bit_length() - 1)
+            return be.const(sobol_samples(self.seed, QMC_REPLICATES, per, n), x)
+        return be.xp.reshape(uniform_samples(be, self.seed, draws * n, x), (draws, n))
+
+    def check_event_gradient(self) -> None:
+        """Raise ``ValueError`` where the score Jacobian of a function of vectors is not
+        available: a kernel whose ``k'`` has point masses (uniform: the gradient would need
+        ``f`` with one coordinate held at the support's edge) or whose score has infinite
+        variance (Epanechnikov, :attr:`Kernel.max_score_order`)."""
+        if self.kernel._derivative_atoms(1) or self.kernel.max_score_order < 1:
+            raise ValueError(
+                f"the score-function gradient of a function of vectors (event_ndim=1) needs "
+                f"a kernel with E[(k'/k)^2] < inf and no jumps in k; the {self.kernel.name} "
+                "kernel has not: use gaussian, logistic, laplace, gumbel, biweight, ... or "
+                "gradient='autodiff' for a continuous f"
+            )
+
+    def perturbed(
+        self, be: Backend, x: Array, p: Array, *, jacobian: bool, want_stderr: bool = False
+    ) -> tuple[Array, Array | None, Array | None]:
+        """``g(x) = E[f(x - wU)]`` for ``x`` of shape ``(..., n)``, its Jacobian and the
+        value's standard error, from the draws ``p`` of :meth:`event_draws`.
+
+        ``U = K^-1(p)`` coordinate by coordinate (paired with ``K^-1(1 - p)`` when
+        antithetic); the same draws serve every row of ``x``. The Jacobian, shape
+        ``(..., m, n)`` with ``m`` the size of ``f``'s output event, is the score form
+        (Stein's identity per coordinate, no derivative of ``f``):
+
+        .. math:: \\partial g_i / \\partial x_j = w^{-1} E[f_i(x - wU) \\psi(U_j)],
+            \\quad \\psi = k'/k,
+
+        with a leave-one-group-out baseline ``b`` (``E[psi] = 0``, so ``E[(f - b) psi]``
+        is unchanged while ``b`` is independent of the group): the mean of ``f`` over
+        the other independent groups (one draw, one antithetic pair, or one QMC
+        replicate). That keeps it unbiased and removes the variance that ``f``'s mean
+        would add; for a symmetric kernel with antithetic pairs ``psi(-u) = -psi(u)``
+        cancels the mean already. Gradients flow through ``f`` (the pathwise
+        derivative) unless the adapters replace them by this Jacobian.
+        """
+        xp = be.xp
+        if jacobian:
+            self.check_event_gradient()
+        batch = tuple(x.shape[:-1])
+        total = p.shape[0]
+        qmc = self.sampler == "sobol"
+        per = total // QMC_REPLICATES if qmc else 1  # draws per independent group
+        u = self.kernel._quantile(be, p)
+        partner: Array = None
+        if self.antithetic:
+            partner = -u if self.kernel.symmetric else self.kernel._quantile(be, 1.0 - p)
+        # the baseline is needed unless antithetic pairs cancel the score's mean exactly
+        baseline = jacobian and not (self.antithetic and self.kernel.symmetric)
+        group = _group_size(x, total)
+        if qmc:
+            group = min(per, 1 << (group.bit_length() - 1))
+        event: tuple[int, ...] = ()
+        sum_f: Any = 0.0
+        sum_q: Any = 0.0
+        sum_h: Any = 0.0
+        cross: Any = 0.0  # sum over groups of (group sum of F) x (group sum of h)
+        group_f: list[Any] = [0.0] * QMC_REPLICATES
+        group_h: list[Any] = [0.0] * QMC_REPLICATES
+        squares: Any = 0.0
+        shift: Any = None
+        for start in range(0, total, group):
+            chunk = u[start : start + group]
+            values, event = self._f_event(be, x, chunk, batch)
+            pair = values
+            other = other_values = None
+            if partner is not None:
+                other = partner[start : start + group]
+                other_values = self._f_event(be, x, other, batch)[0]
+                pair = 0.5 * (values + other_values)
+            sum_f = sum_f + xp.sum(pair, axis=0)
+            if jacobian:
+                score = self.kernel._score(be, chunk, 1)
+                q = xp.tensordot(values, score, ([0], [0]))
+                h = score
+                if other is not None:
+                    other_score = self.kernel._score(be, other, 1)
+                    q = 0.5 * (q + xp.tensordot(other_values, other_score, ([0], [0])))
+                    h = 0.5 * (score + other_score)
+                sum_q = sum_q + q
+                if baseline:
+                    sum_h = sum_h + xp.sum(h, axis=0)
+                    if qmc:
+                        r = start // per
+                        group_f[r] = group_f[r] + xp.sum(pair, axis=0)
+                        group_h[r] = group_h[r] + xp.sum(h, axis=0)
+                    else:
+                        cross = cross + xp.tensordot(pair, h, ([0], [0]))
+            if want_stderr and not qmc:
+                if shift is None:
+                    shift = be.stop_gradient(pair[0])
+                centred = pair - shift
+                squares = squares + xp.sum(centred * centred, axis=0)
+            elif want_stderr and not baseline:  # else summed above
+                r = start // per
+                group_f[r] = group_f[r] + xp.sum(pair, axis=0)
+        count = float(total)
+        value = sum_f / count
+        out_shape = batch + event
+        jac = None
+        if jacobian:
+            estimate = sum_q
+            if baseline:
+                if qmc:
+                    cross = sum(
+                        xp.reshape(f, (*f.shape, 1)) * h
+                        for f, h in zip(group_f, group_h, strict=True)
+                    )
+                product = xp.reshape(sum_f, (*sum_f.shape, 1)) * sum_h
+                estimate = estimate - (product - cross) / float(total - per)
+            jac = estimate * (1.0 / (count * self.width))
+        stderr = None
+        if want_stderr and qmc:
+            means = [f / float(per) for f in group_f]
+            centre = sum(means) / float(QMC_REPLICATES)
+            spread = sum((m - centre) * (m - centre) for m in means)
+            stderr = xp.sqrt(spread / float(QMC_REPLICATES * (QMC_REPLICATES - 1)))
+        elif want_stderr:
+            mean = value - shift
+            variance = (squares - count * mean * mean) / float(max(total - 1, 1))
+            stderr = xp.sqrt(xp.maximum(variance, be.const(0.0, x)) / count)
+        # NaN in a row gives NaN out for that row (f's own answer there, an argmax of
+        # NaN, is arbitrary)
+        missing = xp.reshape(xp.any(xp.isnan(x), axis=-1), batch + (1,))
+        nan = be.const(math.nan, x)
+        value = xp.where(missing, nan, value)
+        if jac is not None:
+            jac = xp.where(xp.reshape(missing, batch + (1, 1)), nan, jac)
+        if stderr is not None:
+            stderr = xp.reshape(be.stop_gradient(xp.where(missing, nan, stderr)), out_shape)
+        return xp.reshape(value, out_shape), jac, stderr
+
+    def hard(self, be: Backend, x: Array) -> Array:
+        """``f(x)`` itself, checked (its shape ``batch + event`` sizes the Jacobian)."""
+        return call_event(be, self.f, x, x.ndim - 1)
+
+    @staticmethod
+    def keeps_jacobian(x: Array, hard: Any) -> bool:
+        """Whether the backward pass keeps the Jacobian of ``g`` at ``x`` (``batch x m x
+        n`` elements, at most :data:`JACOBIAN_ELEMENTS`) rather than ``x`` and the draws,
+        evaluating ``f`` again for :meth:`perturbed_vjp`; ``hard`` is ``f(x)`` or its
+        shape (``jax.eval_shape``)."""
+        return math.prod(hard.shape) * x.shape[-1] <= JACOBIAN_ELEMENTS
+
+    def perturbed_vjp(self, be: Backend, x: Array, p: Array, cotangent: Array) -> Array:
+        """``d/dx sum(cotangent * g(x))`` on the draws ``p``: the score Jacobian of the
+        scalar function ``<cotangent, f>`` (one row of :meth:`perturbed`'s, so the same
+        estimate as contracting the full Jacobian), evaluating ``f`` again."""
+        xp = be.xp
+        batch = tuple(x.shape[:-1])
+        weights = xp.reshape(cotangent, (*batch, -1))
+
+        def contracted(y: Array) -> Array:
+            out = call_event(be, self.f, y, 1 + len(batch))
+            flat = xp.reshape(out, (*out.shape[: 1 + len(batch)], -1))
+            return xp.sum(flat * weights, axis=-1)
+
+        _, jacobian, _ = replace(self, f=contracted).perturbed(be, x, p, jacobian=True)
+        assert jacobian is not None
+        return xp.reshape(jacobian, x.shape)
+
+    def _f_event(
+        self, be: Backend, x: Array, u: Array, batch: tuple[int, ...]
+    ) -> tuple[Array, tuple[int, ...]]:
+        """``f(x - w u)`` for the draws ``u`` (``(c, n)``) against every row of ``x``:
+        shape ``(c, *batch, m)``, and ``f``'s output event shape (flattened to ``m``)."""
+        ones = (1,) * len(batch)
+        y = x - self.width * be.xp.reshape(u, (u.shape[0], *ones, u.shape[1]))
+        out = call_event(be, self.f, y, 1 + len(batch))
+        event = tuple(out.shape[1 + len(batch) :])
+        return be.xp.reshape(out, (u.shape[0], *batch, math.prod(event))), event
+
+    def perturbed_max(self, be: Backend, theta: Array, p: Array) -> tuple[Array, Array]:
+        """``F(theta) = E[<y*(theta - wU), theta - wU>]`` and its gradient
+        ``E[y*(theta - wU)]``, for ``f = y*`` a maximizer of the linear objective
+        ``<y, theta>`` (its output has ``theta``'s shape).
+
+        ``F`` is the perturbed maximum, convex; its gradient is the perturbed maximizer,
+        by the pathwise (envelope) derivative ``d/dtheta max_y <y, theta> = y*(theta)``
+        (Berthet et al. 2020), exact for every draw, so no score is needed.
+        """
+        xp = be.xp
+        batch = tuple(theta.shape[:-1])
+        u = self.kernel._quantile(be, p)
+        draws = [u]
+        if self.antithetic:
+            draws.append(-u if self.kernel.symmetric else self.kernel._quantile(be, 1.0 - p))
+        group = _group_size(theta, p.shape[0])
+        ones = (1,) * len(batch)
+        total: Any = 0.0
+        solution: Any = 0.0
+        for d in draws:
+            for start in range(0, p.shape[0], group):
+                chunk = d[start : start + group]
+                perturbed = theta - self.width * xp.reshape(
+                    chunk, (chunk.shape[0], *ones, chunk.shape[1])
+                )
+                y = call_event(be, self.f, perturbed, 1 + len(batch))
+                if tuple(y.shape[1:]) != tuple(theta.shape):
+                    raise ValueError(
+                        "the maximizer must return an array of theta's shape "
+                        f"{tuple(theta.shape)} (a solution y with objective <y, theta>); "
+                        f"got shape {tuple(y.shape[1:])}"
+                    )
+                total = total + xp.sum(xp.sum(y * perturbed, axis=-1), axis=0)
+                solution = solution + xp.sum(y, axis=0)
+        count = float(p.shape[0] * len(draws))
+        return total / count, solution / count
+
+
+def sobol_samples(seed: Any, replicates: int, count: int, dim: int = 0) -> np.ndarray:
     """``replicates`` independently scrambled Sobol sequences of ``count`` (a power of
-    two) points each, in (0, 1), one after the other (``scipy.stats.qmc``)."""
+    two) points each, in (0, 1), one after the other (``scipy.stats.qmc``): shape
+    ``(replicates * count,)``, or ``(replicates * count, dim)`` for ``dim >= 1``."""
     from scipy.stats import qmc
 
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     points = [
-        qmc.Sobol(d=1, scramble=True, seed=rng).random_base2(count.bit_length() - 1)[:, 0]
+        qmc.Sobol(d=max(dim, 1), scramble=True, seed=rng).random_base2(count.bit_length() - 1)
         for _ in range(replicates)
     ]
+    points = [p if dim else p[:, 0] for p in points]
     margin = float(np.finfo(np.float64).eps)
     return np.concatenate(points) * (1.0 - 2.0 * margin) + margin
 
@@ -567,6 +856,36 @@ def call_elementwise(be: Backend, f: Callable[[Array], Array], y: Array) -> Arra
         )
     xp = be.xp
     if out.dtype != y.dtype:
+        if not (xp.isdtype(out.dtype, "real floating") or xp.isdtype(out.dtype, "integral")
+                or xp.isdtype(out.dtype, "bool")):  # fmt: skip
+            raise TypeError(f"f must return real numbers; got dtype {out.dtype}")
+        out = xp.astype(out, y.dtype)
+    return out
+
+
+def call_event(be: Backend, f: Callable[[Array], Array], y: Array, batch_ndim: int) -> Array:
+    """``f(y)`` for a function of vectors (``y``'s last axis), checked: an array of
+    ``y``'s framework whose shape starts with ``y``'s first ``batch_ndim`` axes (its
+    batch), cast to ``y``'s dtype; ``f`` may return any event shape after them."""
+    out = f(y)
+    try:
+        out_backend = backend_of(out)
+    except TypeError:
+        out_backend = None
+    if out_backend is not be or not hasattr(out, "shape"):
+        raise TypeError(
+            f"f must return an array of the same framework as its input ({be.name}); "
+            f"got {type(out).__name__}"
+        )
+    batch = tuple(y.shape[:batch_ndim])
+    if tuple(out.shape[:batch_ndim]) != batch:
+        raise ValueError(
+            "f must map the last axis of its input to an array and keep the leading "
+            f"(batch) axes: f(y) for y of shape {tuple(y.shape)} must have shape "
+            f"{batch} + (...); got {tuple(out.shape)}"
+        )
+    if out.dtype != y.dtype:
+        xp = be.xp
         if not (xp.isdtype(out.dtype, "real floating") or xp.isdtype(out.dtype, "integral")
                 or xp.isdtype(out.dtype, "bool")):  # fmt: skip
             raise TypeError(f"f must return real numbers; got dtype {out.dtype}")

@@ -16,6 +16,11 @@ import torch
 
 jax.config.update("jax_enable_x64", True)
 
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # pytest -n N: the cores shared, not each
+    torch.set_num_threads(
+        max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    )
+
 import jax.numpy as jnp  # noqa: E402
 
 BACKENDS = ("numpy", "torch", "jax")

@@ -42,7 +42,9 @@ def test_tiny_x_with_a_wide_kernel_is_the_value_at_zero(name, kernel):
             tiny = [-1e-38, 1e-38, -fi.smallest_subnormal, fi.smallest_subnormal, -fi.tiny,
                     fi.tiny, -0.0, 0.0]  # fmt: skip
             x = to_backend(backend, tiny, dtype)
-            for width in (1e-8, 1e-3, 1.0, 1e3, 1e8):
+            # JAX compiles each primitive anew for every static width: the extremes and 1
+            widths = (1e-8, 1.0, 1e8) if backend == "jax" else (1e-8, 1e-3, 1.0, 1e3, 1e8)
+            for width in widths:
                 y = to_numpy(op(x, width=width, kernel=kernel))
                 at_zero = y[-1]
                 tolerance = 8 * fi.eps * max(abs(at_zero), min(width, 1.0)) + 1e-30
@@ -192,8 +194,12 @@ def test_derivatives_are_finite_at_infinities_and_nan_at_nan(name, kernel, op):
                 widths += [torch.tensor(width, dtype=getattr(torch, dtype)),
                            jnp.asarray(width, dtype=dtype)]  # fmt: skip
             for w in widths:
+                # JAX compiles each primitive for every new static width (about a second
+                # a case): at 1e-3, whose x / w overflows as at 0.3, torch alone
                 frameworks = ("torch", "jax") if isinstance(w, float) else (
                     ("torch",) if isinstance(w, torch.Tensor) else ("jax",))  # fmt: skip
+                if w == 1e-3:
+                    frameworks = ("torch",)
                 for backend in frameworks:
                     x = to_backend(backend, xs, dtype)
                     f = lambda v: op(v, width=w, kernel=kernel)  # noqa: E731

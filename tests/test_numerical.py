@@ -31,6 +31,9 @@ BOUNDED_KERNELS = [
 ]
 # points between the jumps of every kernel's derivatives (x +- w never an integer)
 X = np.linspace(-2.9, 3.1, 61) + 0.0123
+# jax.jit of the quadrature compiles for seconds: the engine and adapter are the same for
+# every kernel (checked on NumPy and torch), so JAX runs one smooth and one compact kernel
+JAX_KERNELS = ("gaussian", "epanechnikov")
 
 
 def torch_derivatives(g, x: np.ndarray, order: int = 1) -> list[np.ndarray]:
@@ -61,8 +64,9 @@ def test_floor_matches_the_exact_staircase_in_value_and_gradient(kernel):
     (grad,) = torch_derivatives(g_torch, X)
     (exact_grad,) = torch_derivatives(lambda t: mol.floor(t, kernel=kernel, width=width), X)
     np.testing.assert_allclose(grad, exact_grad, rtol=0, atol=1e-6)
-    g_jax = mol.smooth(jnp.floor, kernel=kernel, width=width)
-    np.testing.assert_allclose(jax_derivative(g_jax, X), exact_grad, rtol=0, atol=1e-6)
+    if kernel in JAX_KERNELS:
+        g_jax = mol.smooth(jnp.floor, kernel=kernel, width=width)
+        np.testing.assert_allclose(jax_derivative(g_jax, X), exact_grad, rtol=0, atol=1e-6)
     # a staircase, yet a useful gradient: everywhere with kernels on the whole line,
     # within the support's reach (w) of a jump with the compact ones
     near = np.abs(X - np.round(X)) < (0.25 if mol.kernels[kernel].support < 1.5 else 0.5)
@@ -77,6 +81,8 @@ def test_second_derivative_of_floor(kernel):
     exact = torch_derivatives(lambda t: mol.floor(t, kernel=kernel, width=width), X, order=2)
     scale = np.max(np.abs(exact[1]))
     np.testing.assert_allclose(second, exact[1], rtol=0, atol=1e-6 * scale)
+    if kernel not in JAX_KERNELS:
+        return
     np.testing.assert_allclose(
         jax_derivative(mol.smooth(jnp.floor, kernel=kernel, width=width), X, 2),
         exact[1], rtol=0, atol=1e-6 * scale,

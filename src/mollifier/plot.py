@@ -432,15 +432,21 @@ def _logmeanexp() -> Any:
 
 
 def _soft_booleans() -> Any:
-    from ._logic import logical_and, logical_or, logical_xor
+    from ._logic import all as soft_all
+    from ._logic import any as soft_any
+    from ._logic import logical_and, logical_not, logical_or, logical_xor
 
     figure, top, bottom = _figure()
     p = np.linspace(0.0, 1.0, 801)
     q = 0.7
+    triples = np.stack([p, np.full_like(p, q), np.full_like(p, 0.9)], axis=-1)
     curves = [
+        ("not p = 1 - p", lambda: logical_not(p)),
         ("and = p q", lambda: logical_and(p, q)),
         ("or = p + q - p q", lambda: logical_or(p, q)),
         ("xor (product)", lambda: logical_xor(p, q)),
+        ("all of (p, q, 0.9)", lambda: soft_all(triples, axis=-1)),
+        ("any of (p, q, 0.9)", lambda: soft_any(triples, axis=-1)),
         ("and, smooth min, w = 0.1", lambda: logical_and(p, q, tnorm="minmax", width=0.1)),
         ("or, smooth max, w = 0.1", lambda: logical_or(p, q, tnorm="minmax", width=0.1)),
     ]
@@ -450,7 +456,7 @@ def _soft_booleans() -> Any:
         y = np.asarray(function(), dtype=float)
         top.plot(p, y, label=label)
         bottom.plot(p, np.gradient(y, p), label=label)
-    top.set_title("Soft booleans of p and q = 0.7: product t-norm and smooth min/max")
+    top.set_title("Soft booleans of p, q = 0.7: product t-norm and smooth min/max")
     top.legend(fontsize=7)
     _label_lower_panel(figure, bottom, "d / dp", fontsize=7)
     bottom.set_xlabel("p")
@@ -483,7 +489,7 @@ FAMILY_FIGURES = {
     "sparse-max": (_sparse_max, "Smooth max: logsumexp, sparsemax and entmax-1.5 maxes"),
     "log-softmax": (_log_softmax, "log_softmax times the width: x_i - max as w -> 0"),
     "logmeanexp": (_logmeanexp, "Log-mean-exp between the max and the mean"),
-    "soft-booleans": (_soft_booleans, "Soft and, or, xor: product t-norm and smooth min/max"),
+    "soft-booleans": (_soft_booleans, "Soft not, and, or, xor, all, any"),
     "isclose": (_isclose, "Soft isclose down to w = 1e-12"),
 }
 """Figures of the reductions beyond the max (sparse argmax, regularized maxes,

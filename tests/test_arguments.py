@@ -198,7 +198,11 @@ TWO_INPUTS = {
 
 
 @pytest.mark.parametrize("name", sorted(TWO_INPUTS))
-@pytest.mark.parametrize("bad", ["a", None, object(), True, [1.0, "a"]], ids=repr)
+@pytest.mark.parametrize(
+    "bad",
+    ["a", None, object(), True, [1.0, "a"]],
+    ids=["str", "None", "object", "bool", "mixed-list"],  # stable across pytest-xdist workers
+)
 def test_two_input_ops_name_the_bad_input(name, bad):
     function = CATALOGUE[name].smooth
     names = TWO_INPUTS[name]

@@ -108,6 +108,17 @@ def pytest_configure(config):
     FUZZ_LONG = _selects_only_fuzz(config.getoption("markexpr", "") or "")
 
 
+def pytest_sessionfinish(session):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: hand the counts to the controller
+        workeroutput["fuzz_cases"] = dict(FUZZ_CASES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    FUZZ_CASES.update(getattr(node, "workeroutput", {}).get("fuzz_cases", {}))
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not FUZZ_CASES:
         return

@@ -224,8 +224,8 @@ def evaluate_fenchel_young(
     with be.quiet():
         adapter = _framework_adapter(be)
         if adapter is None:
-            total, _ = engine.perturbed_max(be, theta, p)
-            return total - be.xp.sum(y_true * theta, axis=-1)
+            loss, _ = engine.perturbed_max(be, theta, p, y_true)
+            return loss
         return adapter.fenchel_young(be, engine, theta, y_true, p)
 
 

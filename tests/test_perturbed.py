@@ -372,6 +372,7 @@ def test_asymmetric_kernel_is_refused_where_the_library_assumes_symmetry():
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"event_ndim": 2}, "event_ndim must be"),
     ({"event_ndim": True}, "event_ndim must be"),
+    ({"event_ndim": 1.0}, "event_ndim must be"),
     ({"event_ndim": 1, "method": "quadrature"}, "Monte Carlo only"),
     ({"event_ndim": 1, "tol": 1e-3}, "tol applies"),
     ({"event_ndim": 1, "samples": 2}, "samples must be >= 4"),

@@ -522,6 +522,24 @@ def test_torch_compile():
     torch.testing.assert_close(grad, want)
 
 
+def test_quantile_and_median_trace_without_graph_breaks():
+    # q was validated through a NumPy object array, which dynamo cannot trace
+    x = torch.randn(2, 5, dtype=torch.float64)
+    for op in (lambda v: mol.quantile(v, 0.3, width=0.5), lambda v: mol.median(v, width=0.5)):
+        torch._dynamo.reset()
+        compiled = torch.compile(op, fullgraph=True, backend="eager")
+        torch.testing.assert_close(compiled(x), op(x))
+
+
+def test_quantile_levels_are_a_scalar_or_one_flat_axis():
+    x = RNG.normal(size=(2, 5))
+    np.testing.assert_array_equal(mol.quantile(x, np.array(0.3), width=0.5),
+                                  mol.quantile(x, 0.3, width=0.5))  # fmt: skip
+    for q in ([], np.zeros((1, 2))):  # once: NumPy's concatenate error; silently flattened
+        with pytest.raises(ValueError, match="non-empty flat sequence"):
+            mol.quantile(x, q, width=0.5)
+
+
 def test_modules():
     import mollifier.nn as mnn
 

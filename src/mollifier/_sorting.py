@@ -585,12 +585,14 @@ def _levels(q: Any) -> tuple[tuple[float, ...], bool]:
     if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
         raise TypeError(f"q must be a number or a sequence of numbers; got {type(q).__name__}")
     # a scalar skips NumPy's object arrays, which torch.compile(fullgraph=True) cannot trace
-    entries = values if scalar else np.asarray(values, dtype=object)
-    if not scalar and (entries.ndim != 1 or entries.shape[0] == 0):
-        raise ValueError(
-            "q must be a number or a non-empty flat sequence of numbers (one output axis); "
-            f"got shape {entries.shape}"
-        )
+    entries: Any = values
+    if not scalar:
+        entries = np.asarray(values, dtype=object)
+        if entries.ndim != 1 or entries.shape[0] == 0:
+            raise ValueError(
+                "q must be a number or a non-empty flat sequence of numbers (one output "
+                f"axis); got shape {entries.shape}"
+            )
     out = []
     for v in entries:
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):

@@ -136,6 +136,24 @@ def test_isclose_against_numpy_down_to_tiny_widths(backend, width):
     np.testing.assert_array_equal(st, hard)
 
 
+def test_isclose_gradient_at_equality_is_zero_on_every_framework():
+    # a = b is the smooth test's maximum: xp.abs's derivative at 0 (0 on torch, 1 on JAX)
+    # once made JAX's gradient there -k(margin/w)/w instead of 0; b = 0 likewise in b
+    a, b = np.array([1.0, 0.0, 1.001]), np.array([1.0, 0.0, 1.0])
+    at, bt = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    mol.isclose(at, bt, width=0.1).sum().backward()
+    grads = jax.grad(lambda u, v: mol.isclose(u, v, width=0.1).sum(), (0, 1))(
+        jnp.asarray(a), jnp.asarray(b)
+    )
+    for got in (at.grad.numpy(), np.asarray(grads[0])):
+        np.testing.assert_allclose(got[:2], 0.0, atol=0)
+        assert got[2] < -1.0  # off equality: -k/w, a is pulled back towards b
+    np.testing.assert_allclose(np.asarray(grads[1]), bt.grad.numpy(), rtol=1e-6, atol=0)
+    # NumPy scalars of any float type are tolerances
+    np.testing.assert_allclose(mol.isclose(a, b, width=0.1, atol=np.float32(1e-3)),
+                               mol.isclose(a, b, width=0.1, atol=float(np.float32(1e-3))))  # fmt: skip
+
+
 def test_isclose_on_the_boundary_and_edges():
     # exactly on the boundary: 1/2; a width-scale offset: the kernel's CDF (an mpmath-free
     # closed form for the logistic and gaussian kernels)

@@ -197,6 +197,25 @@ def test_logmeanexp(backend):
     assert float(mol.logmeanexp(x[0], tol=1e-3)) >= np.max(x[0]) - 1e-3
 
 
+def test_logmeanexp_counts_a_broadcast_mask_at_x_shape(backend):
+    # a mask that broadcasts (one flag per row, one per column, a scalar) is counted
+    # over the slice as broadcast, as jax.nn.logmeanexp; it once counted each flag once
+    x = np.array([[1.0, 2.0, 100.0], [1.0, 2.0, 3.0]])
+    for mask, axis in (
+        (np.array([[True], [True]]), -1),
+        (np.array([True, True, False]), -1),
+        (np.array(True), -1),
+        (np.array([True, False, True]), 0),
+    ):
+        where = mask if backend == "numpy" else _bool(backend, mask)
+        got = to_numpy(mol.logmeanexp(to_backend(backend, x), axis=axis, width=1.0, where=where))
+        full = np.broadcast_to(mask, x.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lse = sc.logsumexp(np.where(full, x, -np.inf), axis=axis)
+            want = lse - np.log(np.sum(full, axis=axis))  # all masked out: -inf - -inf, NaN
+        np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
 def _bool(backend, mask):
     return torch.tensor(mask) if backend == "torch" else jnp.asarray(mask)
 

@@ -263,6 +263,22 @@ def test_fenchel_young_gradient_is_the_perturbed_maximizer_minus_the_target(back
     assert np.max(np.abs(to_numpy(grad_theta) - (softmax(THETA, 1.0) - Y_TRUE))) < 0.05
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_fenchel_young_keeps_its_digits_at_large_scores(backend):
+    """The loss is O(w) however large theta is: its draws' <y*, theta - wU> and the
+    target's <y_true, theta> once cancelled after the mean, leaving eps |theta| of noise
+    (float32 at theta = 1e5: 7% of the loss; at 1e30 it was 1e22)."""
+    theta = np.array([[1.0, 0.2, -0.5]]) + np.array([[0.0], [1e5], [1e30]]) * [1, 0, 0]
+    y_true = np.broadcast_to([1.0, 0.0, 0.0], theta.shape)
+    small = fy("numpy", theta[:1], y_true[:1], width=0.1)  # 1 - 0.2 = 8 widths: no flips
+    for dtype in ("float32", "float64"):
+        got = to_numpy(fy(backend, to_backend(backend, theta.astype(dtype)),
+                          to_backend(backend, y_true.astype(dtype)), width=0.1))  # fmt: skip
+        # large theta: the target wins every draw, the loss is -w E<y*, U> = gamma w
+        np.testing.assert_allclose(got[1:], got[1], rtol=1e-6)
+        np.testing.assert_allclose(got[1], small[0], rtol=0.05)
+
+
 def test_fenchel_young_under_jax_jit_with_a_traced_key():
     loss = jax.jit(lambda t, key: fy("jax", t, jnp.asarray(Y_TRUE), seed=key).sum())
     value = loss(jnp.asarray(THETA), jax.random.PRNGKey(1))
@@ -356,6 +372,7 @@ def test_asymmetric_kernel_is_refused_where_the_library_assumes_symmetry():
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"event_ndim": 2}, "event_ndim must be"),
     ({"event_ndim": True}, "event_ndim must be"),
+    ({"event_ndim": 1.0}, "event_ndim must be"),
     ({"event_ndim": 1, "method": "quadrature"}, "Monte Carlo only"),
     ({"event_ndim": 1, "tol": 1e-3}, "tol applies"),
     ({"event_ndim": 1, "samples": 2}, "samples must be >= 4"),

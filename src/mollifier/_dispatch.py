@@ -224,8 +224,8 @@ def evaluate_fenchel_young(
     with be.quiet():
         adapter = _framework_adapter(be)
         if adapter is None:
-            total, _ = engine.perturbed_max(be, theta, p)
-            return total - be.xp.sum(y_true * theta, axis=-1)
+            loss, _ = engine.perturbed_max(be, theta, p, y_true)
+            return loss
         return adapter.fenchel_young(be, engine, theta, y_true, p)
 
 
@@ -378,14 +378,20 @@ def slice_std(be: Backend, x: Array, axes: tuple[int, ...]) -> tuple[Array, Arra
     """
     xp = be.xp
     finite = xp.isfinite(x)
-    zero = be.const(0.0, x)
+    zero, one = be.const(0.0, x), be.const(1.0, x)
     count = xp.sum(xp.astype(finite, x.dtype), axis=axes, keepdims=True)
     count = xp.where(count > 0, count, be.const(1.0, count))
-    mean = xp.sum(xp.where(finite, x, zero), axis=axes, keepdims=True) / count
-    deviation = xp.where(finite, x - mean, zero)
+    # std(x) = s std(x / s) with s the largest |x|: the sum of x and the squares of the
+    # deviations neither overflow (|x| near 1e308, or 1e154 for the squares) nor underflow
+    # (|x| below 1e-154, subnormals), so the std is scale-equivariant over all floats
+    scale = xp.max(xp.where(finite, xp.abs(x), zero), axis=axes, keepdims=True)
+    scale = xp.where(scale > 0, scale, one)  # double where: no 0 / 0
+    x_s = xp.where(finite, x, zero) / scale
+    mean = xp.sum(x_s, axis=axes, keepdims=True) / count
+    deviation = xp.where(finite, x_s - mean, zero)
     var = xp.sum(deviation * deviation, axis=axes, keepdims=True) / count
     spread = var > 0
-    std = xp.sqrt(xp.where(spread, var, be.const(1.0, var)))  # double where: no 1/sqrt(0)
+    std = scale * xp.sqrt(xp.where(spread, var, one))  # double where: no 1/sqrt(0)
     return std, spread
 
 

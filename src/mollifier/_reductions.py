@@ -480,7 +480,9 @@ def logmeanexp(
     if where is None:
         out = out - w * math.log(n)
     else:
-        kept = xp.astype(_mask(be, where, x_c), x_c.dtype) + be.const(0.0, x_c)  # broadcast
+        # the count per slice needs the mask at x's shape: a mask of shape (n, 1) or (k,)
+        # broadcast over the reduced axes would otherwise be counted once, not k times
+        kept = xp.astype(_mask(be, where, x_c), x_c.dtype) + xp.zeros_like(x_c)
         with be.quiet():
             out = out - w * xp.log(xp.sum(kept, axis=axes, keepdims=True))
     hard = _hard_max(be, x_c, axes, dtype) if straight_through else None

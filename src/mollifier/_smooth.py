@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -236,9 +237,15 @@ def smooth(
     method = one_of(method, METHODS + ("auto", "exact"), "method")
     gradient = one_of(gradient, GRADIENTS, "gradient")
     sampler = one_of(sampler, SAMPLERS, "sampler")
-    if isinstance(event_ndim, bool) or event_ndim not in (0, 1):
+    # an int only: 1.0 == 1 and True == 1 would pass a test of membership
+    if (
+        isinstance(event_ndim, bool)
+        or not isinstance(event_ndim, numbers.Integral)
+        or (event_ndim not in (0, 1))
+    ):
         raise ValueError(f"event_ndim must be 0 (elementwise f) or 1 (f of vectors); got "
                          f"{event_ndim!r}")  # fmt: skip
+    event_ndim = int(event_ndim)
     # the asymmetric kernels (Gumbel) serve the numerical methods; the closed forms of a
     # Piecewise refuse them
     k = get_kernel(kernel, numerical=True)

@@ -578,12 +578,23 @@ def topk(
 
 def _levels(q: Any) -> tuple[tuple[float, ...], bool]:
     """``q`` as a tuple of floats in [0, 1], and whether it was a scalar."""
-    scalar = isinstance(q, numbers.Real) and not isinstance(q, bool)
+    if isinstance(q, np.ndarray) and q.ndim == 0:  # as NumPy: a 0-d q is a scalar
+        q = q[()]
+    scalar = isinstance(q, numbers.Real) and not isinstance(q, (bool, np.bool_))
     values = (q,) if scalar else q
     if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
         raise TypeError(f"q must be a number or a sequence of numbers; got {type(q).__name__}")
+    # a scalar skips NumPy's object arrays, which torch.compile(fullgraph=True) cannot trace
+    entries: Any = values
+    if not scalar:
+        entries = np.asarray(values, dtype=object)
+        if entries.ndim != 1 or entries.shape[0] == 0:
+            raise ValueError(
+                "q must be a number or a non-empty flat sequence of numbers (one output "
+                f"axis); got shape {entries.shape}"
+            )
     out = []
-    for v in np.asarray(values, dtype=object).reshape(-1):
+    for v in entries:
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
             raise TypeError(f"q must hold real numbers; got {v!r}")
         if not 0.0 <= float(v) <= 1.0:

@@ -243,8 +243,10 @@ def perturbed(be: Backend, engine: Any, x: Array, p: Array) -> Array:
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0, 1))
-def _perturbed_max(engine: Any, be: Backend, theta: Array, p: Array) -> tuple[Array, Array]:
-    return engine.perturbed_max(be, theta, p)
+def _perturbed_max(
+    engine: Any, be: Backend, theta: Array, y_true: Array, p: Array
+) -> tuple[Array, Array]:
+    return engine.perturbed_max(be, theta, p, y_true)
 
 
 @_perturbed_max.defjvp
@@ -254,8 +256,8 @@ def _perturbed_max_jvp(engine: Any, be: Backend, primals: Any, tangents: Any) ->
 
 @partial(jax.custom_jvp, nondiff_argnums=(0, 1))
 def _fenchel_young(engine: Any, be: Backend, theta: Array, y_true: Array, p: Array) -> Array:
-    total, _ = _perturbed_max(engine, be, theta, p)
-    return total - jax.numpy.sum(y_true * theta, axis=-1)
+    loss, _ = _perturbed_max(engine, be, theta, y_true, p)
+    return loss
 
 
 @_fenchel_young.defjvp
@@ -263,8 +265,7 @@ def _fenchel_young_jvp(
     engine: Any, be: Backend, primals: tuple[Array, ...], tangents: tuple[Array, ...]
 ) -> tuple[Array, Array]:
     (theta, y_true, p), (t_theta, t_true, _) = primals, tangents
-    total, solution = _perturbed_max(engine, be, theta, p)
-    loss = total - jax.numpy.sum(y_true * theta, axis=-1)
+    loss, solution = _perturbed_max(engine, be, theta, y_true, p)
     tangent = jax.numpy.sum((solution - y_true) * t_theta - theta * t_true, axis=-1)
     return loss, tangent
 

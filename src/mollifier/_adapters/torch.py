@@ -710,9 +710,9 @@ class FenchelYoung(torch.autograd.Function):
     def forward(
         ctx: Any, theta: Tensor, y_true: Tensor, p: Tensor, engine: Any, be: Backend
     ) -> Tensor:
-        total, solution = engine.perturbed_max(be, theta, p)
+        loss, solution = engine.perturbed_max(be, theta, p, y_true)
         ctx.save_for_backward(theta, solution - y_true)
-        out: Tensor = total - (y_true * theta).sum(-1)
+        out: Tensor = loss
         return out
 
     @staticmethod

@@ -377,6 +377,24 @@ def test_standardize_on_a_slice_with_no_spread_and_a_bad_flag():
         mol.rank(flat, width=0.3, standardize="yes")
 
 
+@pytest.mark.parametrize("name", ["rank-pairwise", "rank-kl", "sort-l2", "topk-mask", "quantile"])
+def test_torch_func_vmap_grad_and_jacrev(name):
+    """The projections' forward is an algorithm with a data-dependent loop: their node's
+    own vmap rule folds the vmapped dimension into the rows."""
+    op = OPS[name]
+    x = torch.tensor(RNG.normal(size=(3, 2, 5)))
+    rows = torch.stack([op(v) for v in x])
+    torch.testing.assert_close(torch.func.vmap(op)(x), rows, rtol=0, atol=0)
+    jacobians = torch.func.vmap(torch.func.jacrev(op))(x)
+    for v, jacobian in zip(x, jacobians):
+        torch.testing.assert_close(jacobian, torch.autograd.functional.jacobian(op, v))
+    weights = torch.arange(1.0, 1.0 + rows[0].numel(), dtype=x.dtype).reshape(rows[0].shape)
+    grads = torch.func.grad(lambda v: (torch.func.vmap(op)(v) * weights).sum())(x)
+    xt = x.clone().requires_grad_(True)
+    (want,) = torch.autograd.grad((torch.stack([op(v) for v in xt]) * weights).sum(), xt)
+    torch.testing.assert_close(grads, want)
+
+
 def test_jax_eager_agrees():
     x = RNG.normal(size=(2, 4))
     for name in ("rank-kl",):

@@ -267,6 +267,23 @@ def test_scalar_and_dtype(backend):
     assert np.ndim(g(1.5)) == 0
 
 
+@pytest.mark.parametrize("method", ["quadrature", "monte_carlo"])
+def test_torch_func_vmap_grad_and_second_derivative(method):
+    """The score-derivative node's vmap rule: the engine is elementwise, so a vmapped
+    dimension is a batch dimension; torch.func.grad twice is the second derivative."""
+    seeded = {"seed": 0} if method == "monte_carlo" else {}
+    g = mol.smooth(torch.floor, width=0.3, method=method, **seeded)
+    x = torch.tensor(X[:12].reshape(3, 4))
+    torch.testing.assert_close(torch.func.vmap(g)(x), g(x), rtol=0, atol=0)
+    exact = torch_derivatives(lambda t: mol.floor(t, width=0.3), X[:12], order=2)
+    second = torch.func.vmap(torch.func.grad(torch.func.grad(g)))(x.flatten())
+    if method == "quadrature":
+        np.testing.assert_allclose(second.numpy(), exact[1], atol=1e-6 * np.abs(exact[1]).max())
+    xt = x.clone().requires_grad_(True)
+    (first,) = torch.autograd.grad(g(xt).sum(), xt)
+    torch.testing.assert_close(torch.func.grad(lambda v: g(v).sum())(x), first)
+
+
 def test_torch_compile_fullgraph():
     # one level (torch.compile runs every level: no test on the values in the graph)
     g = mol.smooth(torch.floor, kernel="gaussian", width=0.3, nodes=240, max_nodes=240,

@@ -633,32 +633,52 @@ def combination(be: Backend, formula: Combination, inputs: tuple[Any, ...]) -> T
 
 class ScoreDerivative(torch.autograd.Function):
     """``g^(n)(x)`` of the numerical engine; backward multiplies by ``g^(n+1)(x)``,
-    itself differentiable (the score-function form needs no derivative of ``f``)."""
+    itself differentiable (the score-function form needs no derivative of ``f``).
+
+    With ``ahead``, forward computes ``g^(n+1)`` too, from the same evaluations of
+    ``f``, and returns it beside the value for backward. In the ``setup_context`` style
+    with a vmap rule (the engine is elementwise in ``x``: a vmapped dimension is one
+    more batch dimension), so that ``torch.func`` transforms work.
+    """
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, engine: Any, order: int, be: Backend) -> Tensor:
-        # the next derivative comes from the same evaluations of f: compute it now
-        ahead = bool(ctx.needs_input_grad[0]) and order < engine.max_order
-        orders = (order, order + 1) if ahead else (order,)
-        results = engine.derivatives(be, x, orders)
-        ctx.engine, ctx.order, ctx.be = engine, order, be
-        ctx.save_for_backward(x, results[1] if ahead else None)
-        out: Tensor = results[0]
-        return out
+    def forward(x: Tensor, engine: Any, order: int, be: Backend, ahead: bool) -> tuple[Tensor, ...]:
+        return tuple(engine.derivatives(be, x, (order, order + 1) if ahead else (order,)))
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+        x, ctx.engine, ctx.order, ctx.be, ahead = inputs
+        if ahead:
+            ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(x, output[1] if ahead else None)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor, *_: Any) -> tuple[Tensor, None, None, None, None]:
         x, ahead = ctx.saved_tensors
         ctx.engine.check_order(ctx.order + 1)
         if torch.is_grad_enabled() or ahead is None:  # create_graph: differentiable
-            ahead = ScoreDerivative.apply(x, ctx.engine, ctx.order + 1, ctx.be)
-        return grad * ahead, None, None, None
+            ahead = _score_derivative(ctx.be, ctx.engine, x, ctx.order + 1)
+        return grad * ahead, None, None, None, None
+
+    @staticmethod
+    def vmap(
+        info: Any, in_dims: tuple[Any, ...], x: Tensor, engine: Any, order: int, be: Backend,
+        ahead: bool,
+    ) -> tuple[tuple[Tensor, ...], tuple[Any, ...]]:  # fmt: skip
+        outputs = ScoreDerivative.apply(x, engine, order, be, ahead)
+        return outputs, (in_dims[0],) * len(outputs)
+
+
+def _score_derivative(be: Backend, engine: Any, x: Tensor, order: int) -> Tensor:
+    # the next derivative is computed along only where a gradient will ask for it
+    ahead = torch.is_grad_enabled() and x.requires_grad and order < engine.max_order
+    out: Tensor = ScoreDerivative.apply(x, engine, order, be, ahead)[0]
+    return out
 
 
 def numerical(be: Backend, engine: Any, x: Tensor) -> Tensor:
     """The numerical engine's ``g(x)`` with score-function derivatives."""
-    out: Tensor = ScoreDerivative.apply(x, engine, 0, be)
-    return out
+    return _score_derivative(be, engine, x, 0)
 
 
 class Perturbed(torch.autograd.Function):

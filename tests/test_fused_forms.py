@@ -1,5 +1,5 @@
-"""The torch adapter's fused kink forms (ReLU, abs, leaky ReLU, hinge under the Gaussian
-and logistic kernels) against the generic formula they replace: the same values and
+"""The torch adapter's fused kink forms (ReLU, abs, leaky ReLU, hinge, clip under the
+Gaussian and logistic kernels) against the generic formula they replace: the same values and
 slopes bit for bit over extreme inputs, every width and dtype."""
 
 from __future__ import annotations
@@ -11,13 +11,17 @@ import torch
 import mollifier as mol
 from mollifier._adapters import torch as adapter
 
+CONCAVE = mol.Piecewise([1.0], [[0.0, 1.0], [1.0]])  # min(x, 1)
+FALLING = mol.Piecewise([0.0, 0.5], [[1.0], [1.0, -4.0], [-1.0]])
 OPS = {
     "relu": lambda v, **k: mol.relu(v, **k),
     "abs": lambda v, **k: mol.abs(v, **k),
     "leaky_relu": lambda v, **k: mol.leaky_relu(v, negative_slope=0.3, **k),
     "hinge": lambda v, **k: mol.hinge(v, **k),
     "hinge at 0": lambda v, **k: mol.hinge(v, margin=0.0, **k),
-    "concave": lambda v, **k: -mol.relu(-v, **k),  # min(x, 0): a concave kink's node
+    "concave": lambda v, **k: mol.smooth(CONCAVE, **k)(v),
+    "clip": lambda v, **k: mol.clip(v, -1.0, 2.0, **k),
+    "clip decreasing": lambda v, **k: mol.smooth(FALLING, **k)(v),
 }
 
 

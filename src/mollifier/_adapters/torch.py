@@ -20,6 +20,7 @@ Imported only when a torch tensor arrives.
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from torch.autograd.function import once_differentiable
 from .._backend import Backend, backend_of, is_functorch_wrapped, torch_ndtr
 from .._engine import lse
 from .._engine.formula import Combination, Formula, Reduction, Transform
-from .._engine.piecewise import ABS, RELU, SIGN, STEP, Piecewise
+from .._engine.piecewise import _CLUSTER_SPAN, ABS, RELU, SIGN, STEP, Piecewise
 from .._kernels import _GAUSSIAN_TAIL_CLAMP, Gaussian, Logistic, _gaussian_far_tails
 from .._polynomials import horner
 
@@ -316,40 +317,68 @@ KINKS: dict[Any, _Kink] = {
 """Kernels with a fused form of every kink shape, keyed by the exact class."""
 
 
-def _kink_fused(shape: Piecewise, parts: _Kink) -> Fused | None:
-    """``f(x) + b w P_1(-|x - c| / w)`` with slope ``a_1 + b K((x - c) / w)``, in blocks:
-    about a dozen passes where the generic formula takes three dozen."""
-    kink = shape.kink()
-    if kink is None:
-        return None
-    c, a0, a1, b = kink
+def _hard_kinks(shape: Piecewise) -> Callable[[Tensor], Tensor] | None:
+    """``f(x)`` of a continuous piecewise-linear ``f`` with no ``where`` (NaN kept): a
+    convex kink is the larger of its pieces, a concave one the smaller (ReLU
+    ``max(0, x)``, hinge ``max(m - x, 0)``), a ramp between constants a clamp (clip);
+    ``None`` for other shapes."""
+    pieces = [(a0, a1) for a0, a1, _ in shape.pieces]
+    if len(pieces) == 2:
+        (left, right), convex = pieces, pieces[1][1] > pieces[0][1]
+        return lambda v: (_larger if convex else _smaller)(_linear(v, *left), _linear(v, *right))
+    if len(pieces) == 3 and pieces[0][1] == pieces[2][1] == 0.0:
+        low, high = sorted((pieces[0][0], pieces[2][0]))
+        return lambda v: torch.clamp(_linear(v, *pieces[1]), low, high)  # type: ignore[arg-type]
+    return None
 
-    right_a0, right_a1 = a0 - b * c, a1 + b
+
+def _kinks_fused(shape: Piecewise, parts: _Kink) -> Fused | None:
+    """``f(x) + sum_i b_i w P_1(-|x - c_i| / w)`` with slope ``a_1 + sum_i b_i K((x -
+    c_i) / w)`` (:meth:`Piecewise.kinks`), in blocks, with the generic formula's
+    operations in its order (the same values bit for bit) less its ``where``: about a
+    dozen passes per kink where the generic formula takes three dozen."""
+    kinks, hard = shape.kinks(), _hard_kinks(shape)
+    if kinks is None or hard is None:
+        return None
+    _, _, terms = kinks
+    bounds = shape.bounds()
+    slopes = shape.derivative().bounds()
 
     def value(x: Tensor, w: float) -> Tensor:
         def block(v: Tensor) -> Tensor:
-            t = torch.sub(v, c).div_(w)  # (x - c) / w, as the generic formula's scaled()
-            # the hard part: a convex kink is the larger of its pieces, a concave one the
-            # smaller (ReLU max(0, x), hinge max(m - x, 0)): no where, NaN kept
-            left, right = _linear(v, a0, a1), _linear(v, right_a0, right_a1)
-            hard = _larger(left, right) if b > 0 else _smaller(left, right)
-            return parts.tail(t.abs_().neg_()).mul_(b * w).add_(hard)
+            out = hard(v)
+            for c, b in terms:
+                t = torch.sub(v, c).div_(w)  # (x - c) / w, as the generic's scaled()
+                out = out.add_(parts.tail(t.abs_().neg_()).mul_(b * w))
+            # within f's range, as the generic's _within_range (clip within its bounds)
+            return out if bounds is None else out.clamp_(*bounds)
 
         return _in_blocks(block, x)
 
     def backward(grad: Tensor, x: Tensor, w: float) -> Tensor:
         def slope(v: Tensor) -> Tensor:
-            # a_1 + b K(t) in the tail form, as the generic slope: (a_1 + b) - b K(-|t|)
-            # right of c, a_1 + b K(-|t|) left of it (1 - K(t) would cancel)
-            t = (v - c) / w
-            right = t >= 0
-            side = right.to(v.dtype)  # 1 right of c
-            # (a_1 + b) + (-b) k right, a_1 + b k left: the same roundings as generic
-            coefficient, hard = side * (-2.0 * b) + b, side * b + a1
-            if torch.is_grad_enabled():  # double backward: out of place, and -|t| with
-                # the derivative -1 at t = 0 (abs has 0 there), as the generic reflection
-                return coefficient * parts.cdf(torch.where(right, -t, t)) + hard
-            return parts.cdf(t.abs_().neg_()).mul_(coefficient).add_(hard)
+            # in the tail form, as the generic slope: a_1 + sum b_i (side_i - (2 side_i
+            # - 1) K(-|t_i|)), never 1 - K(t) (which would cancel), in its roundings
+            recorded = torch.is_grad_enabled()  # double backward: out of place
+            sides, ks = [], []
+            for c, _ in terms:
+                t = (v - c) / w
+                right = t >= 0
+                sides.append(right.to(v.dtype))  # 1 right of c_i
+                # -|t| with the derivative -1 at t = 0 (abs has 0), as generic
+                ks.append(parts.cdf(torch.where(right, -t, t) if recorded else t.abs_().neg_()))
+            # the hard slope: each piece's own slope times its 0/1 indicator (exact)
+            indicators = [1.0 - sides[0]]
+            indicators += [a - b for a, b in itertools.pairwise(sides)] + [sides[-1]]
+            out: Any = 0.0
+            for piece, indicator in zip(shape.pieces, indicators):
+                out = indicator * piece[1] + out
+            for (_, b), side, k in zip(terms, sides, ks):
+                coefficient = side * (-2.0 * b) + b
+                out = out + coefficient * k if recorded else out.add_(k.mul_(coefficient))
+            if slopes is not None:
+                out = out.clamp(*slopes) if recorded else out.clamp_(*slopes)
+            return out
 
         return _times(grad, _in_blocks(slope, x))
 
@@ -368,8 +397,10 @@ def _fused(formula: Formula) -> Fused | None:
     key: Any = formula.fusion
     if fused is None and isinstance(key, tuple) and isinstance(key[0], Piecewise):
         parts = KINKS.get(key[1])  # a kink shape (ReLU's family) under this kernel class
-        if parts is not None:
-            fused = _kink_fused(key[0], parts)
+        points = key[0].breakpoints
+        apart = len(points) == 1 or points[-1] - points[0] > _CLUSTER_SPAN * formula.width
+        if parts is not None and apart:
+            fused = _kinks_fused(key[0], parts)  # the breakpoint form of convolve()
     return fused
 
 

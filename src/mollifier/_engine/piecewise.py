@@ -133,18 +133,16 @@ class Piecewise:
             out.append((c, (d[0] + d[1] * c + d[2] * c * c, d[1] + 2.0 * d[2] * c, d[2])))
         return out
 
-    def kink(self) -> tuple[float, float, float, float] | None:
-        """``(c, a_0, a_1, b)`` when ``f(x) = a_0 + a_1 x + b (x - c)_+`` (one breakpoint,
-        continuous, linear pieces: ReLU, abs, leaky ReLU, hinge), else ``None``. Its
-        smoothing is ``f(x) + b w P_1(-|x - c| / w)`` (the module docstring's tail, the
-        same on both sides for ``j = 1``) with slope ``a_1 + b K((x - c) / w)``."""
-        if len(self.breakpoints) != 1 or self.degree > 1:
-            return None
-        ((c, (b0, b1, _)),) = self.jumps()
-        if b0 != 0.0:
+    def kinks(self) -> tuple[float, float, tuple[tuple[float, float], ...]] | None:
+        """``(a_0, a_1, ((c_i, b_i), ...))`` when ``f(x) = a_0 + a_1 x + sum_i b_i (x -
+        c_i)_+`` is continuous with linear pieces, else ``None``. Its smoothing is then
+        ``f(x) + sum_i b_i w P_1(-|x - c_i| / w)`` while the breakpoints lie apart (the
+        module docstring's tails, the same on both sides for ``j = 1``), with slope
+        ``a_1 + sum_i b_i K((x - c_i) / w)``: ReLU, abs, leaky ReLU, hinge, clip."""
+        if self.degree > 1 or not self.is_continuous:
             return None
         a0, a1, _ = self.pieces[0]
-        return c, a0, a1, b1
+        return a0, a1, tuple((c, b[1]) for c, b in self.jumps())
 
     def value_jumps(self) -> list[float]:
         """Height ``f(c+) - f(c-)`` of the jump at each breakpoint (0 where continuous)."""

@@ -244,10 +244,12 @@ class PeakMemory(TorchDispatchMode):
     active (forward and backward, autograd's saved tensors and every temporary): each
     new storage counts from its first output until the last tensor of it is freed."""
 
-    def __init__(self) -> None:
+    def __init__(self, *inputs: torch.Tensor) -> None:
         super().__init__()
         self.live: dict[int, list[int]] = {}  # storage address -> [bytes, tensors]
         self.current = self.peak = 0
+        # the inputs' memory is held already: their views are not new memory
+        self.held = {t.untyped_storage().data_ptr() for t in inputs}
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
@@ -259,7 +261,7 @@ class PeakMemory(TorchDispatchMode):
     def _hold(self, t: torch.Tensor) -> None:
         storage = t.untyped_storage()
         address = storage.data_ptr()
-        if address == 0:
+        if address == 0 or address in self.held:
             return
         entry = self.live.get(address)
         if entry is None:
@@ -281,7 +283,7 @@ class PeakMemory(TorchDispatchMode):
 def peak_bytes(fn: Op, x: torch.Tensor) -> int:
     """The peak memory of ``fn(x).sum().backward()`` beyond ``x`` (see :class:`PeakMemory`)."""
     xg = x.detach().requires_grad_(True)
-    with PeakMemory() as tracker:
+    with PeakMemory(xg) as tracker:
         fn(xg).sum().backward()
         xg.grad = None
     return tracker.peak

@@ -9,7 +9,11 @@ from the saved input, like ``F.gelu``. Backward is built from differentiable tor
 operations, so double backward works. For the logistic step, sign, ReLU and abs and the
 Gaussian step and sign the value and derivative are fused into the one or two native
 kernels they reduce to (keyed by the formula's shape and kernel class; the logistic step
-and sign save their output instead, like ``torch.sigmoid``).
+and sign save their output instead, like ``torch.sigmoid``). Every continuous
+piecewise-linear shape with its kinks apart (ReLU, abs, leaky ReLU, hinge, clip) has a
+fused kink form under the Gaussian and logistic kernels (:data:`KINKS`): the generic
+breakpoint form's operations in its order, bit for bit, less its ``where`` (unvectorized
+on the CPU) and with no subnormal result inside ``exp`` or ``erfc`` (scalar slow paths).
 
 In eager mode on the CPU, formulas of several operations are evaluated in cache-sized
 blocks (:func:`_in_blocks`): a poor man's fusion that makes them 3-5x faster on large

@@ -55,6 +55,10 @@ def test_benchmark_script_runs():
     via_cli = run("bench", "--size", "2048", "--rows", "8", "--repeat", "1")
     assert via_cli.returncode == 0, via_cli.stderr
     assert "| logsumexp | torch.logsumexp |" in via_cli.stdout
+    table = run("bench", "--piecewise", "--size", "512", "--kernel", "laplace", "--repeat", "1")
+    assert table.returncode == 0, table.stderr
+    assert "| relu (laplace) | 512 | torch.exp |" in table.stdout
+    assert "| floor (laplace, w=0.3) | 512 | F.softplus |" in table.stdout
 
 
 def _one_line_refusal(out, *words):

@@ -1,7 +1,9 @@
 """Benchmark mollifier against native torch ops and peers, side by side in one process.
 
 Run ``mollifier bench`` or ``python benchmarks/bench.py`` (``--size 1000000 --repeat 3``
-for a quick look; ``--compile`` adds torch.compile rows, ``--jax`` a jax.jit table).
+for a quick look; ``--compile`` adds torch.compile rows, ``--jax`` a jax.jit table;
+``--piecewise`` prints instead every piecewise op x kernel against its native counterpart,
+with the peak memory of forward+backward, at each ``--size``; ``--kernel`` keeps some).
 Needs torch (extra ``torch``).
 Prints markdown tables: median time of forward and forward+backward, the ratio to the
 native op measured in the same process, and the bytes autograd saves for backward
@@ -18,13 +20,17 @@ import math
 import platform
 import statistics
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 import mollifier as mol
+from mollifier._kernels import kernels
 
 
 def seed_floor(x: torch.Tensor, t: float = 10.0, m: int = 5, n: int = 10) -> torch.Tensor:
@@ -233,6 +239,168 @@ def residual_table(jax: Any, jnp: Any) -> None:
         print(f"| {name} | {mine[0]} / {mine[1]} | {native_name} | {theirs[0]} / {theirs[1]} |")
 
 
+class PeakMemory(TorchDispatchMode):
+    """The peak of the bytes held by tensors that torch operations create while it is
+    active (forward and backward, autograd's saved tensors and every temporary): each
+    new storage counts from its first output until the last tensor of it is freed."""
+
+    def __init__(self, *inputs: torch.Tensor) -> None:
+        super().__init__()
+        self.live: dict[int, list[int]] = {}  # storage address -> [bytes, tensors]
+        self.current = self.peak = 0
+        # the inputs' memory is held already: their views are not new memory
+        self.held = {t.untyped_storage().data_ptr() for t in inputs}
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self._hold(t)
+        return out
+
+    def _hold(self, t: torch.Tensor) -> None:
+        storage = t.untyped_storage()
+        address = storage.data_ptr()
+        if address == 0 or address in self.held:
+            return
+        entry = self.live.get(address)
+        if entry is None:
+            entry = self.live[address] = [storage.nbytes(), 0]
+            self.current += entry[0]
+            self.peak = max(self.peak, self.current)
+        entry[1] += 1
+        weakref.finalize(t, self._release, address)
+
+    def _release(self, address: int) -> None:
+        entry = self.live.get(address)
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] == 0:
+                self.current -= entry[0]
+                del self.live[address]
+
+
+def peak_bytes(fn: Op, x: torch.Tensor) -> int:
+    """The peak memory of ``fn(x).sum().backward()`` beyond ``x`` (see :class:`PeakMemory`)."""
+    xg = x.detach().requires_grad_(True)
+    with PeakMemory(xg) as tracker:
+        fn(xg).sum().backward()
+        xg.grad = None
+    return tracker.peak
+
+
+def interleaved(fns: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Median seconds of each of ``fns``, run in turn ``repeat`` times (after a warm-up
+    of each), so that a slow spell of a shared machine hits them alike."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, spent in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
+
+
+def _compact_native(power: int, w: float) -> tuple[str, Op]:
+    """``torch.clamp`` then a polynomial of the degree of the kernel's tail (``2n + 2``
+    for ``(1 - u^2)^n``), by Horner: what a hand-written compact smoothing costs."""
+    coefficients = [1.0 / (i + 1) for i in range(2 * power + 3)]
+
+    def native(v: torch.Tensor) -> torch.Tensor:
+        t = torch.clamp(v * (1.0 / w), -1.0, 1.0)
+        out = torch.full_like(t, coefficients[-1])
+        for c in reversed(coefficients[:-1]):
+            out = out * t + c
+        return out
+
+    return f"clamp + degree {2 * power + 2}", native
+
+
+def native_counterpart(kernel: Any, ramp: bool, w: float) -> tuple[str, Op]:
+    """The native op a user would call instead: ``ramp`` for the ReLU family (relu,
+    abs, clip, hinge, leaky ReLU, staircases), otherwise the step family."""
+    name = kernel.name
+    table: dict[str, tuple[str, Op]] = {
+        "logistic": ("F.softplus", lambda v: F.softplus(v, beta=1 / w)) if ramp
+        else ("torch.sigmoid", lambda v: torch.sigmoid(v / w)),
+        "gaussian": ("F.gelu", F.gelu) if ramp
+        else ("torch.special.ndtr", lambda v: torch.special.ndtr(v / w)),
+        "laplace": ("torch.exp", lambda v: torch.exp(v / w)),
+        "cauchy": ("torch.atan", lambda v: torch.atan(v / w)),
+        "sqrt": ("torch.rsqrt", lambda v: torch.rsqrt(1.0 + (v / w) ** 2)),
+    }  # fmt: skip
+    if name in table:
+        return table[name]
+    return _compact_native(kernel.power, w)
+
+
+def piecewise_cases(kernel_names: list[str]) -> list[tuple[str, str, Op, Op]]:
+    """``(label, native name, ours, native)`` for every piecewise op x kernel at width 0.1,
+    and the staircases (floor, round) at widths 0.1, 0.3 and 1 against ``F.softplus``."""
+    w = 0.1
+    ops: list[tuple[str, bool, Callable[..., Any]]] = [
+        ("relu", True, lambda v, k: mol.relu(v, width=w, kernel=k)),
+        ("step", False, lambda v, k: mol.step(v, width=w, kernel=k)),
+        ("sign", False, lambda v, k: mol.sign(v, width=w, kernel=k)),
+        ("abs", True, lambda v, k: mol.abs(v, width=w, kernel=k)),
+        ("leaky_relu", True, lambda v, k: mol.leaky_relu(v, width=w, kernel=k)),
+        ("clip", True, lambda v, k: mol.clip(v, -1.0, 1.0, width=w, kernel=k)),
+        ("hinge", True, lambda v, k: mol.hinge(v, width=w, kernel=k)),
+    ]
+    rows: list[tuple[str, str, Op, Op]] = []
+    probe = torch.linspace(-2.0, 2.0, 8)
+    for name in kernel_names:
+        kernel = kernels[name]
+        for op, ramp, fn in ops:
+            try:
+                fn(probe, name)
+            except ValueError:  # no closed form (relu under Cauchy: no mean)
+                continue
+            native_name, native = native_counterpart(kernel, ramp, w)
+            ours = functools.partial(fn, k=name)
+            rows.append((f"{op} ({name})", native_name, ours, native))
+    for name in kernel_names:
+        for op, stairs in (("floor", mol.floor), ("round", mol.round)):
+            for sw in (0.1, 0.3, 1.0):
+                ours = functools.partial(stairs, width=sw, kernel=name)
+                native = functools.partial(F.softplus, beta=1 / sw)
+                rows.append((f"{op} ({name}, w={sw:g})", "F.softplus", ours, native))
+    return rows
+
+
+def piecewise_table(sizes: list[int], kernel_names: list[str], repeat: int) -> None:
+    """Every piecewise op x kernel, eager forward+backward, against its native twin."""
+    print(
+        "| op (kernel) | elements | vs | fwd+bwd ms | native ms | ratio "
+        "| peak MB | native peak MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for size in sizes:
+        x = torch.randn(size) * 3
+        xg = x.clone().requires_grad_(True)
+        for label, native_name, ours, native in piecewise_cases(kernel_names):
+            mine, theirs = interleaved([_step_of(ours, xg), _step_of(native, xg)], repeat)
+            peak, native_peak = peak_bytes(ours, x) / 2**20, peak_bytes(native, x) / 2**20
+            cells = [label, _count(size), native_name, f"{mine * 1e3:.1f}",
+                     f"{theirs * 1e3:.1f}", f"{mine / theirs:.2f}", f"{peak:.0f}",
+                     f"{native_peak:.0f}"]  # fmt: skip
+            print("| " + " | ".join(cells) + " |", flush=True)
+
+
+def _step_of(fn: Op, xg: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:  # forward and backward
+        fn(xg).sum().backward()
+        xg.grad = None
+
+    return step
+
+
+def _count(size: int) -> str:
+    return f"{size // 2**20}M" if size % 2**20 == 0 else str(size)
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a positive integer."""
     try:
@@ -250,20 +418,43 @@ def main(
     parser = (parser_class or argparse.ArgumentParser)(
         prog="mollifier bench", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--size", type=positive_int, default=16 * 2**20,
-                        help="elements (default 16M)")  # fmt: skip
+    parser.add_argument("--size", type=positive_int, default=[16 * 2**20], nargs="+",
+                        help="elements, one or more sizes (default 16M)")  # fmt: skip
     parser.add_argument("--rows", type=positive_int, default=4096,
                         help="matrix side for reductions")  # fmt: skip
     parser.add_argument("--repeat", type=positive_int, default=5)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--jax", action="store_true", help="also time jax.jit against jax.nn")
+    parser.add_argument(
+        "--piecewise",
+        action="store_true",
+        help="instead: every piecewise op x kernel, fwd+bwd and peak memory",
+    )
+    parser.add_argument(
+        "--kernel",
+        action="append",
+        choices=sorted(kernels),
+        help="with --piecewise: this kernel only (repeatable; default all)",
+    )
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    x = torch.randn(args.size) * 3
+    if args.piecewise:
+        print(
+            f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} "
+            f"threads, float32, eager, median of {args.repeat} (interleaved)\n"
+        )
+        piecewise_table(args.size, args.kernel or list(kernels), args.repeat)
+        return
+    for size in args.size:
+        _tables(args, size)
+
+
+def _tables(args: argparse.Namespace, size: int) -> None:
+    x = torch.randn(size) * 3
     matrix = torch.randn(args.rows, args.rows)
     print(
         f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads, "
-        f"{args.size} float32 elements, {args.rows}x{args.rows} matrix, median of {args.repeat}\n"
+        f"{size} float32 elements, {args.rows}x{args.rows} matrix, median of {args.repeat}\n"
     )
     print(
         "| op | vs | fwd ms | fwd ratio | fwd+bwd ms | fwd+bwd ratio "
@@ -304,7 +495,7 @@ def main(
                      f"{saved_bytes(peer, x) / 2**20:.0f}"]  # fmt: skip
             print("| " + " | ".join(cells) + " |", flush=True)
     if args.jax:
-        jax_table(args.size, args.rows, args.repeat)
+        jax_table(size, args.rows, args.repeat)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,11 @@ from the saved input, like ``F.gelu``. Backward is built from differentiable tor
 operations, so double backward works. For the logistic step, sign, ReLU and abs and the
 Gaussian step and sign the value and derivative are fused into the one or two native
 kernels they reduce to (keyed by the formula's shape and kernel class; the logistic step
-and sign save their output instead, like ``torch.sigmoid``).
+and sign save their output instead, like ``torch.sigmoid``). Every continuous
+piecewise-linear shape with its kinks apart (ReLU, abs, leaky ReLU, hinge, clip) has a
+fused kink form under the Gaussian and logistic kernels (:data:`KINKS`): the generic
+breakpoint form's operations in its order, bit for bit, less its ``where`` (unvectorized
+on the CPU) and with no subnormal result inside ``exp`` or ``erfc`` (scalar slow paths).
 
 In eager mode on the CPU, formulas of several operations are evaluated in cache-sized
 blocks (:func:`_in_blocks`): a poor man's fusion that makes them 3-5x faster on large
@@ -20,6 +24,7 @@ Imported only when a torch tensor arrives.
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from collections.abc import Callable
@@ -34,10 +39,12 @@ from torch.autograd.function import once_differentiable
 from .._backend import Backend, backend_of, is_functorch_wrapped, torch_ndtr
 from .._engine import lse
 from .._engine.formula import Combination, Formula, Reduction, Transform
-from .._engine.piecewise import ABS, RELU, SIGN, STEP
-from .._kernels import Gaussian, Logistic
+from .._engine.piecewise import _CLUSTER_SPAN, ABS, RELU, SIGN, STEP, Piecewise
+from .._kernels import _GAUSSIAN_TAIL_CLAMP, Gaussian, Logistic, _gaussian_far_tails
+from .._polynomials import horner
 
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+_INV_SQRT_2PI = 1.0 / _SQRT_2PI
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 
 Tensor = torch.Tensor
@@ -52,6 +59,7 @@ _BLOCK_BYTES = 1 << 20
 # _ALLOCATOR_HINT_BYTES raises glibc's dynamic mmap threshold above the block size, as
 # any program that frees a mid-sized buffer does; other allocators ignore it.
 _ALLOCATOR_HINT_BYTES = 16 << 20
+_hinted = False
 
 
 def _in_blocks(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
@@ -116,7 +124,10 @@ def _assembled(
     ``size``, written block by block into whole tensors of ``size`` rows (``None``
     outputs stay ``None``): the one block loop of :func:`_in_row_blocks` and
     :func:`_in_blocks_of_inputs`."""
-    torch.empty(_ALLOCATOR_HINT_BYTES, dtype=torch.uint8)  # see _ALLOCATOR_HINT_BYTES
+    global _hinted
+    if not _hinted:  # once: glibc keeps the raised threshold (see _ALLOCATOR_HINT_BYTES)
+        torch.empty(_ALLOCATOR_HINT_BYTES, dtype=torch.uint8)
+        _hinted = True
     first = block(0)
     outs = [None if p is None else p.new_empty((size, *p.shape[1:])) for p in first]
     for start in range(0, size, step):
@@ -177,7 +188,7 @@ def _gaussian_backward(height: float) -> Backward:
                 infinite = torch.isinf(t)
                 t = torch.where(infinite, 0.0, t)
                 return torch.where(infinite, 0.0, torch.exp(-0.5 * t * t)) * scale
-            return torch.exp(-0.5 * t * t) * scale
+            return _exp_of_negative(torch.mul(t, -0.5).mul_(t)).mul_(scale)
 
         return _times(grad, _in_blocks(density, x))
 
@@ -222,15 +233,178 @@ so a user's kernel (a subclass, or one that reuses a built-in name) takes the ge
 formula."""
 
 
+_EXP_SHIFT = 64.0
+
+
+def _select(mask: Tensor, yes: Tensor, no: Tensor | float) -> Tensor:
+    """``where(mask, yes, no)`` for finite values, as ``yes m + no (1 - m)`` (exact:
+    each product is the value or 0). torch's CPU ``where`` is not vectorized: 1 ms per
+    256K entries of a random mask, 30x a multiplication (the generic formulas' dozens
+    of ``where`` are most of their time)."""
+    m = mask.to(yes.dtype)
+    return yes.mul_(m).add_(m.neg_().add_(1.0).mul_(no))
+
+
+def _exp_of_negative(a: Tensor) -> Tensor:
+    """``exp(a)`` for ``a <= 0`` (``a`` is overwritten), at full speed where it underflows.
+
+    torch's vectorized exp falls back to a scalar loop wherever its result is subnormal
+    or 0 (``a`` below ``log(tiny)``: -87 in float32, -708 in float64), 10-60x slower per
+    entry; the Gaussian tails at ``|x| > 13 w`` (float32) sit there. There
+    ``exp(a) = exp(a + 64) e^-64``, with ``a`` first clamped to ``log(tiny) - 40``
+    (where ``exp`` is 0 in either dtype: the least subnormal is ``tiny e^-36.04``):
+    ``a + 64`` is exact (``|a| >= 64``, an integer shift), ``exp`` of it normal, and
+    the product rounds once onto the subnormal grid (``exp(a)`` to one subnormal unit)."""
+    floor = math.log(torch.finfo(a.dtype).tiny)
+    low = (a < floor).to(a.dtype)  # a float mask: mixed-dtype arithmetic is 10x slower
+    a = a.clamp(min=floor - 40.0).add_(low, alpha=_EXP_SHIFT).exp_()
+    # times e^-64 where low, else 1 (each sum has one nonzero term)
+    return a.mul_(low.mul(math.exp(-_EXP_SHIFT)).add_(low.neg_().add_(1.0)))
+
+
+def _gaussian_tail(s: Tensor) -> Tensor:
+    """``P_1(s) = phi(s) + s Phi(s)`` for ``s <= 0`` (a fresh tensor): the Gaussian
+    kernel's ``_tail(s, 1)`` with the same clamp, near form and far series, its values
+    bit for bit, with no subnormal result inside exp or erfc (their scalar slow paths)
+    and no ``where``.
+
+    The near form takes ``Phi`` at ``max(s, -start)``: beyond ``-start`` the far series
+    replaces it, and ``erfc`` there (argument above 9 in float32) would underflow."""
+    s = s.clamp(min=-_GAUSSIAN_TAIL_CLAMP)
+    finfo = torch.finfo(s.dtype)
+    start, series = _gaussian_far_tails(float(finfo.smallest_normal), float(finfo.eps))
+    # the kernel's own order of operations: exp's argument, up to 800, is ill-conditioned
+    density = _exp_of_negative(torch.mul(s, -0.5).mul_(s)).div_(_SQRT_2PI)
+    near = torch_ndtr(s.clamp(min=-start)).mul_(s).add_(density)
+    u = s.clamp(max=-start).reciprocal_()  # -1/a on the far entries, never 1/0
+    u.mul_(u)
+    return _select(s < -start, density.mul_(u.mul(horner(series[0], u))), near)
+
+
+def _logistic_tail(s: Tensor) -> Tensor:
+    # P_1(s) = softplus(s) = logaddexp(s, 0), as the kernel's _tail (no clamp is needed
+    # for a value: it is 0 below s = -746 in every dtype)
+    return torch.logaddexp(s, torch.zeros((), dtype=s.dtype))
+
+
+def _linear(v: Tensor, a0: float, a1: float) -> Tensor | float:
+    # a0 + a1 x; the constant alone where a1 = 0 (0 * inf would be NaN at x = ±inf)
+    return a0 if a1 == 0.0 else torch.mul(v, a1).add_(a0)
+
+
+def _larger(a: Tensor | float, b: Tensor | float) -> Tensor:
+    if isinstance(a, Tensor):
+        return a.clamp(min=b) if isinstance(b, float) else torch.maximum(a, b)
+    assert isinstance(b, Tensor)  # a kink has a slope on one side at least
+    return b.clamp(min=a)
+
+
+def _smaller(a: Tensor | float, b: Tensor | float) -> Tensor:
+    if isinstance(a, Tensor):
+        return a.clamp(max=b) if isinstance(b, float) else torch.minimum(a, b)
+    assert isinstance(b, Tensor)
+    return b.clamp(max=a)
+
+
+class _Kink(NamedTuple):
+    """A kernel's parts of the fused kink form (see :meth:`Piecewise.kink`): its tail
+    ``P_1(s)`` for ``s <= 0`` and its CDF ``K(t)``."""
+
+    tail: Callable[[Tensor], Tensor]
+    cdf: Callable[[Tensor], Tensor]
+
+
+KINKS: dict[Any, _Kink] = {
+    Gaussian: _Kink(_gaussian_tail, torch_ndtr),
+    Logistic: _Kink(_logistic_tail, torch.sigmoid),
+}
+"""Kernels with a fused form of every kink shape, keyed by the exact class."""
+
+
+def _hard_kinks(shape: Piecewise) -> Callable[[Tensor], Tensor] | None:
+    """``f(x)`` of a continuous piecewise-linear ``f`` with no ``where`` (NaN kept): a
+    convex kink is the larger of its pieces, a concave one the smaller (ReLU
+    ``max(0, x)``, hinge ``max(m - x, 0)``), a ramp between constants a clamp (clip);
+    ``None`` for other shapes."""
+    pieces = [(a0, a1) for a0, a1, _ in shape.pieces]
+    if len(pieces) == 2:
+        (left, right), convex = pieces, pieces[1][1] > pieces[0][1]
+        return lambda v: (_larger if convex else _smaller)(_linear(v, *left), _linear(v, *right))
+    if len(pieces) == 3 and pieces[0][1] == pieces[2][1] == 0.0:
+        low, high = sorted((pieces[0][0], pieces[2][0]))
+        return lambda v: torch.clamp(_linear(v, *pieces[1]), low, high)  # type: ignore[arg-type]
+    return None
+
+
+def _kinks_fused(shape: Piecewise, parts: _Kink) -> Fused | None:
+    """``f(x) + sum_i b_i w P_1(-|x - c_i| / w)`` with slope ``a_1 + sum_i b_i K((x -
+    c_i) / w)`` (:meth:`Piecewise.kinks`), in blocks, with the generic formula's
+    operations in its order (the same values bit for bit) less its ``where``: about a
+    dozen passes per kink where the generic formula takes three dozen."""
+    kinks, hard = shape.kinks(), _hard_kinks(shape)
+    if kinks is None or hard is None:
+        return None
+    _, _, terms = kinks
+    bounds = shape.bounds()
+    slopes = shape.derivative().bounds()
+
+    def value(x: Tensor, w: float) -> Tensor:
+        def block(v: Tensor) -> Tensor:
+            out = hard(v)
+            for c, b in terms:
+                t = torch.sub(v, c).div_(w)  # (x - c) / w, as the generic's scaled()
+                out = out.add_(parts.tail(t.abs_().neg_()).mul_(b * w))
+            # within f's range, as the generic's _within_range (clip within its bounds)
+            return out if bounds is None else out.clamp_(*bounds)
+
+        return _in_blocks(block, x)
+
+    def backward(grad: Tensor, x: Tensor, w: float) -> Tensor:
+        def slope(v: Tensor) -> Tensor:
+            # in the tail form, as the generic slope: a_1 + sum b_i (side_i - (2 side_i
+            # - 1) K(-|t_i|)), never 1 - K(t) (which would cancel), in its roundings
+            recorded = torch.is_grad_enabled()  # double backward: out of place
+            sides, ks = [], []
+            for c, _ in terms:
+                t = (v - c) / w
+                right = t >= 0
+                sides.append(right.to(v.dtype))  # 1 right of c_i
+                # -|t| with the derivative -1 at t = 0 (abs has 0), as generic
+                ks.append(parts.cdf(torch.where(right, -t, t) if recorded else t.abs_().neg_()))
+            # the hard slope: each piece's own slope times its 0/1 indicator (exact)
+            indicators = [1.0 - sides[0]]
+            indicators += [a - b for a, b in itertools.pairwise(sides)] + [sides[-1]]
+            out: Any = 0.0
+            for piece, indicator in zip(shape.pieces, indicators):
+                out = indicator * piece[1] + out
+            for (_, b), side, k in zip(terms, sides, ks):
+                coefficient = side * (-2.0 * b) + b
+                out = out + coefficient * k if recorded else out.add_(k.mul_(coefficient))
+            if slopes is not None:
+                out = out.clamp(*slopes) if recorded else out.clamp_(*slopes)
+            return out
+
+        return _times(grad, _in_blocks(slope, x))
+
+    return Fused(value, backward)
+
+
 _FUSED_WIDTHS = (1e-30, 1e30)
 """Widths for which ``1/w`` is a finite float32 (the fused forms scale by it); others
 take the generic formula, in the same node."""
 
 
 def _fused(formula: Formula) -> Fused | None:
-    fused = FUSED.get(formula.fusion)
-    if fused is None or not _FUSED_WIDTHS[0] < formula.width < _FUSED_WIDTHS[1]:
+    if formula.fusion is None or not _FUSED_WIDTHS[0] < formula.width < _FUSED_WIDTHS[1]:
         return None
+    fused = FUSED.get(formula.fusion)
+    key: Any = formula.fusion
+    if fused is None and isinstance(key, tuple) and isinstance(key[0], Piecewise):
+        parts = KINKS.get(key[1])  # a kink shape (ReLU's family) under this kernel class
+        points = key[0].breakpoints
+        apart = len(points) == 1 or points[-1] - points[0] > _CLUSTER_SPAN * formula.width
+        if parts is not None and apart:
+            fused = _kinks_fused(key[0], parts)  # the breakpoint form of convolve()
     return fused
 
 

@@ -133,6 +133,17 @@ class Piecewise:
             out.append((c, (d[0] + d[1] * c + d[2] * c * c, d[1] + 2.0 * d[2] * c, d[2])))
         return out
 
+    def kinks(self) -> tuple[float, float, tuple[tuple[float, float], ...]] | None:
+        """``(a_0, a_1, ((c_i, b_i), ...))`` when ``f(x) = a_0 + a_1 x + sum_i b_i (x -
+        c_i)_+`` is continuous with linear pieces, else ``None``. Its smoothing is then
+        ``f(x) + sum_i b_i w P_1(-|x - c_i| / w)`` while the breakpoints lie apart (the
+        module docstring's tails, the same on both sides for ``j = 1``), with slope
+        ``a_1 + sum_i b_i K((x - c_i) / w)``: ReLU, abs, leaky ReLU, hinge, clip."""
+        if self.degree > 1 or not self.is_continuous:
+            return None
+        a0, a1, _ = self.pieces[0]
+        return a0, a1, tuple((c, b[1]) for c, b in self.jumps())
+
     def value_jumps(self) -> list[float]:
         """Height ``f(c+) - f(c-)`` of the jump at each breakpoint (0 where continuous)."""
         return [b[0] for _, b in self.jumps()]

@@ -1,0 +1,89 @@
+"""The torch adapter's fused kink forms (ReLU, abs, leaky ReLU, hinge, clip under the
+Gaussian and logistic kernels) against the generic formula they replace: the same values and
+slopes bit for bit over extreme inputs, every width and dtype."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import mollifier as mol
+from mollifier._adapters import torch as adapter
+
+CONCAVE = mol.Piecewise([1.0], [[0.0, 1.0], [1.0]])  # min(x, 1)
+FALLING = mol.Piecewise([0.0, 0.5], [[1.0], [1.0, -4.0], [-1.0]])
+OPS = {
+    "relu": lambda v, **k: mol.relu(v, **k),
+    "abs": lambda v, **k: mol.abs(v, **k),
+    "leaky_relu": lambda v, **k: mol.leaky_relu(v, negative_slope=0.3, **k),
+    "hinge": lambda v, **k: mol.hinge(v, **k),
+    "hinge at 0": lambda v, **k: mol.hinge(v, margin=0.0, **k),
+    "concave": lambda v, **k: mol.smooth(CONCAVE, **k)(v),
+    "clip": lambda v, **k: mol.clip(v, -1.0, 2.0, **k),
+    "clip decreasing": lambda v, **k: mol.smooth(FALLING, **k)(v),
+}
+
+
+def _extreme(dtype: torch.dtype) -> torch.Tensor:
+    top = 300 if dtype == torch.float64 else 38
+    magnitudes = np.logspace(-top, top, 120)
+    values = np.concatenate(
+        [-magnitudes, magnitudes, np.linspace(-60, 60, 241), [0.0, -0.0, np.inf, -np.inf, np.nan]]
+    )
+    return torch.tensor(values, dtype=dtype)
+
+
+def _value_and_slope(op, x, **knobs):
+    xg = x.clone().requires_grad_(True)
+    y = op(xg, **knobs)
+    (slope,) = torch.autograd.grad(y.sum(), xg)
+    return y.detach(), slope
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("kernel", ["gaussian", "logistic"])
+def test_fused_kinks_equal_the_generic_formula(monkeypatch, kernel, dtype):
+    x = _extreme(dtype)
+    for name, op in OPS.items():
+        for width in (1e-8, 1e-3, 0.1, 1.0, 1e3, 1e8):
+            fused = _value_and_slope(op, x, width=width, kernel=kernel)
+            with monkeypatch.context() as patch:
+                patch.setattr(adapter, "KINKS", {})
+                generic = _value_and_slope(op, x, width=width, kernel=kernel)
+            for got, want in zip(fused, generic, strict=True):
+                torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True,
+                                           msg=f"{name}, w={width}")  # fmt: skip
+
+
+def test_the_fused_kink_is_taken_and_saves_only_x():
+    formula = mol._engine.piecewise.formula(
+        mol._engine.piecewise.RELU, 0.1, mol.kernels["gaussian"]
+    )
+    assert adapter._fused(formula) is not None
+    x = torch.randn(100, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        mol.hinge(x, width=0.1, kernel="gaussian")
+    assert len(saved) == 1 and saved[0] is x
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "logistic"])
+def test_fused_kinks_under_vmap_and_double_backward(kernel):
+    x = torch.linspace(-40.0, 40.0, 9, dtype=torch.float64).reshape(3, 3)
+    op = OPS["hinge"]
+    batched = torch.func.vmap(lambda row: op(row, width=0.5, kernel=kernel))(x)
+    torch.testing.assert_close(batched, op(x, width=0.5, kernel=kernel), rtol=0, atol=0)
+    xg = torch.linspace(-2.0, 2.0, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda v: op(v, width=0.5, kernel=kernel), (xg,))
+
+
+def test_exp_of_negative_is_exp_in_the_subnormal_range():
+    """Equal to torch.exp, but for one subnormal unit where both round a subnormal."""
+    for dtype in (torch.float32, torch.float64):
+        finfo = torch.finfo(dtype)
+        a = -torch.logspace(-3, 3.2, 4001, dtype=dtype)
+        a = torch.cat([a, torch.tensor([0.0, -0.0, -np.inf, np.nan], dtype=dtype)])
+        torch.testing.assert_close(adapter._exp_of_negative(a.clone()), torch.exp(a),
+                                   rtol=0, atol=finfo.smallest_normal * finfo.eps,
+                                   equal_nan=True)  # fmt: skip

@@ -61,6 +61,22 @@ def test_all_any_are_the_probabilities_of_the_events(backend):
     assert float(mol.all(np.zeros(0))) == 1.0 and float(mol.any(np.zeros(0))) == 0.0
 
 
+def test_any_keeps_small_probabilities(backend):
+    """``1 - prod(1 - p)`` cancelled to 0 for small p; against the inclusion-exclusion
+    sum in mpmath, and a gradient that stays finite at p = 1."""
+    import mpmath
+
+    for dtype, values in (("float64", [1e-20, 3e-20, 1e-300]), ("float32", [1e-9, 2e-9, 1e-30])):
+        want = 1 - mpmath.fprod(1 - mpmath.mpf(float(v)) for v in values)
+        got = float(to_numpy(mol.any(to_backend(backend, values, dtype))))
+        assert got == pytest.approx(float(want), rel=4 * float(np.finfo(dtype).eps)), (dtype, got)
+    assert float(to_numpy(mol.any(to_backend(backend, [1.0, 0.3])))) == 1.0
+    if backend == "torch":
+        p = torch.tensor([1.0, 0.3, 1e-3], dtype=torch.float64, requires_grad=True)
+        mol.any(p).backward()
+        np.testing.assert_allclose(p.grad.numpy(), [0.7 * 0.999, 0.0, 0.0], atol=1e-15)
+
+
 @pytest.mark.parametrize("kernel", ["logistic", "gaussian"])
 def test_minmax_tnorm_within_its_bound(kernel):
     p, q = RNG.random(50), RNG.random(50)

@@ -207,7 +207,14 @@ def _reduce_product(p: Any, axis: Any, keepdims: Any, complement: bool) -> Array
     axes = _dispatch.axes_of(axis, p_c.ndim)
     xp = be.xp
     if complement:  # any = 1 - prod(1 - p)
-        out = 1.0 - xp.prod(1.0 - p_c, axis=axes, keepdims=True)
+        stay = xp.prod(1.0 - p_c, axis=axes, keepdims=True)
+        # 1 - stay cancels where stay is near 1 (small p: any([1e-20, 1e-20]) was 0);
+        # there every p <= 1/2, and -expm1(sum log1p(-p)) keeps their digits. The double
+        # where keeps log1p(-1) (p = 1, stay = 0) out of the other branch's gradient
+        near_one = stay >= 0.5
+        small = xp.where(near_one, p_c, be.const(0.0, p_c))
+        kept = 0.0 - xp.expm1(xp.sum(xp.log1p(-small), axis=axes, keepdims=True))  # +0, not -0
+        out = xp.where(near_one, kept, 1.0 - stay)
     else:
         out = xp.prod(p_c, axis=axes, keepdims=True)
     return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
@@ -258,7 +265,10 @@ def any(
 ) -> Array:
     r"""Soft ``any`` over ``axis``: :math:`1 - \prod_i (1 - p_i)` (product t-norm; 0 over
     an empty axis, as ``np.any``) or the smooth max ``max(p, method="softmax")``
-    (``tnorm="minmax"``, in ``[max p - W((n-1)/e) w, max p]``).
+    (``tnorm="minmax"``, in ``[max p - W((n-1)/e) w, max p]``). The product form keeps
+    the digits of small probabilities: where the product is above 1/2 it is computed as
+    :math:`-\operatorname{expm1}(\sum_i \log1p(-p_i))` (``any([1e-20, 1e-20])`` is
+    ``2e-20``, not 0).
 
     Examples
     --------

@@ -458,6 +458,12 @@ def logmeanexp(
     gradient is ``softmax(x / w)``. An empty slice (or all masked out) gives NaN, the
     mean of nothing. Parameters are those of :func:`logsumexp`.
 
+    Computed as ``logsumexp - w log n``, its absolute error is about ``eps w log n``:
+    at widths far above the spread of ``x`` (float32 ``[0.1, 0.2, 0.3]`` at
+    ``w = 1e6``: 0.25, not 0.2) that is more than the distance to the mean, which the
+    value may then cross. A form without the cancellation (``log1p`` of the mean of
+    ``expm1``) is not in yet.
+
     Examples
     --------
     >>> import numpy as np, mollifier as mol

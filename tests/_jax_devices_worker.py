@@ -34,7 +34,7 @@ def main() -> None:
     from jax.sharding import PartitionSpec as P
 
     import mollifier as mol
-    from _distributed_worker import NOT_YET
+    from _distributed_worker import SLICES, SORTING, slice_call
     from mollifier._catalogue import CATALOGUE
 
     assert len(jax.devices()) == 8, jax.devices()
@@ -76,7 +76,7 @@ def main() -> None:
 
     # one compiled function per group (compiling each op alone took a minute more)
     groups: dict[str, tuple[list[str], dict[str, Any]]] = {
-        "elementwise": ([n for n in CATALOGUE if n not in REDUCTIONS and n not in NOT_YET], {}),
+        "elementwise": ([n for n in CATALOGUE if n not in REDUCTIONS and n not in SLICES], {}),
         **{f"reductions axis={a}": (list(REDUCTIONS), {"axis": a}) for a in (0, 1)},
     }
     for group, (names, knobs) in groups.items():
@@ -107,6 +107,38 @@ def main() -> None:
                 )
 
         run(f"jit {group}", check)
+
+    # the sorting family, the soft booleans and isclose: along an axis that is not split
+    # no collective; along a split one XLA gathers the slice for a sort (docs/scaling.md)
+    for label, layout in (("unsharded", P("a", None)), ("sharded", P("a", "b"))):
+
+        def slices_check(layout: Any = layout, label: str = label) -> None:
+            xl = jax.device_put(whole, NamedSharding(mesh, layout))
+
+            def f(x: Any) -> Any:
+                return [slice_call(n, x, 1, width=0.3) for n in SLICES if n != "logical_not"] + [
+                    slice_call("logical_not", x, 1)
+                ]
+
+            def loss(x: Any) -> Any:
+                return sum(jnp.sum(y * jnp.cos(y)) for y in f(x))
+
+            for got, want in zip(jax.jit(f)(xl), f(x1)):
+                close(got, want)
+            close(jax.jit(jax.grad(loss))(xl), jax.grad(loss)(x1))
+            found = hlo_collectives(f, xl)
+            if label == "unsharded":
+                assert not found and not hlo_collectives(jax.grad(loss), xl), found
+            else:
+                for name in SORTING + ("all", "any"):
+                    collectives[f"{name} axis=1 sharded"] = hlo_collectives(
+                        lambda x, name=name: slice_call(name, x, 1, width=0.3), xl
+                    )
+
+        run(
+            f"jit sorting and soft booleans along {'an' if label == 'unsharded' else 'a'} {label} axis",
+            slices_check,
+        )
 
     # inside shard_map: axis_name combines the shards' partial results
     def shard_map_check(label: str, f: Callable[..., Any], out: Any) -> None:
@@ -162,6 +194,20 @@ def main() -> None:
             reduced,
         ),
     }
+
+    def signed(x: Any, n: Any) -> Any:  # weights of both signs: the sign combines too
+        value, sign = mol.logsumexp(
+            x, axis=1, b=jnp.cos(x), width=0.3, return_sign=True, axis_name=n
+        )
+        return value * sign
+
+    cases.update({
+        "log_softmax": (
+            lambda x, n: mol.log_softmax(x, axis=1, width=0.3, axis_name=n), P("a", "b")
+        ),
+        "logmeanexp tol": (lambda x, n: mol.logmeanexp(x, axis=1, tol=0.1, axis_name=n), reduced),
+        "logsumexp b": (signed, reduced),
+    })  # fmt: skip
     for label, (f, out) in cases.items():
         shard_map_check(label, f, out)
 

@@ -204,11 +204,10 @@ def logical_xor(
 def _reduce_product(p: Any, axis: Any, keepdims: Any, complement: bool) -> Array:
     be, p_c, dtype = as_float_array(p, "p")
     axes = _dispatch.axes_of(axis, p_c.ndim)
-    xp = be.xp
     if complement:  # any = 1 - prod(1 - p)
-        out = 1.0 - xp.prod(1.0 - p_c, axis=axes, keepdims=True)
+        out = 1.0 - _dispatch.product(be, 1.0 - p_c, axes)
     else:
-        out = xp.prod(p_c, axis=axes, keepdims=True)
+        out = _dispatch.product(be, p_c, axes)
     return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
 
 

@@ -135,6 +135,8 @@ def _all_checks(checks: Checks, rank: int) -> None:
     def kernels(name: str) -> list[str]:
         if (name in REDUCTIONS and name != "norm") or name in ("logical_not", "all", "any"):
             return [""]
+        if name in SORTING:  # their default methods; the kernels are checked elementwise
+            return [""]
         op = CATALOGUE[name]
         return [k for k in ("logistic", "gaussian") if op.admits(mol.get_kernel(k))]
 

@@ -11,8 +11,10 @@ computation on one device and reads the compiled HLO for collectives. It writes
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +36,7 @@ def main() -> None:
     from jax.sharding import PartitionSpec as P
 
     import mollifier as mol
-    from _distributed_worker import NOT_YET
+    from _distributed_worker import SLICES, slice_call
     from mollifier._catalogue import CATALOGUE
 
     assert len(jax.devices()) == 8, jax.devices()
@@ -48,11 +50,14 @@ def main() -> None:
     collectives: dict[str, dict[str, int]] = {}
 
     def run(name: str, check: Callable[[], None]) -> None:
+        start = time.perf_counter()
         try:
             check()
             checks[name] = "ok"
         except Exception:
             checks[name] = traceback.format_exc()
+        if os.environ.get("MOLLIFIER_WORKER_TRACE"):
+            print(f"{time.perf_counter() - start:6.1f} s  {name}", file=sys.stderr, flush=True)
 
     def hlo_collectives(f: Callable[..., Any], *args: Any) -> dict[str, int]:
         text = jax.jit(f).lower(*args).compile().as_text()
@@ -76,7 +81,7 @@ def main() -> None:
 
     # one compiled function per group (compiling each op alone took a minute more)
     groups: dict[str, tuple[list[str], dict[str, Any]]] = {
-        "elementwise": ([n for n in CATALOGUE if n not in REDUCTIONS and n not in NOT_YET], {}),
+        "elementwise": ([n for n in CATALOGUE if n not in REDUCTIONS and n not in SLICES], {}),
         **{f"reductions axis={a}": (list(REDUCTIONS), {"axis": a}) for a in (0, 1)},
     }
     for group, (names, knobs) in groups.items():
@@ -107,6 +112,43 @@ def main() -> None:
                 )
 
         run(f"jit {group}", check)
+
+    # the sorting family, the soft booleans and isclose: along an axis that is not split
+    # no collective; along a split one XLA gathers the slice for a sort (docs/scaling.md)
+    for label, layout in (("unsharded", P("a", None)), ("sharded", P("a", "b"))):
+
+        def slices_check(layout: Any = layout, label: str = label) -> None:
+            xl = jax.device_put(whole, NamedSharding(mesh, layout))
+
+            # along the split axis sort stands for the family (XLA gathers its slices)
+            names = SLICES if label == "unsharded" else ("sort", "all", "any")
+
+            def f(x: Any) -> Any:
+                return [slice_call(n, x, 1, **({} if n == "logical_not" else {"width": 0.3}))
+                        for n in names]  # fmt: skip
+
+            def loss(x: Any) -> Any:
+                return sum(jnp.sum(y * jnp.cos(y)) for y in f(x))
+
+            # each compiled once, run and read (NumPy's values: eager JAX is slow here)
+            values, grad = (jax.jit(g).lower(xl).compile() for g in (f, jax.grad(loss)))
+            for got, want in zip(values(xl), f(whole)):
+                close(got, want)
+            close(grad(xl), jax.jit(jax.grad(loss))(x1))
+            found = {c: n for c in COLLECTIVES for g in (values, grad)
+                     if (n := len(re.findall(rf"\b{c}(-start)?\(", g.as_text())))}  # fmt: skip
+            if label == "unsharded":
+                assert not found, found
+            else:
+                for name in ("all", "any"):  # a reduction, not a gather
+                    collectives[f"{name} axis=1 sharded"] = hlo_collectives(
+                        lambda x, name=name: slice_call(name, x, 1, width=0.3), xl
+                    )
+
+        run(
+            f"jit sorting and soft booleans along {'an' if label == 'unsharded' else 'a'} {label} axis",
+            slices_check,
+        )
 
     # inside shard_map: axis_name combines the shards' partial results
     def shard_map_check(label: str, f: Callable[..., Any], out: Any) -> None:
@@ -162,6 +204,20 @@ def main() -> None:
             reduced,
         ),
     }
+
+    def signed(x: Any, n: Any) -> Any:  # weights of both signs: the sign combines too
+        value, sign = mol.logsumexp(
+            x, axis=1, b=jnp.cos(x), width=0.3, return_sign=True, axis_name=n
+        )
+        return value * sign
+
+    cases.update({
+        "log_softmax": (
+            lambda x, n: mol.log_softmax(x, axis=1, width=0.3, axis_name=n), P("a", "b")
+        ),
+        "logmeanexp tol": (lambda x, n: mol.logmeanexp(x, axis=1, tol=0.1, axis_name=n), reduced),
+        "logsumexp b": (signed, reduced),
+    })  # fmt: skip
     for label, (f, out) in cases.items():
         shard_map_check(label, f, out)
 

@@ -79,7 +79,54 @@ class Backend:
         """The sums of ``arrays`` over ``axes`` (kept as size-1 dimensions), taken
         together: a sharded backend (the torch adapter's for DTensors, the JAX adapter's
         inside ``shard_map``) combines them across shards in one collective."""
+        if self.axis_name is not None:  # one psum of them all
+            import jax
+
+            local = tuple(self.xp._xp.sum(a, axis=axes, keepdims=True) for a in arrays)
+            return tuple(jax.lax.psum(local, self.axis_name))
         return tuple(self.xp.sum(a, axis=axes, keepdims=True) for a in arrays)
+
+    def means(
+        self, e: Array, ys: tuple[Array, ...], axes: tuple[int, ...]
+    ) -> tuple[Array, tuple[Array, ...]]:
+        """``(p, means)``: the weights ``p = e / sum e`` over ``axes`` (0 where the sum
+        is 0) and the mean ``sum p y`` of each of ``ys`` under them (kept dimensions).
+
+        On one process ``p`` first, then ``sum p y`` (the softmax and its weighted sums,
+        bit for bit). A backend that combines shards (:attr:`combines_shards`) sums
+        ``e`` and every ``e y`` on its shard and combines them in one collective, then
+        divides: the same to round-off, with one collective where the other order
+        needs two.
+        """
+        xp = self.xp
+        if not self.combines_shards:
+            total = xp.sum(e, axis=axes, keepdims=True)
+            p = e / xp.where(total == 0, self.const(1.0, total), total)
+            return p, tuple(xp.sum(p * y, axis=axes, keepdims=True) for y in ys)
+        total, *weighted = self.sums((e, *(e * y for y in ys)), axes)
+        safe = xp.where(total == 0, self.const(1.0, total), total)
+        return e / safe, tuple(v / safe for v in weighted)
+
+    @property
+    def combines_shards(self) -> bool:
+        """Whether this backend's reductions combine the partial results of shards
+        (inside ``jax.shard_map`` with :attr:`axis_name`; the torch adapter's backend of
+        a DTensor's shard)."""
+        return self.axis_name is not None
+
+    def positions(self, x: Array, axis: int) -> Array:
+        """The positions ``0, 1, ...`` of ``x``'s entries along ``axis`` (along the whole
+        axis for a shard: offset by the shard's start), shaped to broadcast against
+        ``x``, in its dtype."""
+        xp = self.xp
+        n = int(x.shape[axis])
+        if self.name == "torch":
+            line = xp.arange(n, dtype=x.dtype, device=x.device)
+        else:
+            line = xp.arange(n, dtype=x.dtype)
+        shape = [1] * x.ndim
+        shape[axis] = n
+        return self.adopt(xp.reshape(line, tuple(shape)), x)  # a DTensor's: replicated
 
     def along(self, axis_name: Any) -> Backend:
         """This backend for a reduction inside ``jax.shard_map`` whose reduced axes are
@@ -223,14 +270,38 @@ class Backend:
         """
         return self.xp.logaddexp(t, self.const(0.0, t))
 
-    def put_rows(self, a: Array, index: Array, values: Array) -> Array:
-        """``a`` with ``a[index] = values`` along its first axis (the scatter the array
-        API lacks; ``index`` 1-d): in place for NumPy and torch, whose callers own
-        ``a``, a new array for JAX (in place inside a compiled loop)."""
+    def take_each(self, a: Array, base: Array, index: Array) -> Array:
+        """``a[i, index[i]]`` for every row ``i`` of ``a`` (shape ``(rows, n, ...)``;
+        ``index`` of shape ``(rows,)`` or ``(rows, m)``): the batched gather the array
+        API lacks. ``base`` is ``arange(rows) * n`` shaped like ``index``'s first axis,
+        each row's start in ``a`` flattened, which NumPy and torch index with; JAX maps
+        over the rows, a gather that XLA keeps on each row's device when the rows are
+        sharded (a flat index would need a collective per call)."""
         if self.name == "jax":
-            return a.at[index].set(values)
-        a[index] = values
+            import jax
+
+            return jax.vmap(lambda row, at: row[at])(a, index)
+        rows, n = a.shape[0], a.shape[1]
+        flat = self.xp.reshape(a, (rows * n, *a.shape[2:]))
+        return flat[_expanded(base, index) + index]
+
+    def put_each(self, a: Array, base: Array, index: Array, values: Array) -> Array:
+        """``a`` with ``a[i, index[i]] = values[i]`` for every row ``i`` (see
+        :meth:`take_each`): in place for NumPy and torch, whose callers own ``a``, a new
+        array for JAX (in place inside a compiled loop)."""
+        if self.name == "jax":
+            import jax
+
+            return jax.vmap(lambda row, at, v: row.at[at].set(v))(a, index, values)
+        rows, n = a.shape[0], a.shape[1]
+        flat = self.xp.reshape(a, (rows * n, *a.shape[2:]))  # a view: written through
+        flat[_expanded(base, index) + index] = values
         return a
+
+
+def _expanded(base: Array, index: Array) -> Array:
+    """``base`` (one entry per row) broadcast against ``index`` (rows first)."""
+    return base if index.ndim == 1 else base[:, None]
 
 
 class _AxisNamespace:

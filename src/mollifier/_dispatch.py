@@ -156,16 +156,28 @@ def evaluate(be: Backend, formula: Formula, x: Array) -> Array:
         )
 
 
-def evaluate_reduction(be: Backend, formula: Reduction, x: Array, axes: tuple[int, ...]) -> Array:
+def evaluate_reduction(
+    be: Backend, formula: Reduction, x: Array, axes: tuple[int, ...], hard: Array | None = None
+) -> Array:
     """A reduction over ``axes`` (kept) through the framework's adapter where there is
-    one; an array width (maybe learnable) too, differentiated by its closed-form slope."""
+    one; an array width (maybe learnable) too, differentiated by its closed-form slope.
+
+    ``hard`` (straight-through; kept dimensions, the caller's dtype; not for an
+    ``output_is_weights`` reduction, whose derivative needs its own output): the value
+    is ``hard`` (in ``x``'s dtype, exactly) and the derivative the formula's, in one
+    node that never computes the smooth value (no work, and no collective, for a
+    result that straight-through throws away)."""
     adapter = _adapter(be, formula.width)
     if adapter is None and not isinstance(formula.width, float):
         adapter = _framework_adapter(be)
+    if hard is not None:
+        assert not formula.output_is_weights, "straight-through needs the smooth output"
+        hard = be.stop_gradient(hard)  # no graph: the node's derivative is the formula's
+        hard = be.xp.astype(hard, x.dtype) if hard.dtype != x.dtype else hard
     with be.quiet():
         if adapter is None:
-            return formula.value(be, x, axes)
-        return adapter.reduction(be, formula, x, axes)
+            return formula.value(be, x, axes) if hard is None else hard
+        return adapter.reduction(be, formula, x, axes, hard)
 
 
 def evaluate_combination(be: Backend, formula: Combination, inputs: tuple[Any, ...]) -> Array:
@@ -193,6 +205,31 @@ def evaluate_transform(be: Backend, formula: Transform, x: Array) -> Array:
         if adapter is None:
             return formula.value(be, x)
         return adapter.transform(be, formula, x)
+
+
+def slicewise(
+    fn: Callable[[Any], Array], x: Any, axis: int, dims: Callable[[int], int | None] | None = None
+) -> Array:
+    """``fn(x)`` for an op on whole slices along ``axis`` (the sorting family): a torch
+    DTensor's local tensor, gathered first along ``axis`` if it is sharded there (a sort
+    needs every entry of its slice), the result laid out as ``x`` with each of ``x``'s
+    dimensions ``d`` at ``dims(d)`` (``None``: reduced away; identity by default).
+    Anything else: ``fn(x)``."""
+    try:
+        be = _backend.backend_of(x)
+    except TypeError:
+        return fn(x)
+    if be.name != "torch":
+        return fn(x)
+    return _framework_adapter(be).slicewise(fn, x, axis, dims)
+
+
+def product(be: Backend, x: Array, axes: tuple[int, ...]) -> Array:
+    """``prod x`` over ``axes`` (kept): along a DTensor's sharded axes each shard's
+    product combined by one all-reduce (the soft ``all``/``any``), no gather."""
+    if be.name == "torch":
+        return _framework_adapter(be).product(be, x, axes)
+    return be.xp.prod(x, axis=axes, keepdims=True)
 
 
 def evaluate_numerical(be: Backend, engine: Any, x: Array, score: bool) -> Array:

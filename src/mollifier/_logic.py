@@ -207,16 +207,17 @@ def _reduce_product(p: Any, axis: Any, keepdims: Any, complement: bool) -> Array
     axes = _dispatch.axes_of(axis, p_c.ndim)
     xp = be.xp
     if complement:  # any = 1 - prod(1 - p)
-        stay = xp.prod(1.0 - p_c, axis=axes, keepdims=True)
+        stay = _dispatch.product(be, 1.0 - p_c, axes)
         # 1 - stay cancels where stay is near 1 (small p: any([1e-20, 1e-20]) was 0);
         # there every p <= 1/2, and -expm1(sum log1p(-p)) keeps their digits. The double
         # where keeps log1p(-1) (p = 1, stay = 0) out of the other branch's gradient
         near_one = stay >= 0.5
         small = xp.where(near_one, p_c, be.const(0.0, p_c))
-        kept = 0.0 - xp.expm1(xp.sum(xp.log1p(-small), axis=axes, keepdims=True))  # +0, not -0
+        (logs,) = be.sums((xp.log1p(-small),), axes)
+        kept = 0.0 - xp.expm1(logs)  # +0, not -0, over an empty axis
         out = xp.where(near_one, kept, 1.0 - stay)
     else:
-        out = xp.prod(p_c, axis=axes, keepdims=True)
+        out = _dispatch.product(be, p_c, axes)
     return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
 
 

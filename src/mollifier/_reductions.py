@@ -181,7 +181,8 @@ def logsumexp(
         Inside ``jax.shard_map``: the mesh axis over which the reduced axes are split.
         Each device reduces its own shard and the partial maxima and sums are combined
         with ``pmax`` and ``psum`` (no gather): the result is the unsharded one, on every
-        device. Every reduction takes it.
+        device. Every reduction of the smooth max family takes it (not the sparse
+        methods, which sort each slice).
 
     Returns
     -------
@@ -219,9 +220,8 @@ def logsumexp(
     straight_through = flag(straight_through, "straight_through")
     return_sign = flag(return_sign, "return_sign")
     if b is not None:
-        _unsharded(axis_name, "b=")
         return _weighted_logsumexp(x, b, axis, width, tol, keepdims, where, return_sign,
-                                   standardize, straight_through)  # fmt: skip
+                                   standardize, straight_through, axis_name)  # fmt: skip
     be, x_c, dtype, axes = _prepare(x, axis, where, axis_name)
     n = _reduced_size(x_c, axes) * be.shard_count()
     # log n only for tol: a traced size (torch.compile, dynamic=True) is not specialized
@@ -233,9 +233,9 @@ def logsumexp(
         value = _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
         return (value, xp.zeros_like(value)) if return_sign else value  # the sign of 0
     w = _standardized(be, w, x_c, axes, standardize, tol)
-    out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), x_c, axes)
     hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
-    value = _dispatch.reduction_finish(be, out, axes, keepdims, dtype, hard)
+    out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), x_c, axes, hard)
+    value = _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
     if not return_sign:
         return value
     # the sum of e^{x/w} is positive, 0 for an all -inf slice
@@ -254,15 +254,18 @@ def _weighted_logsumexp(
     return_sign: bool,
     standardize: Any,
     straight_through: bool,
+    axis_name: Any,
 ) -> Array | tuple[Array, Array]:
     """:func:`logsumexp` with weights ``b`` (scipy's semantics; see
-    :func:`mollifier._engine.lse.weighted_logsumexp`)."""
+    :func:`mollifier._engine.lse.weighted_logsumexp`); inside ``shard_map`` its maxima
+    and sums combined over ``axis_name`` (differentiated by the framework)."""
     if straight_through:
         raise ValueError("straight_through does not combine with b= (no hard value for signs)")
     if tol is not None:
         raise ValueError("logsumexp with b= needs width= (tol= bounds the unweighted sum)")
     w, _ = width_or_tol(width, None)
     be, (x_c, b_c), dtype = _dispatch.operands((x, b), ("x", "b"))
+    be = be.along(axis_name)
     xp = be.xp
     if isinstance(x_c, float):  # x a number, b an array
         x_c = be.const(x_c, b_c)
@@ -350,7 +353,7 @@ def softmax(
     straight_through = flag(straight_through, "straight_through")
     _check_method(method, _ARGMAX_METHODS)
     if method != "softmax":
-        _unsharded(axis_name, f"method={method!r}")
+        _unsharded(axis_name, f"method={method!r}", _SORTS)
     be, x_c, dtype, axes = _prepare(x, axis, where, axis_name)
     w, _ = width_or_tol(width, None)
     w = _dispatch.width_like(be, w, x_c, axes)
@@ -378,6 +381,7 @@ def log_softmax(
     where: Array | None = None,
     standardize: bool = False,
     straight_through: bool = False,
+    axis_name: Any = None,
 ) -> Array:
     r"""Log of the softmax with temperature ``width``:
     :math:`\log \mathrm{softmax}(x/w)_i = (x_i - \mathrm{lse}_w(x)) / w`.
@@ -400,6 +404,9 @@ def log_softmax(
     straight_through : bool, default False
         Forward the log of the hard one-hot (``0`` at the argmax, ``-log count`` for
         ties, ``-inf`` elsewhere), backpropagate the smooth Jacobian.
+    axis_name : hashable, optional
+        Inside ``jax.shard_map``: the mesh axis over which the reduced axes are split
+        (see :func:`logsumexp`); each device gets its own block of the result.
 
     Notes
     -----
@@ -420,7 +427,7 @@ def log_softmax(
     array([-2.12692801, -0.12692801])
     """
     straight_through = flag(straight_through, "straight_through")
-    be, x_c, dtype, axes = _prepare(x, axis, where)
+    be, x_c, dtype, axes = _prepare(x, axis, where, axis_name)
     w, _ = width_or_tol(width, None)
     w = _dispatch.width_like(be, w, x_c, axes)
     if _reduced_size(x_c, axes) == 0:  # an empty array, as jax.nn
@@ -449,6 +456,7 @@ def logmeanexp(
     where: Array | None = None,
     standardize: bool = False,
     straight_through: bool = False,
+    axis_name: Any = None,
 ) -> Array:
     r"""Smooth log-mean-exp :math:`w \log \frac1n \sum_i e^{x_i / w}` over ``axis``.
 
@@ -473,9 +481,9 @@ def logmeanexp(
     array(3.)
     """
     straight_through = flag(straight_through, "straight_through")
-    be, x_c, dtype, axes = _prepare(x, axis, where)
+    be, x_c, dtype, axes = _prepare(x, axis, where, axis_name)
     xp = be.xp
-    n = _reduced_size(x_c, axes)
+    n = _reduced_size(x_c, axes) * be.shard_count()  # along the whole axis in shard_map
     w = _width(width, tol, n, math.log(n) if n > 1 else 0.0)
     w = _dispatch.width_like(be, w, x_c, axes)
     if n == 0:  # the mean of nothing
@@ -560,7 +568,7 @@ def max(
                          standardize=standardize, straight_through=straight_through,
                          axis_name=axis_name)  # fmt: skip
     if method in _SPARSE:
-        _unsharded(axis_name, f"method={method!r}")
+        _unsharded(axis_name, f"method={method!r}", _SORTS)
         return _sparse_max(x, axis, width, tol, method, keepdims, where, standardize,
                            straight_through)  # fmt: skip
     # masked-out entries weigh nothing: -inf in a softmax, 0 in a p-norm of x >= 0
@@ -570,20 +578,22 @@ def max(
     n = _reduced_size(x_c, axes) * be.shard_count()
     if n == 0:
         raise ValueError("max of an empty axis is undefined")
+    hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
     with be.quiet():
         if method == "softmax":
             gap = lse.boltzmann_gap(n) if tol is not None else 0.0  # n traced: not read
             w = _dispatch.width_like(be, _width(width, tol, n, gap), x_c, axes)
-            out = _softmax_mean(be, x_c, axes, _standardized(be, w, x_c, axes, standardize, tol))
+            w = _standardized(be, w, x_c, axes, standardize, tol)
+            out = _dispatch.evaluate_reduction(be, lse.softmax_mean(w), x_c, axes, hard)
         else:
             w = _dispatch.width_like(
                 be, _width(width, tol, n, 1.0 if n > 1 else 0.0, method="power"), x_c, axes
             )
             if flag(standardize, "standardize"):
                 raise ValueError("standardize=True has no meaning for the relative power method")
-            out = _power_max(be, x_c, axes, w)
-    hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
-    return _dispatch.reduction_finish(be, out, axes, keepdims, dtype, hard)
+            # the p-norm with p = 1/w; negative entries are outside its domain: NaN
+            out = _dispatch.evaluate_reduction(be, lse.p_norm(w), x_c, axes, hard)
+    return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
 
 
 def _sparse_max(
@@ -607,37 +617,9 @@ def _sparse_max(
         out = be.xp.sum(x_c, axis=axes, keepdims=True) + be.const(-math.inf, x_c)
         return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
     w = _standardized(be, w, x_c, axes, standardize, tol)
-    out = _dispatch.evaluate_reduction(be, sparse.smooth_max(w, method), x_c, axes)
     hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
-    return _dispatch.reduction_finish(be, out, axes, keepdims, dtype, hard)
-
-
-def _softmax_mean(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> Array:
-    xp = be.xp
-    p = _dispatch.evaluate_reduction(be, lse.softmax(w), x, axes)
-    finite_x = xp.where(xp.isfinite(x), x, be.const(0.0, x))  # p is 0 at -inf entries
-    out = xp.sum(p * finite_x, axis=axes, keepdims=True)
-    m = xp.max(x, axis=axes, keepdims=True)
-    return xp.where(xp.isinf(m), m, out)
-
-
-def _p_norm(be: Backend, a: Array, axes: tuple[int, ...], w: Any) -> Array:
-    """``(sum a_i^p)^(1/p)`` with ``p = 1/w`` for ``a >= 0``: ``m exp(lse_w(log(a/m)))``
-    (:func:`lse.log_ratios`), so a tensor width is differentiated through logsumexp's
-    closed-form width slope."""
-    xp = be.xp
-    top = xp.max(a, axis=axes, keepdims=True)  # once: a collective for a sharded axis
-    m, usable, logs = lse.log_ratios(be, a, axes, top)
-    gap = _dispatch.evaluate_reduction(be, lse.logsumexp(w), logs, axes)  # in [0, w log n]
-    out = m * xp.exp(xp.where(usable, gap, be.const(0.0, gap)))  # double where: no exp(inf)
-    return xp.where(usable, out, top)
-
-
-def _power_max(be: Backend, x: Array, axes: tuple[int, ...], w: float) -> Array:
-    # the p-norm with p = 1/w; negative entries are outside its domain
-    negative = be.xp.min(x, axis=axes, keepdims=True) < 0
-    out = _p_norm(be, x, axes, w)
-    return be.xp.where(negative, be.const(math.nan, out), out)
+    out = _dispatch.evaluate_reduction(be, sparse.smooth_max(w, method), x_c, axes, hard)
+    return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
 
 
 _MIN = _reduction_op("min", "SmoothMin")
@@ -732,23 +714,40 @@ def argmax(
     array([0.  , 0.75, 0.25])
     """
     index = flag(index, "index")
+    if index and method == "softmax" and not flag(straight_through, "straight_through"):
+        return _expected_index(x, axis, width, where, standardize, axis_name)
     p = softmax(x, axis=axis, width=width, method=method, where=where, standardize=standardize,
                 straight_through=straight_through, axis_name=axis_name)  # fmt: skip
     if not index:
         return p
     be = backend_of(p).along(axis_name)  # positions along the whole axis
     xp = be.xp
+    ax = _index_axis(axis, p)
+    return finish(be, xp.sum(p * be.positions(p, ax), axis=(ax,)), p.dtype)
+
+
+def _index_axis(axis: Any, x: Array) -> int:
+    """The one axis of ``argmax(index=True)``, which has entries."""
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
         raise ValueError("index=True needs a single int axis")
-    (ax,) = _dispatch.axes_of(axis, p.ndim)
-    n = int(p.shape[ax])
-    if n == 0:
+    (ax,) = _dispatch.axes_of(axis, x.ndim)
+    if int(x.shape[ax]) == 0:
         raise ValueError("the expected index over an empty axis is undefined (as np.argmax)")
-    positions = xp.arange(n, dtype=p.dtype, device=p.device if be.name == "torch" else None)
-    positions = be.adopt(positions, p)  # replicated over a DTensor's mesh
-    shape = [1] * p.ndim
-    shape[ax] = n
-    return finish(be, xp.sum(p * xp.reshape(positions, tuple(shape)), axis=(ax,)), p.dtype)
+    return ax
+
+
+def _expected_index(
+    x: Any, axis: Any, width: Any, where: Any, standardize: Any, axis_name: Any
+) -> Array:
+    """``argmax(index=True)`` by the softmax: ``sum_i i softmax(x / w)_i``, one reduction
+    (along a sharded axis one collective for the max and one for the sums)."""
+    be, x_c, dtype, _ = _prepare(x, None, where, axis_name)
+    axes = (_index_axis(axis, x_c),)
+    w, _ = width_or_tol(width, None)
+    w = _dispatch.width_like(be, w, x_c, axes)
+    w = _standardized(be, w, x_c, axes, standardize)
+    out = _dispatch.evaluate_reduction(be, lse.expected_index(w), x_c, axes)
+    return _dispatch.reduction_finish(be, out, axes, False, dtype)
 
 
 _ARGMIN = _reduction_op("argmin")
@@ -783,10 +782,16 @@ def argmin(
                   axis_name=axis_name)  # fmt: skip
 
 
-def _unsharded(axis_name: Any, what: str) -> None:
+def _unsharded(axis_name: Any, what: str, why: str = "no sharded form yet") -> None:
     """``ValueError`` for an option whose reduction has no ``shard_map`` combination."""
     if axis_name is not None:
-        raise ValueError(f"{what} is not combined with axis_name= (no sharded form yet)")
+        raise ValueError(f"{what} is not combined with axis_name= ({why})")
+
+
+_SORTS = (
+    "it sorts each slice, which needs all of its entries: no per-shard partial results "
+    "combine into it; reduce an unsplit axis, or use method='softmax'"
+)
 
 
 def _pairwise(
@@ -926,17 +931,16 @@ def norm(
     if _reduced_size(x_c, axes) == 0:  # the norm of an empty vector is 0 (NumPy, JAX)
         out = xp.sum(x_c, axis=axes, keepdims=True)
         return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
+    hard = None
+    if straight_through:
+        hard = be.vector_norm(_dispatch.caller_dtype(be, x_c, dtype), ord, axes)
     with be.quiet():
         if ord == 0:
             bump = _dispatch.evaluate(be, gates.bump(w, k), x_c)
             out = xp.sum(1.0 - bump, axis=axes, keepdims=True)
-        else:
-            magnitude = _dispatch.evaluate(be, shapes.formula(shapes.ABS, w, k), x_c)
-            if ord == math.inf:
-                out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), magnitude, axes)
-            else:
-                out = _p_norm(be, magnitude, axes, 1.0 / ord)
-    hard = None
-    if straight_through:
-        hard = be.vector_norm(_dispatch.caller_dtype(be, x_c, dtype), ord, axes)
-    return _dispatch.reduction_finish(be, out, axes, keepdims, dtype, hard)
+            return _dispatch.reduction_finish(be, out, axes, keepdims, dtype, hard)
+        magnitude = _dispatch.evaluate(be, shapes.formula(shapes.ABS, w, k), x_c)
+        # the p-norm of the smooth magnitudes; ord = inf their logsumexp
+        formula = lse.logsumexp(w) if ord == math.inf else lse.p_norm(1.0 / ord)
+        out = _dispatch.evaluate_reduction(be, formula, magnitude, axes, hard)
+    return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)

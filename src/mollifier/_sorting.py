@@ -21,6 +21,8 @@ spread and the op is scale-equivariant.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -146,6 +148,55 @@ def _hard_sort(be: Backend, x: Array, axis: int, descending: bool) -> Array:
     return xp.sort(x, axis=axis, descending=descending, stable=True)
 
 
+def _slicewise(
+    layout: Callable[[int, int, tuple[Any, ...], dict[str, Any]], Callable[[int], int | None]]
+    | None = None,
+) -> Callable[[Callable[..., Array]], Callable[..., Array]]:
+    """An op on whole slices along ``axis``, run through :func:`_dispatch.slicewise`
+    (a DTensor's local tensor; gathered along ``axis`` where it is sharded, a sort
+    needing every entry of its slice). ``layout(axis, ndim, args, knobs)`` maps each
+    input dimension to the output's (identity when ``None``: same shape but along
+    ``axis``)."""
+
+    def wrap(op: Callable[..., Array]) -> Callable[..., Array]:
+        default_axis = inspect.signature(op).parameters["axis"].default
+
+        @functools.wraps(op)
+        def slicewise_op(x: Any, /, *args: Any, **knobs: Any) -> Array:
+            axis = knobs.get("axis", default_axis)
+            if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+                return op(x, *args, **knobs)  # the op says what is wrong
+            dims = None
+            if layout is not None:
+                dims = layout(int(axis), getattr(x, "ndim", 0), args, knobs)
+            return _dispatch.slicewise(lambda v: op(v, *args, **knobs), x, int(axis), dims)
+
+        return slicewise_op
+
+    return wrap
+
+
+def _quantile_layout(
+    axis: int, ndim: int, args: tuple[Any, ...], knobs: dict[str, Any]
+) -> Callable[[int], int | None]:
+    """Where :func:`quantile` puts each input dimension: ``axis`` reduced (kept with
+    ``keepdims``), a sequence of levels first."""
+    q = args[0] if args else knobs.get("q", 0.5)
+    first = 0 if isinstance(q, numbers.Real) else 1
+    keep = bool(knobs.get("keepdims", False))
+    ax = axis % ndim if ndim else 0
+    return lambda d: d + first if keep or d < ax else (None if d == ax else d - 1 + first)
+
+
+def _matrix_layout(
+    axis: int, ndim: int, args: tuple[Any, ...], knobs: dict[str, Any]
+) -> Callable[[int], int | None]:
+    """Where :func:`argsort` puts each input dimension: ``axis`` removed (the matrix's
+    two axes are appended)."""
+    ax = axis % ndim if ndim else 0
+    return lambda d: d if d < ax else (None if d == ax else d - 1)
+
+
 # -- rank ---------------------------------------------------------------------------------
 
 
@@ -164,6 +215,7 @@ _RANK = _sorting_op("rank", "SoftRank")
 
 
 @register(_RANK)
+@_slicewise()
 def rank(
     x: Array,
     /,
@@ -299,6 +351,7 @@ _SORT = _sorting_op("sort", "SoftSort")
 
 
 @register(_SORT)
+@_slicewise()
 def sort(
     x: Array,
     /,
@@ -393,6 +446,7 @@ _ARGSORT = _sorting_op("argsort")
 
 
 @register(_ARGSORT)
+@_slicewise(_matrix_layout)
 def argsort(
     x: Array,
     /,
@@ -495,6 +549,7 @@ _TOPK = _sorting_op("topk", "SoftTopK", k=1)
 
 
 @register(_TOPK)
+@_slicewise()
 def topk(
     x: Array,
     /,
@@ -624,6 +679,7 @@ _QUANTILE = _sorting_op("quantile", q=0.25)
 
 
 @register(_QUANTILE)
+@_slicewise(_quantile_layout)
 def quantile(
     x: Array,
     /,

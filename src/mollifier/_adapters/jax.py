@@ -88,16 +88,22 @@ def _learnable_reduction_jvp(
     if formula.output_is_weights:
         return out, f.output_tangent(be, out, t, axes) + f.width_slope(be, out, axes) * t_width
     p = f.weights(be, x, axes)
-    tangent = xp.sum(p * t, axis=axes, keepdims=True) + f.width_slope(be, p, axes) * t_width
+    tangent = xp.sum(p * t, axis=axes, keepdims=True) + f.width_slope(be, p, axes, x) * t_width
     return out, tangent
 
 
-def reduction(be: Backend, formula: Reduction, x: Array, axes: tuple[int, ...]) -> Array:
+def reduction(
+    be: Backend, formula: Reduction, x: Array, axes: tuple[int, ...], hard: Array | None = None
+) -> Array:
     """A reduction over ``axes`` (kept), differentiated through its weights; an array
-    width is differentiated through the formula's width slope."""
+    width is differentiated through the formula's width slope. ``hard``: its value
+    forwarded, the reduction's tangent (under ``jax.jit`` XLA drops the unused smooth
+    value)."""
     if isinstance(formula.width, float):
-        return _reduction(formula, be, axes, x)
-    return _learnable_reduction(replace(formula, width=None), be, axes, x, formula.width)
+        out = _reduction(formula, be, axes, x)
+    else:
+        out = _learnable_reduction(replace(formula, width=None), be, axes, x, formula.width)
+    return out if hard is None else straight_through(hard, out)
 
 
 def recomputed(fn: Callable[..., Array], *inputs: Any) -> Array:

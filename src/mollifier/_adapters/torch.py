@@ -505,22 +505,31 @@ class _RowNode(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        x: Tensor, width: Tensor | None, axes: tuple[int, ...], formula: Reduction, be: Backend
+        x: Tensor,
+        width: Tensor | None,
+        axes: tuple[int, ...],
+        formula: Reduction,
+        be: Backend,
+        hard: Tensor | None,
     ) -> Tensor:
+        if hard is not None:  # straight-through: the hard value, the smooth derivative
+            return hard.clone()
         return _rows(be, formula.value_rule, x, axes, formula.width)
 
     @staticmethod
     def _setup(ctx: Any, inputs: tuple[Any, ...], saved: Tensor) -> None:
-        _, width, ctx.axes, ctx.formula, ctx.be = inputs
+        _, width, ctx.axes, ctx.formula, ctx.be, _ = inputs
         ctx.save_for_backward(saved, width)
 
     @staticmethod
-    def _width_grad(ctx: Any, grad: Tensor, p: Tensor, formula: Reduction) -> Tensor | None:
+    def _width_grad(
+        ctx: Any, grad: Tensor, p: Tensor, formula: Reduction, x: Tensor | None = None
+    ) -> Tensor | None:
         """The width's gradient, ``grad * d value / d w`` summed to the width's shape."""
         width = formula.width
         if not isinstance(width, Tensor) or not ctx.needs_input_grad[1]:
             return None
-        return (grad * formula.width_slope(ctx.be, p, ctx.axes)).sum_to_size(width.shape)
+        return (grad * formula.width_slope(ctx.be, p, ctx.axes, x)).sum_to_size(width.shape)
 
 
 def _formula_of(ctx: Any, width: Tensor | None) -> Reduction:
@@ -541,18 +550,19 @@ class SmoothSoftmax(_RowNode):
         _RowNode._setup(ctx, inputs, output)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         p, width = ctx.saved_tensors
         formula = _formula_of(ctx, width)
         w_grad = _RowNode._width_grad(ctx, grad, p, formula)
         if formula.tangent_rule is not None:  # sparsemax, entmax, log-softmax
-            return formula.output_cotangent(ctx.be, p, grad, ctx.axes), w_grad, None, None, None
+            cotangent = formula.output_cotangent(ctx.be, p, grad, ctx.axes)
+            return cotangent, w_grad, None, None, None, None
         whole = not isinstance(ctx.be, _Sharded)  # the native kernel would see one shard
         if whole and width is None and len(ctx.axes) == 1 and not torch.is_grad_enabled():
             native = torch._softmax_backward_data(grad, p, ctx.axes[0], p.dtype)
-            return native.mul_(1.0 / formula.width), None, None, None, None
+            return native.mul_(1.0 / formula.width), None, None, None, None, None
         inner = ctx.be.xp.sum(grad * p, axis=ctx.axes, keepdims=True)  # across shards too
-        return p * (grad - inner) / formula.width, w_grad, None, None, None
+        return p * (grad - inner) / formula.width, w_grad, None, None, None, None
 
 
 class SmoothReduction(_RowNode):
@@ -565,24 +575,27 @@ class SmoothReduction(_RowNode):
         _RowNode._setup(ctx, inputs, inputs[0])
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, width = ctx.saved_tensors
         formula = _formula_of(ctx, width)
         p = _rows(ctx.be, formula.weights_rule, x, ctx.axes, formula.width)
-        w_grad = _RowNode._width_grad(ctx, grad, p, formula)
-        return _times(grad, p), w_grad, None, None, None
+        w_grad = _RowNode._width_grad(ctx, grad, p, formula, x)
+        return _times(grad, p), w_grad, None, None, None, None
 
 
-def reduction(be: Backend, formula: Reduction, x: Tensor, axes: tuple[int, ...]) -> Tensor:
+def reduction(
+    be: Backend, formula: Reduction, x: Tensor, axes: tuple[int, ...], hard: Tensor | None = None
+) -> Tensor:
     """The adapter's entry point for reductions over ``axes`` (kept), at a Python-float
-    or a tensor width; a DTensor is reduced shard by shard (:func:`_sharded_reduction`)."""
+    or a tensor width; a DTensor is reduced shard by shard (:func:`_sharded_reduction`).
+    ``hard``: straight-through, the node's value (see the dispatcher)."""
     if _dtensor_of(x) is not None:
-        sharded = _sharded_reduction(be, formula, x, axes)
+        sharded = _sharded_reduction(be, formula, x, axes, hard)
         if sharded is not None:
             return sharded
     node = SmoothSoftmax if formula.output_is_weights else SmoothReduction
     width = formula.width if isinstance(formula.width, Tensor) else None
-    out: Tensor = node.apply(x, width, axes, formula, be)
+    out: Tensor = node.apply(x, width, axes, formula, be, hard)
     return out
 
 
@@ -626,9 +639,10 @@ class _ShardedNamespace:
     (the max is never differentiated: the engine takes it through a stop-gradient);
     everything else is the plain namespace."""
 
-    def __init__(self, xp: Any, sharded: dict[int, Any]) -> None:
+    def __init__(self, xp: Any, sharded: dict[int, Any], offsets: dict[int, int]) -> None:
         self._xp = xp
         self._sharded = sharded  # tensor axis -> process group of the mesh dimension
+        self.offsets = offsets  # tensor axis -> where this shard starts along it
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._xp, name)
@@ -656,12 +670,33 @@ class _Sharded(Backend):
 
     def sums(self, arrays: tuple[Tensor, ...], axes: tuple[int, ...]) -> tuple[Tensor, ...]:
         xp = self.xp
-        partial = torch.stack([xp._xp.sum(a, axes, True) for a in arrays])
+        partial = torch.stack(torch.broadcast_tensors(*(xp._xp.sum(a, axes, True) for a in arrays)))
         return tuple(_AllReduceSum.apply(partial, xp.groups(axes)).unbind(0))
+
+    @property
+    def combines_shards(self) -> bool:
+        return True
+
+    def positions(self, x: Tensor, axis: int) -> Tensor:
+        start = self.xp.offsets.get(axis, 0)
+        return super().positions(x, axis) + float(start)
+
+
+def _not_compiled(reduced: dict[int, Any]) -> None:
+    """Refuse a reduction along a DTensor's sharded axis inside ``torch.compile``:
+    traced there, its combined partial sums came out with wrong gradients (a compiled
+    elementwise op, or a reduction along an unsharded axis, is right), and without
+    ``fullgraph`` DTensor refused the compiled graph's ``as_strided``."""
+    if reduced and torch.compiler.is_compiling():
+        raise NotImplementedError(
+            "a mollifier reduction along a sharded axis of a DTensor is not supported "
+            "inside torch.compile yet (its gradient came out wrong); reduce an unsharded "
+            "axis there, or call it outside the compiled function"
+        )
 
 
 def _sharded_reduction(
-    be: Backend, formula: Reduction, x: Any, axes: tuple[int, ...]
+    be: Backend, formula: Reduction, x: Any, axes: tuple[int, ...], hard: Any
 ) -> Tensor | None:
     """A reduction of a DTensor computed on its local shard: over axes that are not
     sharded with no communication, over sharded ones with the engine's sums and max
@@ -673,6 +708,11 @@ def _sharded_reduction(
     mesh = x.device_mesh
     if any(p.is_partial() for p in x.placements):  # a pending sum: resolve it first
         x = x.redistribute(mesh, [dt.Replicate() if p.is_partial() else p for p in x.placements])
+    given = x.placements
+    if formula.whole_slice and any(p.is_shard() and p.dim in axes for p in given):
+        # a sort needs the whole slice: gathered along the reduced axes (the one gather)
+        x = x.redistribute(mesh, [dt.Replicate() if p.is_shard() and p.dim in axes else p
+                                  for p in given])  # fmt: skip
     placements = x.placements
     sharded = {p.dim: mesh.get_group(i) for i, p in enumerate(placements) if p.is_shard()}
     if len(sharded) != sum(p.is_shard() for p in placements):  # one axis on two mesh dims
@@ -698,16 +738,26 @@ def _sharded_reduction(
             width = whole.redistribute(mesh, replicate).to_local(grad_placements=grads)
         local_width = width
     reduced = {a: g for a, g in sharded.items() if a in axes}
-    local_be = (
-        be if not reduced else _Sharded(**{**vars(be), "xp": _ShardedNamespace(be.xp, reduced)})
-    )
+    _not_compiled(reduced)
+    local_be = be
+    if reduced:
+        from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+        _, starts = compute_local_shape_and_global_offset(x.shape, mesh, placements)
+        offsets = {a: int(starts[a]) for a in reduced}
+        local_be = _Sharded(**{**vars(be), "xp": _ShardedNamespace(be.xp, reduced, offsets)})
     local = replace(formula, width=width)
     node = SmoothSoftmax if formula.output_is_weights else SmoothReduction
-    out = node.apply(x.to_local(), local_width, axes, local, local_be)
-    if formula.output_is_weights:
-        return dt.DTensor.from_local(out, mesh, placements, shape=x.shape, stride=x.stride())
     shape = tuple(1 if a in axes else n for a, n in enumerate(x.shape))
     out_placements = [dt.Replicate() if p.is_shard() and p.dim in axes else p for p in placements]
+    if hard is not None:  # the hard value laid out as the result (its own collective)
+        hard = dt.DTensor.to_local(
+            be.adopt(hard, x).redistribute(mesh, out_placements), grad_placements=None
+        )
+    out = node.apply(x.to_local(), local_width, axes, local, local_be, hard)
+    if formula.output_is_weights:
+        whole = dt.DTensor.from_local(out, mesh, placements, shape=x.shape, stride=x.stride())
+        return whole if tuple(placements) == tuple(given) else whole.redistribute(mesh, given)
     stride = torch.empty(shape, device="meta").stride()
     return dt.DTensor.from_local(out, mesh, out_placements, shape=shape, stride=stride)
 
@@ -1035,3 +1085,100 @@ def transform(be: Backend, formula: Transform, x: Tensor) -> Tensor:
     """The adapter's entry point for maps of rows."""
     out: Tensor = SmoothTransform.apply(x, formula, be)[0]
     return out
+
+
+def _resolved(x: Any) -> Any:
+    """A DTensor with its pending sums (``Partial`` placements) resolved."""
+    dt = _dtensor_of(x)
+    if any(p.is_partial() for p in x.placements):
+        x = x.redistribute(
+            x.device_mesh, [dt.Replicate() if p.is_partial() else p for p in x.placements]
+        )
+    return x
+
+
+def slicewise(
+    fn: Callable[[Any], Tensor], x: Any, axis: int, dims: Callable[[int], int | None] | None
+) -> Tensor:
+    """``fn`` on whole slices along ``axis`` (see the dispatcher's ``slicewise``)."""
+    dt = _dtensor_of(x)
+    if dt is None:
+        return fn(x)
+    x = _resolved(x)
+    mesh, given = x.device_mesh, tuple(x.placements)
+    ax = axis % x.ndim if x.ndim else 0
+    whole = tuple(dt.Replicate() if p.is_shard() and p.dim == ax else p for p in given)
+    if whole != given:  # a sort needs the whole slice: the one gather
+        x = x.redistribute(mesh, whole)
+    local_shape = tuple(x.to_local().shape)
+    out = fn(x.to_local())
+    layout = dims or (lambda d: d)
+    placements = []
+    for p in whole:
+        if p.is_shard():
+            d = layout(p.dim)
+            assert d is not None, "a sharded dimension reduced away"
+            placements.append(dt.Shard(d))
+        else:
+            placements.append(p)
+
+    def laid_out(part: Tensor) -> Any:
+        shape = list(part.shape)
+        for p, q in zip(whole, placements):  # the sharded dimensions' global sizes
+            if p.is_shard():
+                shape[q.dim] = int(x.shape[p.dim])
+        stride = torch.empty(shape, device="meta").stride()
+        result = dt.DTensor.from_local(part, mesh, placements, shape=tuple(shape), stride=stride)
+        if whole != given and dims is None and tuple(part.shape) == local_shape:
+            result = result.redistribute(mesh, given)  # back to x's layout: no communication
+        return result
+
+    if isinstance(out, tuple):  # topk's (values, mask)
+        return type(out)(*(laid_out(part) for part in out))
+    return laid_out(out)
+
+
+class _AllReduceProduct(torch.autograd.Function):
+    """The product of every shard's ``partial``; backward ``grad`` times the product of
+    the other shards' (two all-reduces: the product of their non-zero partials, and the
+    count of zeros, so that a zero elsewhere gives 0 and one here does not divide)."""
+
+    @staticmethod
+    def forward(partial: Tensor, groups: tuple[Any, ...]) -> Tensor:
+        return _all_reduce(partial, "product", groups)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        ctx.groups = inputs[1]
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        (partial,) = ctx.saved_tensors
+        zero = partial == 0
+        nonzero = torch.where(zero, 1.0, partial)
+        everyone = _all_reduce(nonzero, "product", ctx.groups)
+        zeros = _all_reduce(zero.to(partial.dtype), "sum", ctx.groups) - zero.to(partial.dtype)
+        others = torch.where(zeros > 0, 0.0, everyone / nonzero)
+        return grad * others, None
+
+
+def product(be: Backend, x: Any, axes: tuple[int, ...]) -> Tensor:
+    """``prod x`` over ``axes`` (kept); a DTensor's shards combined by one all-reduce
+    along the sharded ones (see the dispatcher's ``product``)."""
+    dt = _dtensor_of(x)
+    if dt is None:
+        out: Tensor = be.xp.prod(x, axis=axes, keepdims=True)
+        return out
+    x = _resolved(x)
+    mesh, placements = x.device_mesh, x.placements
+    groups = tuple(mesh.get_group(i) for i, p in enumerate(placements)
+                   if p.is_shard() and p.dim in axes)  # fmt: skip
+    _not_compiled(dict(enumerate(groups)))
+    local = be.xp.prod(x.to_local(), axis=axes, keepdims=True)
+    if groups:
+        local = _AllReduceProduct.apply(local, groups)
+    shape = tuple(1 if a in axes else n for a, n in enumerate(x.shape))
+    out_placements = [dt.Replicate() if p.is_shard() and p.dim in axes else p for p in placements]
+    stride = torch.empty(shape, device="meta").stride()
+    return dt.DTensor.from_local(local, mesh, out_placements, shape=shape, stride=stride)

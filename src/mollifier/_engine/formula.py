@@ -82,6 +82,10 @@ class Reduction:
     ``cotangent_rule`` the transposed Jacobian times a cotangent (the same rule when
     ``None``: the Jacobian is symmetric); both ``None`` is the softmax's
     ``p (t - sum(p t)) / w``.
+
+    ``width_slope_of_input``: the width slope is ``width_slope_rule(be, x, axes,
+    width)``, from the input rather than the weights, for a reduction whose width slope
+    the weights do not determine (the p-norm, the softmax-weighted means).
     """
 
     value_rule: Rule
@@ -91,6 +95,11 @@ class Reduction:
     output_is_weights: bool
     tangent_rule: Rule | None = None
     cotangent_rule: Rule | None = None
+    width_slope_of_input: bool = False
+    whole_slice: bool = False
+    """Whether the value needs every entry of a slice at once (the sparse methods sort
+    it): no per-shard partial results combine into it, so a DTensor's slice is gathered
+    along a sharded reduced axis, and ``axis_name=`` is refused."""
 
     def value(self, be: Backend, x: Array, axes: tuple[int, ...]) -> Array:
         return self.value_rule(be, x, axes, self.width)
@@ -98,9 +107,12 @@ class Reduction:
     def weights(self, be: Backend, x: Array, axes: tuple[int, ...]) -> Array:
         return self.weights_rule(be, x, axes, self.width)
 
-    def width_slope(self, be: Backend, p: Array, axes: tuple[int, ...]) -> Array:
-        """``d value / d width`` from the weights ``p``."""
-        return self.width_slope_rule(be, p, axes, self.width)
+    def width_slope(
+        self, be: Backend, p: Array, axes: tuple[int, ...], x: Array | None = None
+    ) -> Array:
+        """``d value / d width`` from the weights ``p`` (from the input ``x`` where
+        :attr:`width_slope_of_input`)."""
+        return self.width_slope_rule(be, x if self.width_slope_of_input else p, axes, self.width)
 
     def output_tangent(self, be: Backend, y: Array, t: Array, axes: tuple[int, ...]) -> Array:
         """The Jacobian of an ``output_is_weights`` reduction times ``t``, from its output."""

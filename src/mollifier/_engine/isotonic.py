@@ -115,9 +115,10 @@ def pav(be: Backend, a: Array, b: Array, kind: str, linear_b: bool = False) -> P
     module doc). ``linear_b`` pools ``b > 0`` by plain sums and uses ``log(sum b)`` in
     the value (``kind="kl"`` only): the KL rank keeps ``sum_B w`` exact that way.
 
-    The stacks of all rows are one array of shape ``(rows n, 5)`` (see :class:`Pool`),
-    read and written at one flat index per row and step: three reads and one write per
-    step, whatever the number of rows.
+    The stacks of all rows are one array of shape ``(rows, n, 5)`` (see :class:`Pool`),
+    read and written at one position per row and step (:meth:`Backend.take_each`):
+    three reads and one write per step, whatever the number of rows, and no collective
+    when the rows are sharded.
     """
     xp = be.xp
     rows, n = a.shape
@@ -127,40 +128,37 @@ def pav(be: Backend, a: Array, b: Array, kind: str, linear_b: bool = False) -> P
     base = xp.arange(rows, dtype=index_dtype, device=device) * n
     zeros = xp.zeros_like(a)
     b_rest = b if linear_b else zeros
-    entries = xp.stack([a, b, zeros, b_rest, xp.ones_like(a)], axis=2)
-    entries = xp.reshape(entries, (rows * n, 5))
-    stack = be.put_rows(xp.zeros_like(entries), base, entries[base])  # entry 0 pushed
+    entries = xp.stack([a, b, zeros, b_rest, xp.ones_like(a)], axis=2)  # (rows, n, 5)
     one = xp.ones((rows,), dtype=index_dtype, device=device)
     zero, last = one - 1, one * (n - 1)  # arrays: no clip or astype in the loop (slow in NumPy)
+    stack = be.put_each(xp.zeros_like(entries), base, zero, be.take_each(entries, base, zero))
 
     def step(_: Any, state: tuple[Array, ...]) -> tuple[Array, ...]:
         stats, count, upcoming = state
-        top = base + count - 1
-        below = base + xp.maximum(count - 2, zero)
-        on_top, under = stats[top], stats[below]
+        top = count - 1
+        below = xp.maximum(count - 2, zero)
+        on_top, under = be.take_each(stats, base, top), be.take_each(stats, base, below)
         merge = (count >= 2) & _violated(be, under, on_top, kind, linear_b)
         push = ~merge & (upcoming <= last)
         # the row written: the merged block, the pushed entry, or the top again (done)
         at = xp.where(merge, below, xp.where(push, top + 1, top))
-        pushed = entries[base + xp.minimum(upcoming, last)]
+        pushed = be.take_each(entries, base, xp.minimum(upcoming, last))
         merged = _merged(be, under, on_top, logs_a, logs_b, linear_b)
         written = xp.where(merge[:, None], merged, xp.where(push[:, None], pushed, on_top))
-        stats = be.put_rows(stats, at, written)
+        stats = be.put_each(stats, base, at, written)
         pushes = xp.where(push, one, zero)
         return stats, count + pushes - xp.where(merge, one, zero), upcoming + pushes
 
     stack, count, _ = be.fori_loop(max(2 * n - 2, 0), step, (stack, one, one))
-    blocks = xp.reshape(stack, (rows, n, 5))
     positions = xp.arange(n, dtype=index_dtype, device=device)[None, :]
     live = positions < count[:, None]
-    sizes = xp.where(live, blocks[:, :, _SIZE], xp.zeros_like(blocks[:, :, _SIZE]))
+    sizes = xp.where(live, stack[:, :, _SIZE], xp.zeros_like(stack[:, :, _SIZE]))
     ends = xp.astype(xp.cumulative_sum(sizes, axis=1), index_dtype)  # n past the live blocks
     # each entry's block: how many blocks end at or before it (a mark at every end)
-    marks = xp.zeros((rows * (n + 1),), dtype=index_dtype, device=device)
-    ends_flat = xp.reshape(ends + (base // n * (n + 1))[:, None], (rows * n,))
-    marks = be.put_rows(marks, ends_flat, xp.ones_like(ends_flat))
-    block = xp.cumulative_sum(xp.reshape(marks, (rows, n + 1))[:, :n], axis=1)
-    stats = xp.reshape(stack, (rows * n, 5))[base[:, None] + block]  # (rows, n, 5)
+    marks = xp.zeros((rows, n + 1), dtype=index_dtype, device=device)
+    marks = be.put_each(marks, base // n * (n + 1), ends, xp.ones_like(ends))
+    block = xp.cumulative_sum(marks[:, :n], axis=1)
+    stats = be.take_each(stack, base, block)  # (rows, n, 5)
     end = xp.take_along_axis(ends, block, axis=1)
     size = stats[:, :, _SIZE]
     return Pool(

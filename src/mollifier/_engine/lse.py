@@ -145,7 +145,8 @@ def log_ratios(
     ``m`` is the stop-gradient max where it is positive and finite (``usable``), 1
     elsewhere (the norm is then ``max a`` itself: 0 or ``inf``); zeros get ``log = -inf``
     through a double ``where``, so that they weigh nothing and put no ``0 * inf`` into a
-    gradient.
+    gradient. A negative entry (outside the domain) gets NaN, which makes its slice's
+    norm NaN.
     """
     xp = be.xp
     m = xp.max(a, axis=axes, keepdims=True) if m is None else m  # the caller's max of a
@@ -158,7 +159,80 @@ def log_ratios(
     ratio = (a * scale) / (m_safe * scale)
     positive = ratio > 0
     logs = xp.log(xp.where(positive, ratio, be.const(1.0, a)))
-    return m_safe, usable, xp.where(positive, logs, be.const(-math.inf, a))
+    logs = xp.where(positive, logs, be.const(-math.inf, a))
+    return m_safe, usable, xp.where(ratio < 0, be.const(math.nan, a), logs)
+
+
+# The p-norm (sum a_i^p)^(1/p) of a >= 0 with p = 1/w, as one reduction: m exp(lse_w(log
+# a/m)) with m = max a, whose logs are at most 0 and exactly 0 at the max, so that
+# logsumexp's shift is known to be 0: one collective for the max and one for the sums
+# along a sharded axis, forward and backward.
+
+
+def _p_norm_terms(
+    be: Backend, a: Array, axes: tuple[int, ...], w: Any
+) -> tuple[Array, Array, Array, Array, Array]:
+    """``(top, m, usable, logs, e)``: the max of ``a`` (stop-gradient), :func:`log_ratios`
+    and ``e = exp(logs / w)`` (``logs`` clipped at 0, which changes them only where the
+    max is not usable: there the norm is ``top`` itself)."""
+    xp = be.xp
+    top = be.stop_gradient(xp.max(a, axis=axes, keepdims=True))
+    m, usable, logs = log_ratios(be, a, axes, top)
+    return top, m, usable, logs, xp.exp(xp.clip(logs, max=0.0) / w)
+
+
+def _p_norm_gap(be: Backend, total: Array, rest: Array, w: Any) -> Array:
+    """``w log sum e`` in logsumexp's form (:func:`logsumexp_of`) at the shift 0."""
+    return logsumexp_of(be, be.const(0.0, total), total, rest, w)  # in [0, w log n]
+
+
+def p_norm_values(be: Backend, a: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``(sum a_i^(1/w))^w`` over ``axes`` (kept) for ``a >= 0``: ``m exp(gap)`` with
+    ``gap = lse_w(log(a/m))``, so that ``n^w`` overflows only when the true value does;
+    ``max a`` itself where it is 0 or infinite; NaN with a negative or NaN entry."""
+    xp = be.xp
+    top, m, usable, _, e = _p_norm_terms(be, a, axes, w)
+    total, rest = be.sums((e, e - xp.floor(e)), axes)
+    gap = _p_norm_gap(be, total, rest, w)
+    out = m * xp.exp(xp.where(usable, gap, be.const(0.0, gap)))  # double where: no exp(inf)
+    return xp.where(xp.isnan(total), total, xp.where(usable, out, top))
+
+
+def p_norm_weights(be: Backend, a: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``d/da_i = exp(gap) (a_i/m)^(1/w - 1) / sum e = exp((1 - 1/w)(gap - log(a_i/m)))``;
+    0 at ``a_i = 0`` (as the framework differentiated the double ``where``); where the
+    max is 0 or infinite the max's gradient (ties share it)."""
+    xp = be.xp
+    top, _, usable, logs, e = _p_norm_terms(be, a, axes, w)
+    hits = xp.astype(a == top, a.dtype)
+    total, rest, count = be.sums((e, e - xp.floor(e), hits), axes)
+    gap = _p_norm_gap(be, total, rest, w)
+    zero = be.const(0.0, a)
+    live = logs > -math.inf
+    slope = xp.exp((1.0 - 1.0 / w) * (gap - xp.where(live, logs, zero)))
+    one_hot = hits / xp.where(count > 0, count, be.const(1.0, count))
+    return xp.where(usable, xp.where(live, slope, zero), one_hot)
+
+
+def p_norm_width_slope(be: Backend, a: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``d/dw = value * H(q)`` with ``q = e / sum e`` (logsumexp's width slope is the
+    entropy, :func:`entropy`), ``H = (gap - sum q log(a/m)) / w``; 0 where the max is 0
+    or infinite (the value does not depend on the width)."""
+    xp = be.xp
+    _, m, usable, logs, e = _p_norm_terms(be, a, axes, w)
+    finite_logs = xp.where(e > 0, logs, be.const(0.0, logs))
+    total, rest, weighted = be.sums((e, e - xp.floor(e), e * finite_logs), axes)
+    gap = _p_norm_gap(be, total, rest, w)
+    mean = weighted / xp.where(total == 0, be.const(1.0, total), total)
+    value = m * xp.exp(xp.where(usable, gap, be.const(0.0, gap)))
+    return xp.where(usable, value * ((gap - mean) / w), be.const(0.0, value))
+
+
+def p_norm(width: Any) -> Reduction:
+    """``(sum a_i^p)^(1/p)`` with ``p = 1/width`` for ``a >= 0``: ``norm`` and
+    ``max(method="power")``; saves ``a`` alone."""
+    return Reduction(p_norm_values, p_norm_weights, p_norm_width_slope, width,
+                     output_is_weights=False, width_slope_of_input=True)  # fmt: skip
 
 
 def log_softmax_values(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:
@@ -172,8 +246,7 @@ def log_softmax_values(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> 
     _, shift, beyond = shifts(be, x, axes)
     z = xp.clip((x - shift) - beyond, max=0.0) / w
     e = xp.exp(z)
-    total = xp.sum(e, axis=axes, keepdims=True)
-    rest = xp.sum(e - xp.floor(e), axis=axes, keepdims=True)
+    total, rest = be.sums((e, e - xp.floor(e)), axes)  # one combine across shards
     zero = be.const(0.0, total)
     count = xp.round(total - rest)
     return z - xp.log1p(xp.where(total == 0, zero, (count - 1.0) + rest))
@@ -270,3 +343,92 @@ def weighted_logsumexp(
     value = xp.where(xp.isnan(m), m, xp.where(bottom, m, value))
     sign = xp.where(bottom, be.const(0.0, sign), xp.where(top & no_max, nan, sign))
     return value, xp.where(xp.isnan(value), nan, sign)
+
+
+# The softmax-weighted means: sum p y with p = softmax(x / w), y the input itself (the
+# smooth max by the softmax method) or the positions along the axis (the expected
+# index). One reduction each, so that a sharded axis takes one collective for the max
+# and one for the sums (Backend.means), forward and backward.
+
+
+def _finite(be: Backend, x: Array) -> Array:
+    """``x`` with its infinite entries set to 0 (the softmax weighs ``-inf`` entries 0;
+    at a ``+inf`` max the mean is not used)."""
+    return be.xp.where(be.xp.isfinite(x), x, be.const(0.0, x))
+
+
+def _mean(
+    be: Backend, x: Array, axes: tuple[int, ...], w: Any, y: Array | None
+) -> tuple[Array, Array, Array]:
+    """``(m, p, mean)``: the max, ``p = softmax(x / w)`` and ``sum p y`` (``y`` the
+    finite part of ``x`` when ``None``), one max and one combine of sums."""
+    m, e = exponents(be, x, axes, w)
+    p, (mean,) = be.means(e, (_finite(be, x) if y is None else y,), axes)
+    return m, p, mean
+
+
+def _mean_width_slope(be: Backend, x: Array, axes: tuple[int, ...], w: Any, y: Array) -> Array:
+    """``(m, d/dw sum p y = -cov_p(y, z) / w)`` with ``z = (x - m)/w`` (``dp/dw =
+    -(p/w)(z - sum p z)``, :func:`softmax_width_slope`), its three means in one
+    combine; ``z`` is 0 where ``p`` is (no ``0 * -inf``)."""
+    xp = be.xp
+    m, shift, beyond = shifts(be, x, axes)
+    z = xp.clip((x - shift) - beyond, max=0.0) / w
+    e = xp.exp(z)
+    z = xp.where(e > 0, z, be.const(0.0, z))
+    _, (mean_y, mean_z, mean_yz) = be.means(e, (y, z, y * z), axes)
+    return m, -(mean_yz - mean_y * mean_z) / w
+
+
+def softmax_mean_values(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``sum p x`` over ``axes`` (kept), ``p = softmax(x / w)``: the smooth max by the
+    softmax method, between the mean and the max. ``-inf`` entries weigh 0; an
+    infinite max (``+inf``, or all ``-inf``) is the value; NaN with a NaN entry."""
+    m, _, mean = _mean(be, x, axes, w, None)
+    return be.xp.where(be.xp.isinf(m), m, mean)
+
+
+def softmax_mean_weights(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``p (1 + (x - mean)/w)``; ``p`` at an infinite max (the ``+inf`` entries share
+    the gradient; an all ``-inf`` slice has none)."""
+    xp = be.xp
+    m, p, mean = _mean(be, x, axes, w, None)
+    # (p / w) first and 0 where p is: no 0 * inf from an entry near -max at a small width
+    spread = xp.where(p > 0, (p / w) * (_finite(be, x) - mean), be.const(0.0, p))
+    return xp.where(xp.isinf(m), p, p + spread)
+
+
+def softmax_mean_width_slope(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``d/dw sum p x`` (:func:`_mean_width_slope`); 0 at an infinite max."""
+    m, slope = _mean_width_slope(be, x, axes, w, _finite(be, x))
+    return be.xp.where(be.xp.isinf(m), be.const(0.0, slope), slope)
+
+
+def softmax_mean(width: Any) -> Reduction:
+    """``sum softmax(x / w) x``, the smooth max by the softmax method."""
+    return Reduction(softmax_mean_values, softmax_mean_weights, softmax_mean_width_slope,
+                     width, output_is_weights=False, width_slope_of_input=True)  # fmt: skip
+
+
+def expected_index_values(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``sum_i i p_i`` along the one axis of ``axes`` (kept), ``p = softmax(x / w)``:
+    the soft argmax as a position (along the whole axis for a shard)."""
+    return _mean(be, x, axes, w, be.positions(x, axes[0]))[2]
+
+
+def expected_index_weights(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``p (i - mean) / w``."""
+    positions = be.positions(x, axes[0])
+    _, p, mean = _mean(be, x, axes, w, positions)
+    return (p / w) * (positions - mean)
+
+
+def expected_index_width_slope(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:
+    """``d/dw sum i p_i`` (:func:`_mean_width_slope`)."""
+    return _mean_width_slope(be, x, axes, w, be.positions(x, axes[0]))[1]
+
+
+def expected_index(width: Any) -> Reduction:
+    """``sum_i i softmax(x / w)_i`` along one axis."""
+    return Reduction(expected_index_values, expected_index_weights, expected_index_width_slope,
+                     width, output_is_weights=False, width_slope_of_input=True)  # fmt: skip

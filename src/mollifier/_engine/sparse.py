@@ -213,10 +213,11 @@ _RULES = {
 def argmax(width: Any, method: str) -> Reduction:
     """sparsemax or entmax-1.5 of ``x / w``: its own weights, with the centring Jacobian."""
     values, width_slope, tangent, _, _ = _RULES[method]
-    return Reduction(values, values, width_slope, width, True, tangent_rule=tangent)
+    return Reduction(values, values, width_slope, width, True, tangent_rule=tangent,
+                     whole_slice=True)  # fmt: skip
 
 
 def smooth_max(width: Any, method: str) -> Reduction:
     """``w max_Omega(x / w)``: gradient the sparse probabilities, width derivative ``H(p)``."""
     values, _, _, value, entropy = _RULES[method]
-    return Reduction(value, values, entropy, width, output_is_weights=False)
+    return Reduction(value, values, entropy, width, output_is_weights=False, whole_slice=True)

@@ -354,8 +354,13 @@ def _kinks_fused(shape: Piecewise, parts: _Kink) -> Fused | None:
             for c, b in terms:
                 t = torch.sub(v, c).div_(w)  # (x - c) / w, as the generic's scaled()
                 out = out.add_(parts.tail(t.abs_().neg_()).mul_(b * w))
-            # within f's range, as the generic's _within_range (clip within its bounds)
-            return out if bounds is None else out.clamp_(*bounds)
+            # within f's range, as the generic's _within_range (clip within its bounds);
+            # functorch has no batching rule for clamp_ (a warning, an error in the tests)
+            if bounds is None:
+                return out
+            if torch.compiler.is_compiling() or _is_functorch_wrapped(out):
+                return torch.clamp(out, *bounds)
+            return out.clamp_(*bounds)
 
         return _in_blocks(block, x)
 

@@ -466,11 +466,11 @@ def logmeanexp(
     gradient is ``softmax(x / w)``. An empty slice (or all masked out) gives NaN, the
     mean of nothing. Parameters are those of :func:`logsumexp`.
 
-    Computed as ``logsumexp - w log n``, its absolute error is about ``eps w log n``:
-    at widths far above the spread of ``x`` (float32 ``[0.1, 0.2, 0.3]`` at
-    ``w = 1e6``: 0.25, not 0.2) that is more than the distance to the mean, which the
-    value may then cross. A form without the cancellation (``log1p`` of the mean of
-    ``expm1``) is not in yet.
+    Computed as ``m + w log1p(((c - n) + r)/n)`` (``m`` the max, ``c`` the count of
+    entries at it, ``r`` the sum of ``exp((x - m)/w)`` off it), which does not cancel
+    where every entry is near the max: ``logsumexp - w log n`` would carry an absolute
+    error ``eps w log n``, more than the distance to the mean at widths far above the
+    spread. With ``where=`` (a count per slice) it is still ``logsumexp - w log n``.
 
     Examples
     --------
@@ -490,10 +490,10 @@ def logmeanexp(
         out = xp.sum(x_c, axis=axes, keepdims=True) + be.const(math.nan, x_c)
         return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
     w = _standardized(be, w, x_c, axes, standardize, tol)
-    out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), x_c, axes)
-    if where is None:
-        out = out - w * math.log(n)
+    if where is None:  # n per slice: the form without cancellation
+        out = _dispatch.evaluate_reduction(be, lse.logmeanexp(w, n), x_c, axes)
     else:
+        out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), x_c, axes)
         # the count per slice needs the mask at x's shape: a mask of shape (n, 1) or (k,)
         # broadcast over the reduced axes would otherwise be counted once, not k times
         kept = xp.astype(_mask(be, where, x_c), x_c.dtype) + xp.zeros_like(x_c)

@@ -8,6 +8,7 @@ limit of the smooth function). Axes are kept as size-1 dimensions.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from .._backend import Array, Backend, memoize
@@ -109,6 +110,50 @@ def logsumexp(width: Any) -> Reduction:
     """``w log sum exp(x / w)``; its gradient is the softmax, its width derivative the
     softmax's entropy."""
     return Reduction(logsumexp_values, softmax_values, entropy, width, output_is_weights=False)
+
+
+@dataclass(frozen=True)
+class _MeanOfExponentials:
+    """``w log((1/n) sum e^{x/w})`` over ``axes`` (kept) for ``n`` entries per slice:
+    ``m + w log1p(sum expm1(z) / n)`` with ``z = (x - m)/w`` (shifted as in
+    :func:`exponents`) while that mean is above -1/2, ``m + w log(sum e^z / n)`` below.
+    Nothing cancels where every entry is near the max, as in ``logsumexp - w log n``
+    (an absolute error ``eps w log n``, more than the distance to the mean at widths
+    far above the spread), nor in ``exp(z) - 1`` (``expm1`` keeps a tiny ``z``)."""
+
+    n: float
+
+    def __call__(self, be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> Array:
+        xp = be.xp
+        m, shift, beyond = shifts(be, x, axes)
+        z = xp.clip((x - shift) - beyond, max=0.0) / w  # as in exponents()
+        total, change = be.sums((xp.exp(z), xp.expm1(z)), axes)  # one combine across shards
+        zero, one = be.const(0.0, m), be.const(1.0, m)
+        ratio = change / self.n
+        near = ratio > -0.5  # double wheres: no log1p(-1) nor log(0) in the other branch
+        logmean = xp.where(
+            near, xp.log1p(xp.where(near, ratio, zero)), xp.log(xp.where(near, one, total / self.n))
+        )
+        value = xp.where(xp.isfinite(m), m, zero) + w * logmean
+        empty = total == 0  # all -inf
+        return xp.where(m == math.inf, m, xp.where(empty, be.const(-math.inf, m), value))
+
+
+@dataclass(frozen=True)
+class _EntropyLessLogCount:
+    """``d/dw`` of the log-mean-exp: the softmax's entropy less ``log n``."""
+
+    n: float
+
+    def __call__(self, be: Backend, p: Array, axes: tuple[int, ...], w: Any) -> Array:
+        return entropy(be, p, axes, w) - math.log(self.n)
+
+
+def logmeanexp(width: Any, n: int) -> Reduction:
+    """``w log((1/n) sum exp(x / w))`` over ``n`` entries per slice; its gradient is the
+    softmax, as the logsumexp's."""
+    return Reduction(_MeanOfExponentials(float(n)), softmax_values,
+                     _EntropyLessLogCount(float(n)), width, output_is_weights=False)  # fmt: skip
 
 
 def softmax(width: Any) -> Reduction:

@@ -34,6 +34,22 @@ DEFAULT_SAMPLES = 4096
 GRADIENTS = ("score", "autodiff")
 
 
+def _check_draws(draws: int, antithetic: Any, sampler: str, seed: Any) -> None:
+    """The Monte Carlo sample count against the sampling scheme (``smooth`` and
+    ``fenchel_young_loss`` alike): even for antithetic pairs; ``sampler="sobol"`` needs a
+    NumPy seed and at least its replicates' worth of draws."""
+    if antithetic and draws % 2:
+        raise ValueError(f"samples must be even when antithetic=True; got {draws}")
+    if seed_kind(seed) != "numpy" and sampler == "sobol":  # seed_kind checks every seed
+        raise TypeError(
+            "sampler='sobol' draws its scrambles with NumPy: seed must be an int, None or a "
+            f"numpy.random.Generator; got {type(seed).__name__}"
+        )
+    minimum = QMC_REPLICATES * (2 if antithetic else 1)
+    if sampler == "sobol" and draws < minimum:
+        raise ValueError(f"samples must be >= {minimum} with sampler='sobol'; got {draws}")
+
+
 def smooth(
     f: Piecewise | Callable[[Array], Array],
     /,
@@ -301,16 +317,7 @@ def smooth(
         draws = count(
             samples, DEFAULT_SAMPLES, "samples", (2 if antithetic else 1) * (1 + event_ndim)
         )
-        if antithetic and draws % 2:
-            raise ValueError(f"samples must be even when antithetic=True; got {draws}")
-        if seed_kind(seed) != "numpy" and sampler == "sobol":
-            raise TypeError(
-                "sampler='sobol' draws its scrambles with NumPy: seed must be an int, None "
-                f"or a numpy.random.Generator; got {type(seed).__name__}"
-            )
-        minimum = QMC_REPLICATES * (2 if antithetic else 1)
-        if sampler == "sobol" and draws < minimum:
-            raise ValueError(f"samples must be >= {minimum} with sampler='sobol'; got {draws}")
+        _check_draws(draws, antithetic, sampler, seed)
     engine = Engine(
         f, k, w, method, panels, halvings, draws, bool(antithetic), seed, accuracy, max_panels,
         DEFAULT_TRACED_PANELS if max_nodes is None else None, sampler, event_ndim,
@@ -548,17 +555,7 @@ def fenchel_young_loss(
     sampler = one_of(sampler, SAMPLERS, "sampler")
     antithetic = flag(antithetic, "antithetic")
     draws = count(samples, DEFAULT_SAMPLES, "samples", 4 if antithetic else 2)
-    if antithetic and draws % 2:
-        raise ValueError(f"samples must be even when antithetic=True; got {draws}")
-    if sampler == "sobol" and seed_kind(seed) != "numpy":
-        raise TypeError(
-            "sampler='sobol' draws its scrambles with NumPy: seed must be an int, None or a "
-            f"numpy.random.Generator; got {type(seed).__name__}"
-        )
-    minimum = QMC_REPLICATES * (2 if antithetic else 1)
-    if sampler == "sobol" and draws < minimum:
-        raise ValueError(f"samples must be >= {minimum} with sampler='sobol'; got {draws}")
-    seed_kind(seed)
+    _check_draws(draws, antithetic, sampler, seed)
     be, (theta_c, true_c), dtype = _dispatch.operands((theta, y_true), ("theta", "y_true"))
     if isinstance(theta_c, float) or isinstance(true_c, float) or theta_c.ndim < 1:
         raise ValueError("theta and y_true must be arrays with a last axis (the vector)")

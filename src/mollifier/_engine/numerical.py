@@ -565,10 +565,7 @@ class Engine:
             sums[i] = sums[i] - baseline_term / float(draws)
         stderr = None
         if want_stderr and qmc:
-            means = [r / float(per) for r in replicates]
-            centre = sum(means) / float(QMC_REPLICATES)
-            spread = sum((m - centre) * (m - centre) for m in means)
-            stderr = xp.sqrt(spread / float(QMC_REPLICATES * (QMC_REPLICATES - 1)))
+            stderr = _replicate_stderr(xp, [r / float(per) for r in replicates])
         elif want_stderr:
             mean = shifted_sum / float(draws)
             variance = (shifted_squares - float(draws) * mean * mean) / float(max(draws - 1, 1))
@@ -702,10 +699,7 @@ class Engine:
             jac = estimate * (1.0 / (count * self.width))
         stderr = None
         if want_stderr and qmc:
-            means = [f / float(per) for f in group_f]
-            centre = sum(means) / float(QMC_REPLICATES)
-            spread = sum((m - centre) * (m - centre) for m in means)
-            stderr = xp.sqrt(spread / float(QMC_REPLICATES * (QMC_REPLICATES - 1)))
+            stderr = _replicate_stderr(xp, [f / float(per) for f in group_f])
         elif want_stderr:
             mean = value - shift
             variance = (squares - count * mean * mean) / float(max(total - 1, 1))
@@ -807,6 +801,14 @@ class Engine:
                 solution = solution + xp.sum(y, axis=0)
         count = float(p.shape[0] * len(draws))
         return total / count, solution / count
+
+
+def _replicate_stderr(xp: Any, means: list[Array]) -> Array:
+    """The standard error of the mean of ``QMC_REPLICATES`` independent replicate means
+    (the spread of randomized QMC estimates)."""
+    centre = sum(means) / float(QMC_REPLICATES)
+    spread = sum((m - centre) * (m - centre) for m in means)
+    return xp.sqrt(spread / float(QMC_REPLICATES * (QMC_REPLICATES - 1)))
 
 
 def sobol_samples(seed: Any, replicates: int, count: int, dim: int = 0) -> np.ndarray:

@@ -249,6 +249,41 @@ def test_where_gradients_are_finite_with_an_infinite_unselected_side(backend):
     np.testing.assert_array_equal(gb, [0.0, 0.0, 1.0])
 
 
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float64"])
+@pytest.mark.parametrize("kernel", ["gaussian", "biweight", "triweight"])
+def test_where_gradients_with_a_side_at_the_dtype_max_and_an_array_width(backend, dtype, kernel):
+    """An array width differentiates ``where``'s value by autodiff, whose chain met the
+    kernel with ``2h g`` (``b`` at the dtype's max: inf) before ``dt/dx = 1/w`` scaled it
+    down (long fuzz: bfloat16, biweight, w = 9984 gave -inf for -3.2e34). Now finite, and
+    equal to the closed-form ``(a - b) k(x/w) / w``, in ``x`` and in ``w``."""
+    big = float(torch.finfo(getattr(torch, dtype)).max)
+    x = np.array([0.0, 0.3, -2.0, 5.0])
+    v = np.array([1.0, -0.5, 1.0 / 3.0, -1.0])  # a cotangent of modulus <= 1
+    w = 10.0
+    # in float64, (a - b) k(t)/w and d/dw = -(a - b) k(t) t/w summed, in units of big
+    unit = v * np.asarray(mol.kernels[kernel].pdf(x / w), np.float64) / w
+    for a, b in ((0.0, big), (-big, big)):
+        gap = a / big - b / big
+        want_x, want_w = (gap * unit) * big, (gap * np.sum(-unit * x / w)) * big
+        if backend == "torch":
+            tx = torch.tensor(x, dtype=getattr(torch, dtype), requires_grad=True)
+            tw = torch.tensor(w, dtype=tx.dtype, requires_grad=True)
+            y = mol.where(tx, a, b, width=tw, kernel=kernel)
+            gx, gw = torch.autograd.grad((y * torch.tensor(v).to(y.dtype)).sum(), (tx, tw))
+        else:
+
+            def loss(u, width):
+                y = mol.where(u, a, b, width=width, kernel=kernel)
+                return jnp.sum(y * jnp.asarray(v, dtype))
+
+            gx, gw = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x, dtype), jnp.asarray(w, dtype))
+        gx, gw = to_numpy(gx).astype(np.float64), float(to_numpy(gw))
+        rtol = 2e-2 if dtype == "bfloat16" else 1e-12
+        np.testing.assert_allclose(gx, want_x, rtol=rtol)
+        np.testing.assert_allclose(gw, want_w, rtol=rtol)
+
+
 def test_two_input_ops_save_only_their_tensor_inputs():
     """No mask or difference saved: ``maximum`` keeps its inputs, as ``torch.maximum``."""
     from test_fast_path import saved_for_backward
@@ -512,6 +547,22 @@ def test_softmax_mean_gradient_with_a_huge_negative_entry_at_a_small_width(dtype
         for transform in (jax.grad, lambda f: jax.jit(jax.grad(f))):
             g = np.asarray(transform(fn)(x), np.float64)
             np.testing.assert_array_equal(g, [[1.0, 0.0, 0.0], [0.5, 0.0, 0.5]])
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_l1_norm_gradient_beside_an_entry_near_the_dtype_max(backend):
+    """Long fuzz (``grad_x[norm]``): float32, biweight, w = 1e-8, ``ord=1``, a row
+    ``[0, 3.4e38, 1e8]`` had an infinite gradient at ``1e8``; the derivative of
+    ``sum |x|_w`` is the smooth sign of each entry: ``[0, 1, 1]``."""
+    row = [[0.0, 3.4e38, 1e8]]
+    if backend == "torch":
+        x = torch.tensor(row, dtype=torch.float32, requires_grad=True)
+        y = mol.norm(x, ord=1, width=1e-8, kernel="biweight", axis=-1)
+        (g,) = torch.autograd.grad(y.sum(), x)
+    else:
+        norm = lambda v: mol.norm(v, ord=1, width=1e-8, kernel="biweight", axis=-1).sum()  # noqa: E731
+        g = jax.grad(norm)(jnp.asarray(row, jnp.float32))
+    np.testing.assert_array_equal(to_numpy(g), [[0.0, 1.0, 1.0]])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -75,6 +75,18 @@ class Backend:
         replicate = [dtensor.Replicate()] * mesh.ndim
         return dtensor.DTensor.from_local(value, mesh, replicate, run_check=False)
 
+    def scale_gradient(self, v: Array, factor: float) -> Array:
+        """``v`` itself (every value exactly, ``±0`` and ``±inf`` included), with
+        derivatives ``factor`` times ``v``'s: for a power-of-two ``factor``, a way to
+        keep an intermediate gradient of autodiff in range where the true one is.
+
+        ``held - factor (held - v)`` with ``held`` the value without derivative: ``v - v``
+        is ``+0`` for every finite ``v``, so ``held - factor * 0`` is ``held`` with its
+        sign of zero; infinite entries are ``v`` as is (no ``inf - inf``)."""
+        xp = self.xp
+        held = self.stop_gradient(v)
+        return xp.where(xp.isfinite(v), held - factor * (held - v), v)
+
     def sums(self, arrays: tuple[Array, ...], axes: tuple[int, ...]) -> tuple[Array, ...]:
         """The sums of ``arrays`` over ``axes`` (kept as size-1 dimensions), taken
         together: a sharded backend (the torch adapter's for DTensors, the JAX adapter's

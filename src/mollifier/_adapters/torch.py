@@ -773,6 +773,10 @@ class _FusedInner(NamedTuple):
 
     formula: Formula
 
+    @property
+    def width(self) -> Any:
+        return self.formula.width
+
     def value(self, be: Backend, x: Tensor) -> Tensor:
         fused = _fused(self.formula)
         return fused.value(x, self.formula.width) if fused else self.formula.value(be, x)

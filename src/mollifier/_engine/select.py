@@ -18,10 +18,14 @@ overflow or be ``inf - inf``:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from .._backend import Array, Backend
 from .formula import Combination, Formula
+
+_GRADIENT_SCALE = 2.0**-8
+_GRADIENT_SCALE_INV = 2.0**8
 
 
 def _number(value: Any) -> bool:
@@ -98,9 +102,21 @@ def _where_value(be: Backend, inputs: tuple[Any, ...], step: Formula, _: Any) ->
     x, a, b = inputs
     xp = be.xp
     right = x >= 0
-    low = step.value(be, xp.where(right, -x, x))
+    if isinstance(step.width, float):  # differentiated by the partials below
+        low = step.value(be, xp.where(right, -x, x))
+        twice = low + low  # not 2.0 * low: XLA would fold half * 2.0 into an overflow
+    else:
+        # an array width: autodiff through this value, whose chain reaches the kernel's
+        # polynomial or special function with 2h g before the 1/w of dt/dx scales it
+        # down (b at the dtype's max: inf, where 2h k g / w is finite); the gradient is
+        # carried at 2^-8 of its size from each use of K(t) down to x and w
+        x_in = be.scale_gradient(x, _GRADIENT_SCALE_INV)
+        step = replace(step, width=be.scale_gradient(step.width, _GRADIENT_SCALE_INV))
+        raw = step.value(be, xp.where(right, -x_in, x_in))
+        low = be.scale_gradient(raw, _GRADIENT_SCALE)
+        twice = be.scale_gradient(raw + raw, _GRADIENT_SCALE)
     half, finite = _half_gap(be, a, b, low)
-    gap = half * (low + low)  # not 2.0 * low: XLA would fold half * 2.0 into an overflow
+    gap = half * twice
     near = xp.where(right, _array(be, a, low) - gap, _array(be, b, low) + gap)
     if finite is True:
         return near

@@ -5,9 +5,6 @@ smooth modules (a learnable width, SAU's learnable slope and width) need nothing
 special: DDP averages their gradients, FSDP2 shards them like any parameter.
 """
 
-import os
-import socket
-
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -32,8 +29,9 @@ def model() -> torch.nn.Module:
 
 
 def train(rank: int, port: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    # the parent's store (below) already listens on the port: nothing can take it
+    store = dist.TCPStore("127.0.0.1", port, 2, is_master=False)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=2)
     torch.manual_seed(rank)  # each rank its own batch
     x = torch.randn(64, 4)
     y = x.sum(dim=1, keepdim=True).relu()
@@ -67,7 +65,7 @@ def train(rank: int, port: int) -> None:
 
 
 if __name__ == "__main__":
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(train, args=(port,), nprocs=2)
+    # a rendezvous store on a port the system picks, held until the ranks are done
+    # (picking a free port and binding it later races with other programs)
+    store = dist.TCPStore("127.0.0.1", 0, 2, is_master=True, wait_for_workers=False)
+    mp.spawn(train, args=(store.port,), nprocs=2)

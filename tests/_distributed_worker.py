@@ -204,6 +204,18 @@ def _all_checks(checks: Checks, rank: int) -> None:
             "norm(ord=2, straight_through=True)": lambda x: mol.norm(
                 x, axis=1, width=0.3, straight_through=True
             ),
+            "min(straight_through=True)": lambda x: mol.min(
+                x, axis=1, width=0.3, straight_through=True
+            ),
+            "logmeanexp(straight_through=True)": lambda x: mol.logmeanexp(
+                x, axis=1, width=0.3, straight_through=True
+            ),
+            "argmax(index=True, straight_through=True)": lambda x: mol.argmax(
+                x, axis=1, width=0.3, index=True, straight_through=True
+            ),
+            "softmax(straight_through=True)": lambda x: mol.softmax(
+                x, axis=1, width=0.3, straight_through=True
+            ),
             **{
                 f"norm(ord={o})": lambda x, o=o: mol.norm(x, ord=o, axis=1, width=0.3)
                 for o in (0, 1, 2, float("inf"))
@@ -246,15 +258,31 @@ def _all_checks(checks: Checks, rank: int) -> None:
             close(got, want.detach())
             close(torch.autograd.grad(got.sum(), x)[0], torch.autograd.grad(want.sum(), x0)[0])
             assert got.placements == (layout[0] if label == "relu" else Shard(0),), label
-        # along the sharded axis: refused (traced, its gradient came out wrong)
-        torch._dynamo.reset()
-        x = distribute_tensor(small, mesh, [Shard(0)]).requires_grad_()
-        try:
-            torch.compile(lambda v: mol.logsumexp(v, axis=0, width=0.3), fullgraph=True)(x)
-        except Exception as e:
-            assert "not supported inside torch.compile" in str(e), str(e)[-2000:]
-        else:
-            raise AssertionError("compiled along the sharded axis")
+        # along the sharded axis: the shards' partials combined inside the compiled graph
+        along: dict[str, Callable[[Any], Any]] = {
+            "logsumexp": lambda v: mol.logsumexp(v, axis=0, width=0.3),
+            "logmeanexp": lambda v: mol.logmeanexp(v, axis=0, width=0.3),
+            "max(method='softmax')": lambda v: mol.max(v, axis=0, width=0.3, method="softmax"),
+            "min(straight_through=True)": lambda v: mol.min(
+                v, axis=0, width=0.3, straight_through=True
+            ),
+            "norm": lambda v: mol.norm(v, axis=0, width=0.3),
+            "softmax": lambda v: mol.softmax(v, axis=0, width=0.3),
+            "argmax(index=True)": lambda v: mol.argmax(v, axis=0, width=0.3, index=True),
+            "all": lambda v: mol.all(torch.sigmoid(v), axis=0),
+        }
+        for label, f in along.items():
+            torch._dynamo.reset()
+            x = distribute_tensor(small, mesh, [Shard(0)]).requires_grad_()
+            x0 = small.clone().requires_grad_()
+            got, want = torch.compile(f, fullgraph=True)(x), f(x0)
+            close(got, want.detach())
+            weights = torch.linspace(-1.0, 2.0, want.numel(), dtype=want.dtype)
+            weights = weights.reshape(want.shape)
+            v = distribute_tensor(weights, mesh, got.placements)
+            grad = torch.autograd.grad((got * v).sum(), x)[0]
+            close(grad, torch.autograd.grad((want * weights).sum(), x0)[0])
+            assert grad.placements == (Shard(0),), (label, grad.placements)
 
     checks.run("torch.compile of DTensor ops", compiled)
 

@@ -50,6 +50,16 @@ def _quiet():
 IDS = [f"{name}-{dtype}" for name, _, _, dtype in CASES]
 
 
+def to_float64(a):
+    if isinstance(a, torch.Tensor):
+        return a.detach().to(torch.float64).numpy()
+    return np.asarray(a).astype(np.float64)
+
+
+def dtype_of(a):
+    return str(a.dtype).removeprefix("torch.")
+
+
 def bits(a):
     """The bit patterns, the sign of zero included; every NaN as one pattern (a NaN's
     payload is not a value, and arithmetic on it is free to change it)."""
@@ -166,6 +176,49 @@ def test_straight_through_gradients_are_the_smooth_ones():
     (hard_grad,) = torch.autograd.grad(mol.norm(x, width=0.3, straight_through=True), x)
     (smooth_grad,) = torch.autograd.grad(mol.norm(x, width=0.3), x)
     torch.testing.assert_close(hard_grad, smooth_grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("framework", "xp", "make", "dtype"), CASES, ids=IDS)
+def test_one_hot_and_index_forward_ties_shared_and_nan_as_nan(framework, xp, make, dtype):
+    """The hard one-hot shares ties; ``argmax(index=True)`` forwards its expected index
+    (the mean position of the maxima); a slice with a NaN forwards NaN (was zeros and
+    index 0: a silent answer)."""
+    nan, inf = float("nan"), float("inf")
+    x = make([[1.0, 3.0, 3.0, 0.0], [5.0, 1.0, 2.0, nan], [-inf] * 4, [1.0, 2.0, inf, inf]],
+             dtype)  # fmt: skip
+    one_hot = np.array([[0, 0.5, 0.5, 0], [nan] * 4, [0.25] * 4, [0, 0, 0.5, 0.5]])
+    got = mol.softmax(x, width=0.3, straight_through=True)
+    np.testing.assert_array_equal(to_float64(got), one_hot, err_msg=framework)
+    index = mol.argmax(x, width=0.3, index=True, straight_through=True)
+    np.testing.assert_array_equal(to_float64(index), [1.5, nan, 1.5, 2.5], err_msg=framework)
+    assert dtype_of(index) == dtype_of(x)
+    low = mol.argmin(-x, width=0.3, index=True, straight_through=True)
+    np.testing.assert_array_equal(to_float64(low), [1.5, nan, 1.5, 2.5], err_msg=framework)
+
+
+def test_reduction_straight_through_gradients_are_the_smooth_ones():
+    """One node forwards the hard value and backpropagates the smooth reduction's
+    gradient (min, logmeanexp, argmax(index=True) among them), bit for bit."""
+    x = torch.tensor([[-1.0, 0.2, 3.0, 0.1], [2.0, 2.0, -0.5, 1.0]], dtype=torch.float64)
+    ops = {
+        "min": lambda v, st: mol.min(v, width=0.3, straight_through=st),
+        "min softmax": lambda v, st: mol.min(v, width=0.3, method="softmax", straight_through=st),
+        "logmeanexp": lambda v, st: mol.logmeanexp(v, width=0.3, straight_through=st),
+        "argmax index": lambda v, st: mol.argmax(v, width=0.3, index=True, straight_through=st),
+        "argmin index": lambda v, st: mol.argmin(v, width=0.3, index=True, straight_through=st),
+    }
+    weights = torch.tensor([1.0, -0.5], dtype=torch.float64)
+    for name, op in ops.items():
+        grads = []
+        for st in (True, False):
+            v = x.clone().requires_grad_()
+            (g,) = torch.autograd.grad((op(v, st) * weights).sum(), v)
+            grads.append(g)
+        torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0, msg=name)
+        hard = jax.grad(lambda v, op=op: (op(v, True) * jnp.asarray([1.0, -0.5])).sum())
+        smooth = jax.grad(lambda v, op=op: (op(v, False) * jnp.asarray([1.0, -0.5])).sum())
+        np.testing.assert_allclose(hard(jnp.asarray(x.numpy())), smooth(jnp.asarray(x.numpy())),
+                                   rtol=1e-15, atol=0, err_msg=name)  # fmt: skip
 
 
 def test_sau_and_hardened_modules_forward_the_hard_op_bit_for_bit():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -99,6 +100,12 @@ def _width(width: Any, tol: Any, n: int, gap_per_width: float, method: str = "lo
 
 def _hard_max(be: Backend, x: Array, axes: tuple[int, ...], dtype: Any) -> Array:
     return be.xp.max(_dispatch.caller_dtype(be, x, dtype), axis=axes, keepdims=True)
+
+
+HardOf = Callable[[Backend, Array, tuple[int, ...], Any], Array]
+"""``hard_of(be, x, axes, dtype)``: the straight-through value of a max-family reduction
+(kept dimensions, the caller's dtype), handed to the reduction's one node so that the
+smooth value is never computed: :func:`_hard_max`, or :func:`min`'s ``-min(x)``."""
 
 
 def _check_method(method: str, allowed: tuple[str, ...] = _METHODS) -> None:
@@ -222,6 +229,24 @@ def logsumexp(
     if b is not None:
         return _weighted_logsumexp(x, b, axis, width, tol, keepdims, where, return_sign,
                                    standardize, straight_through, axis_name)  # fmt: skip
+    hard_of = _hard_max if straight_through else None
+    return _logsumexp(x, axis, width, tol, keepdims, where, return_sign, standardize,
+                      axis_name, hard_of)  # fmt: skip
+
+
+def _logsumexp(
+    x: Array,
+    axis: Any,
+    width: Any,
+    tol: Any,
+    keepdims: Any,
+    where: Any,
+    return_sign: bool,
+    standardize: Any,
+    axis_name: Any,
+    hard_of: HardOf | None,
+) -> Array | tuple[Array, Array]:
+    """:func:`logsumexp` without ``b``; straight-through where ``hard_of`` is given."""
     be, x_c, dtype, axes = _prepare(x, axis, where, axis_name)
     n = _reduced_size(x_c, axes) * be.shard_count()
     # log n only for tol: a traced size (torch.compile, dynamic=True) is not specialized
@@ -233,7 +258,7 @@ def logsumexp(
         value = _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
         return (value, xp.zeros_like(value)) if return_sign else value  # the sign of 0
     w = _standardized(be, w, x_c, axes, standardize, tol)
-    hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
+    hard = None if hard_of is None else hard_of(be, x_c, axes, dtype)
     out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), x_c, axes, hard)
     value = _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
     if not return_sign:
@@ -490,16 +515,16 @@ def logmeanexp(
         out = xp.sum(x_c, axis=axes, keepdims=True) + be.const(math.nan, x_c)
         return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
     w = _standardized(be, w, x_c, axes, standardize, tol)
-    if where is None:  # n per slice: the form without cancellation
-        out = _dispatch.evaluate_reduction(be, lse.logmeanexp(w, n), x_c, axes)
-    else:
-        out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), x_c, axes)
-        # the count per slice needs the mask at x's shape: a mask of shape (n, 1) or (k,)
-        # broadcast over the reduced axes would otherwise be counted once, not k times
-        kept = xp.astype(_mask(be, where, x_c), x_c.dtype) + xp.zeros_like(x_c)
-        with be.quiet():
-            out = out - w * xp.log(xp.sum(kept, axis=axes, keepdims=True))
     hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
+    if where is None:  # n per slice: the form without cancellation
+        out = _dispatch.evaluate_reduction(be, lse.logmeanexp(w, n), x_c, axes, hard)
+        return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
+    out = _dispatch.evaluate_reduction(be, lse.logsumexp(w), x_c, axes)
+    # the count per slice needs the mask at x's shape: a mask of shape (n, 1) or (k,)
+    # broadcast over the reduced axes would otherwise be counted once, not k times
+    kept = xp.astype(_mask(be, where, x_c), x_c.dtype) + xp.zeros_like(x_c)
+    with be.quiet():
+        out = out - w * xp.log(xp.sum(kept, axis=axes, keepdims=True))
     return _dispatch.reduction_finish(be, out, axes, keepdims, dtype, hard)
 
 
@@ -563,14 +588,30 @@ def max(
     """
     _check_method(method)
     straight_through = flag(straight_through, "straight_through")
+    hard_of = _hard_max if straight_through else None
+    return _max(x, axis, width, tol, method, keepdims, where, standardize, axis_name, hard_of)
+
+
+def _max(
+    x: Array,
+    axis: Any,
+    width: Any,
+    tol: Any,
+    method: str,
+    keepdims: Any,
+    where: Any,
+    standardize: Any,
+    axis_name: Any,
+    hard_of: HardOf | None,
+) -> Array:
+    """:func:`max` (``method`` checked); straight-through where ``hard_of`` is given."""
     if method == "logsumexp":
-        return logsumexp(x, axis=axis, width=width, tol=tol, keepdims=keepdims, where=where,
-                         standardize=standardize, straight_through=straight_through,
-                         axis_name=axis_name)  # fmt: skip
+        out = _logsumexp(x, axis, width, tol, keepdims, where, False, standardize, axis_name,
+                         hard_of)  # fmt: skip
+        return out
     if method in _SPARSE:
         _unsharded(axis_name, f"method={method!r}", _SORTS)
-        return _sparse_max(x, axis, width, tol, method, keepdims, where, standardize,
-                           straight_through)  # fmt: skip
+        return _sparse_max(x, axis, width, tol, method, keepdims, where, standardize, hard_of)
     # masked-out entries weigh nothing: -inf in a softmax, 0 in a p-norm of x >= 0
     be, x_c, dtype, axes = _prepare(x, axis, where if method == "softmax" else None, axis_name)
     if where is not None and method == "power":
@@ -578,7 +619,7 @@ def max(
     n = _reduced_size(x_c, axes) * be.shard_count()
     if n == 0:
         raise ValueError("max of an empty axis is undefined")
-    hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
+    hard = None if hard_of is None else hard_of(be, x_c, axes, dtype)
     with be.quiet():
         if method == "softmax":
             gap = lse.boltzmann_gap(n) if tol is not None else 0.0  # n traced: not read
@@ -605,7 +646,7 @@ def _sparse_max(
     keepdims: Any,
     where: Any,
     standardize: Any,
-    straight_through: bool,
+    hard_of: HardOf | None,
 ) -> Array:
     """``max(method="sparsemax" | "entmax15")``: ``w max_Omega(x / w)``, one reduction
     node (the torch node saves ``x``), gradient the sparse probabilities."""
@@ -617,7 +658,7 @@ def _sparse_max(
         out = be.xp.sum(x_c, axis=axes, keepdims=True) + be.const(-math.inf, x_c)
         return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
     w = _standardized(be, w, x_c, axes, standardize, tol)
-    hard = _hard_max(be, x_c, axes, dtype) if straight_through else None
+    hard = None if hard_of is None else hard_of(be, x_c, axes, dtype)
     out = _dispatch.evaluate_reduction(be, sparse.smooth_max(w, method), x_c, axes, hard)
     return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
 
@@ -664,13 +705,18 @@ def min(
     if where is not None:
         x_c = be.xp.where(_mask(be, where, x_c), x_c, be.const(math.inf, x_c))
     straight_through = flag(straight_through, "straight_through")
-    out = max(-x_c, axis=axis, width=width, tol=tol, method=method, keepdims=keepdims,
-              standardize=standardize, axis_name=axis_name)  # fmt: skip
-    hard = None
-    if straight_through:  # the framework's own min (-max(-x) differs on signed zeros)
-        axes = _dispatch.axes_of(axis, x_c.ndim)
-        hard = be.xp.min(_dispatch.caller_dtype(be, x_c, dtype), axis=axes, keepdims=keepdims)
-    return _dispatch.finish(be, -out, dtype, hard)
+    hard_of = None
+    if straight_through:
+
+        def hard_of(be_: Backend, _: Array, axes: tuple[int, ...], dtype_: Any) -> Array:
+            # the framework's own min (-max(-x) differs on signed zeros), negated for
+            # the max of -x: negation is exact, so the result is min(x) bit for bit;
+            # computed in the max's one node (no smooth value, no collective of its own)
+            minimum = be.xp.min(_dispatch.caller_dtype(be, x_c, dtype), axis=axes, keepdims=True)
+            return -minimum
+
+    out = _max(-x_c, axis, width, tol, method, keepdims, None, standardize, axis_name, hard_of)
+    return _dispatch.finish(be, -out, dtype)
 
 
 _ARGMAX = _reduction_op("argmax", "SmoothArgmax")
@@ -714,8 +760,9 @@ def argmax(
     array([0.  , 0.75, 0.25])
     """
     index = flag(index, "index")
-    if index and method == "softmax" and not flag(straight_through, "straight_through"):
-        return _expected_index(x, axis, width, where, standardize, axis_name)
+    straight_through = flag(straight_through, "straight_through")
+    if index and method == "softmax":
+        return _expected_index(x, axis, width, where, standardize, axis_name, straight_through)
     p = softmax(x, axis=axis, width=width, method=method, where=where, standardize=standardize,
                 straight_through=straight_through, axis_name=axis_name)  # fmt: skip
     if not index:
@@ -737,16 +784,29 @@ def _index_axis(axis: Any, x: Array) -> int:
 
 
 def _expected_index(
-    x: Any, axis: Any, width: Any, where: Any, standardize: Any, axis_name: Any
+    x: Any,
+    axis: Any,
+    width: Any,
+    where: Any,
+    standardize: Any,
+    axis_name: Any,
+    straight_through: bool,
 ) -> Array:
     """``argmax(index=True)`` by the softmax: ``sum_i i softmax(x / w)_i``, one reduction
-    (along a sharded axis one collective for the max and one for the sums)."""
+    (along a sharded axis one collective for the max and one for the sums).
+
+    Straight-through forwards the mean position of the maxima (the hard one-hot's
+    expected index, ties sharing the mass) through the same node: the smooth value is
+    not computed."""
     be, x_c, dtype, _ = _prepare(x, None, where, axis_name)
     axes = (_index_axis(axis, x_c),)
     w, _ = width_or_tol(width, None)
     w = _dispatch.width_like(be, w, x_c, axes)
     w = _standardized(be, w, x_c, axes, standardize)
-    out = _dispatch.evaluate_reduction(be, lse.expected_index(w), x_c, axes)
+    hard = None
+    if straight_through:  # in the caller's dtype, as the one-hot's
+        hard = lse.hard_index(be, _dispatch.caller_dtype(be, x_c, dtype), axes[0])
+    out = _dispatch.evaluate_reduction(be, lse.expected_index(w), x_c, axes, hard)
     return _dispatch.reduction_finish(be, out, axes, False, dtype)
 
 

@@ -675,6 +675,12 @@ class _Sharded(Backend):
 
     def sums(self, arrays: tuple[Tensor, ...], axes: tuple[int, ...]) -> tuple[Tensor, ...]:
         xp = self.xp
+        if torch.compiler.is_compiling():
+            # one all-reduce each: inductor (torch 2.13) fused a later local sum equal to a
+            # row of the stack into the stack's buffer, which its in-place all-reduce had
+            # already summed, and all-reduced it again (a gradient half the true one)
+            groups = xp.groups(axes)
+            return tuple(_AllReduceSum.apply(xp._xp.sum(a, axes, True), groups) for a in arrays)
         partial = torch.stack(torch.broadcast_tensors(*(xp._xp.sum(a, axes, True) for a in arrays)))
         return tuple(_AllReduceSum.apply(partial, xp.groups(axes)).unbind(0))
 
@@ -685,19 +691,6 @@ class _Sharded(Backend):
     def positions(self, x: Tensor, axis: int) -> Tensor:
         start = self.xp.offsets.get(axis, 0)
         return super().positions(x, axis) + float(start)
-
-
-def _not_compiled(reduced: dict[int, Any]) -> None:
-    """Refuse a reduction along a DTensor's sharded axis inside ``torch.compile``:
-    traced there, its combined partial sums came out with wrong gradients (a compiled
-    elementwise op, or a reduction along an unsharded axis, is right), and without
-    ``fullgraph`` DTensor refused the compiled graph's ``as_strided``."""
-    if reduced and torch.compiler.is_compiling():
-        raise NotImplementedError(
-            "a mollifier reduction along a sharded axis of a DTensor is not supported "
-            "inside torch.compile yet (its gradient came out wrong); reduce an unsharded "
-            "axis there, or call it outside the compiled function"
-        )
 
 
 def _sharded_reduction(
@@ -743,7 +736,6 @@ def _sharded_reduction(
             width = whole.redistribute(mesh, replicate).to_local(grad_placements=grads)
         local_width = width
     reduced = {a: g for a, g in sharded.items() if a in axes}
-    _not_compiled(reduced)
     local_be = be
     if reduced:
         from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
@@ -756,9 +748,8 @@ def _sharded_reduction(
     shape = tuple(1 if a in axes else n for a, n in enumerate(x.shape))
     out_placements = [dt.Replicate() if p.is_shard() and p.dim in axes else p for p in placements]
     if hard is not None:  # the hard value laid out as the result (its own collective)
-        hard = dt.DTensor.to_local(
-            be.adopt(hard, x).redistribute(mesh, out_placements), grad_placements=None
-        )
+        # the bound method: torch.compile cannot trace DTensor.to_local(...) unbound
+        hard = be.adopt(hard, x).redistribute(mesh, out_placements).to_local()
     out = node.apply(x.to_local(), local_width, axes, local, local_be, hard)
     if formula.output_is_weights:
         whole = dt.DTensor.from_local(out, mesh, placements, shape=x.shape, stride=x.stride())
@@ -1183,7 +1174,6 @@ def product(be: Backend, x: Any, axes: tuple[int, ...]) -> Tensor:
     mesh, placements = x.device_mesh, x.placements
     groups = tuple(mesh.get_group(i) for i, p in enumerate(placements)
                    if p.is_shard() and p.dim in axes)  # fmt: skip
-    _not_compiled(dict(enumerate(groups)))
     local = be.xp.prod(x.to_local(), axis=axes, keepdims=True)
     if groups:
         local = _AllReduceProduct.apply(local, groups)

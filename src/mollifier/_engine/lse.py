@@ -164,11 +164,26 @@ def softmax(width: Any) -> Reduction:
 
 
 def hard_one_hot(be: Backend, x: Array, axes: tuple[int, ...]) -> Array:
-    """The one-hot of the max over ``axes``; ties share the mass equally."""
+    """The one-hot of the max over ``axes``; ties share the mass equally; NaN where the
+    slice has a NaN (NaN in, NaN out: no entry equals a NaN max, and 0 would be a silent
+    answer)."""
     xp = be.xp
-    hits = xp.astype(x == xp.max(x, axis=axes, keepdims=True), x.dtype)
+    m = xp.max(x, axis=axes, keepdims=True)
+    hits = xp.astype(x == m, x.dtype)
     count = xp.sum(hits, axis=axes, keepdims=True)
-    return hits / xp.where(count > 0, count, be.const(1.0, count))
+    return xp.where(xp.isnan(m), m, hits / xp.where(count > 0, count, be.const(1.0, count)))
+
+
+def hard_index(be: Backend, x: Array, axis: int) -> Array:
+    """The mean position of the maxima along ``axis`` (kept): :func:`hard_one_hot`'s
+    expected index, ``sum_i i onehot_i`` in that order (on one process bit for bit; a
+    sharded backend sums the ties and their positions in one collective); NaN where the
+    slice has a NaN."""
+    xp = be.xp
+    m = xp.max(x, axis=(axis,), keepdims=True)
+    hits = xp.astype(x == m, x.dtype)
+    index = be.means(hits, (be.positions(x, axis),), (axis,))[1][0]
+    return xp.where(xp.isnan(m), m, index)
 
 
 @memoize

@@ -216,6 +216,9 @@ def _all_checks(checks: Checks, rank: int) -> None:
             "softmax(straight_through=True)": lambda x: mol.softmax(
                 x, axis=1, width=0.3, straight_through=True
             ),
+            "log_softmax(straight_through=True)": lambda x: mol.log_softmax(
+                x, axis=1, width=0.3, straight_through=True
+            ),
             **{
                 f"norm(ord={o})": lambda x, o=o: mol.norm(x, ord=o, axis=1, width=0.3)
                 for o in (0, 1, 2, float("inf"))
@@ -268,6 +271,9 @@ def _all_checks(checks: Checks, rank: int) -> None:
             ),
             "norm": lambda v: mol.norm(v, axis=0, width=0.3),
             "softmax": lambda v: mol.softmax(v, axis=0, width=0.3),
+            "softmax(straight_through=True)": lambda v: mol.softmax(
+                v, axis=0, width=0.3, straight_through=True
+            ),
             "argmax(index=True)": lambda v: mol.argmax(v, axis=0, width=0.3, index=True),
             "all": lambda v: mol.all(torch.sigmoid(v), axis=0),
         }

@@ -16,6 +16,7 @@ import torch
 import mollifier as mol
 import mollifier.nn as mnn
 from mollifier._catalogue import CATALOGUE
+from test_fast_path import saved_for_backward
 
 VALUES = [-2.5, -1.0, -0.5, -0.0, 0.0, 0.3, 0.5, 1.0, 2.0, 2.5, 7.25, -7.25, 1e-310, -1e-310,
           3e38, -3e38, 1e300, float("inf"), -float("inf"), float("nan")]  # fmt: skip
@@ -219,6 +220,31 @@ def test_reduction_straight_through_gradients_are_the_smooth_ones():
         smooth = jax.grad(lambda v, op=op: (op(v, False) * jnp.asarray([1.0, -0.5])).sum())
         np.testing.assert_allclose(hard(jnp.asarray(x.numpy())), smooth(jnp.asarray(x.numpy())),
                                    rtol=1e-15, atol=0, err_msg=name)  # fmt: skip
+
+
+def test_weights_straight_through_recomputes_them_in_backward():
+    """``softmax``/``log_softmax`` straight-through: the node forwards the hard one-hot
+    (its log), saves the input and recomputes the weights with their cotangent in
+    backward; gradients in ``x`` and a tensor width are the smooth ones (to round-off:
+    torch's own softmax backward kernel sums in another order), -inf entries included."""
+    inf = float("inf")
+    x = torch.tensor([[-1.0, 0.2, 3.0, 0.1], [2.0, 2.0, -inf, 1.0]], dtype=torch.float64)
+    g = torch.tensor([[1.0, -2.0, 0.5, 3.0], [-1.0, 0.25, 2.0, 1.0]], dtype=torch.float64)
+    for name in ("softmax", "log_softmax"):
+        op = getattr(mol, name)
+        grads = []
+        for st in (True, False):
+            v = x.clone().requires_grad_()
+            w = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+            y = op(v, width=w, straight_through=st)  # -inf entries: log(0) of the one-hot
+            grads.append(torch.autograd.grad(y, (v, w), grad_outputs=g))
+            y = op(v, width=0.3, straight_through=st)
+            grads.append(torch.autograd.grad(y, v, grad_outputs=g))
+        for got, want in zip(grads[:2], grads[2:]):
+            torch.testing.assert_close(got, want, rtol=1e-14, atol=1e-15, msg=name)
+        v = x.clone().requires_grad_()
+        saved, _ = saved_for_backward(lambda: op(v, width=0.3, straight_through=True))
+        assert len(saved) == 1, (name, len(saved))  # the input alone
 
 
 def test_sau_and_hardened_modules_forward_the_hard_op_bit_for_bit():

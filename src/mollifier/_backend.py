@@ -64,12 +64,8 @@ class Backend:
         for a torch ``DTensor`` ``like``, a plain tensor becomes a DTensor replicated over
         ``like``'s mesh (its local data, no communication), so that constants and widths
         combine with sharded inputs; anything else is returned as is."""
-        if self.name != "torch" or type(like) in (self.xp._torch.Tensor, self.xp._parameter):
-            return value
-        dtensor = sys.modules.get("torch.distributed.tensor")
-        if dtensor is None or not isinstance(like, dtensor.DTensor):
-            return value
-        if isinstance(value, dtensor.DTensor):
+        dtensor = self._dtensor_module(like)
+        if dtensor is None or isinstance(value, dtensor.DTensor):
             return value
         mesh = like.device_mesh
         replicate = [dtensor.Replicate()] * mesh.ndim
@@ -96,7 +92,23 @@ class Backend:
 
             local = tuple(self.xp._xp.sum(a, axis=axes, keepdims=True) for a in arrays)
             return tuple(jax.lax.psum(local, self.axis_name))
+        dtensor = self._dtensor_module(arrays[0]) if len(arrays) > 1 else None
+        if dtensor is not None:  # stacked: the pending sums resolved in one all-reduce
+            xp = self.xp
+            stacked = xp._torch.stack(xp._torch.broadcast_tensors(*arrays))
+            total = xp.sum(stacked, axis=tuple(a + 1 for a in axes), keepdims=True)
+            placements = [dtensor.Replicate() if p.is_partial() else p for p in total.placements]
+            total = total.redistribute(total.device_mesh, placements)
+            return tuple(total[i] for i in range(len(arrays)))
         return tuple(self.xp.sum(a, axis=axes, keepdims=True) for a in arrays)
+
+    def _dtensor_module(self, x: Array) -> Any:
+        """``torch.distributed.tensor`` where ``x`` is a torch DTensor, else ``None``
+        (without importing torch.distributed for plain tensors)."""
+        if self.name != "torch" or type(x) in (self.xp._torch.Tensor, self.xp._parameter):
+            return None
+        dtensor = sys.modules.get("torch.distributed.tensor")
+        return dtensor if dtensor is not None and isinstance(x, dtensor.DTensor) else None
 
     def means(
         self, e: Array, ys: tuple[Array, ...], axes: tuple[int, ...]

@@ -162,16 +162,15 @@ def evaluate_reduction(
     """A reduction over ``axes`` (kept) through the framework's adapter where there is
     one; an array width (maybe learnable) too, differentiated by its closed-form slope.
 
-    ``hard`` (straight-through; kept dimensions, the caller's dtype; not for an
-    ``output_is_weights`` reduction, whose derivative needs its own output): the value
-    is ``hard`` (in ``x``'s dtype, exactly) and the derivative the formula's, in one
-    node that never computes the smooth value (no work, and no collective, for a
-    result that straight-through throws away)."""
+    ``hard`` (straight-through; kept dimensions for a value, ``x``'s shape for weights;
+    the caller's dtype): the value is ``hard`` (in ``x``'s dtype, exactly) and the
+    derivative the formula's, in one node that never computes the smooth value (no
+    work, and no collective, for a result that straight-through throws away; weights
+    are recomputed from ``x`` in backward, with their cotangent)."""
     adapter = _adapter(be, formula.width)
     if adapter is None and not isinstance(formula.width, float):
         adapter = _framework_adapter(be)
     if hard is not None:
-        assert not formula.output_is_weights, "straight-through needs the smooth output"
         hard = be.stop_gradient(hard)  # no graph: the node's derivative is the formula's
         hard = be.xp.astype(hard, x.dtype) if hard.dtype != x.dtype else hard
     with be.quiet():

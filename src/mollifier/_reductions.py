@@ -98,8 +98,14 @@ def _width(width: Any, tol: Any, n: int, gap_per_width: float, method: str = "lo
     return t / gap_per_width
 
 
+def _held(be: Backend, x: Array, dtype: Any) -> Array:
+    """``x`` in the caller's dtype without a graph: what a straight-through value is
+    computed from (it carries no derivative, and so saves nothing for backward)."""
+    return be.stop_gradient(_dispatch.caller_dtype(be, x, dtype))
+
+
 def _hard_max(be: Backend, x: Array, axes: tuple[int, ...], dtype: Any) -> Array:
-    return be.xp.max(_dispatch.caller_dtype(be, x, dtype), axis=axes, keepdims=True)
+    return be.xp.max(_held(be, x, dtype), axis=axes, keepdims=True)
 
 
 HardOf = Callable[[Backend, Array, tuple[int, ...], Any], Array]
@@ -363,7 +369,8 @@ def softmax(
     array (as ``jax.nn.softmax``). Distance to
     the one-hot of the argmax: ``||p - e||_1 <= 2 (n-1) e^{-gap/w} / (1 + (n-1) e^{-gap/w})``;
     no uniform bound (the target jumps). ``straight_through`` forwards the hard one-hot
-    (ties share the mass equally).
+    (ties share the mass equally; NaN for a slice with a NaN, as the smooth value) and
+    backpropagates the softmax's derivative, recomputed from ``x`` in backward.
 
     Examples
     --------
@@ -386,11 +393,11 @@ def softmax(
         return _dispatch.finish(be, x_c * 0.0, dtype)
     w = _standardized(be, w, x_c, axes, standardize)
     formula = lse.softmax(w) if method == "softmax" else sparse.argmax(w, method)
-    p = _dispatch.evaluate_reduction(be, formula, x_c, axes)
     hard = None
     if straight_through:
-        hard = lse.hard_one_hot(be, _dispatch.caller_dtype(be, x_c, dtype), axes)
-    return _dispatch.finish(be, p, dtype, hard)
+        hard = lse.hard_one_hot(be, _held(be, x_c, dtype), axes)
+    p = _dispatch.evaluate_reduction(be, formula, x_c, axes, hard)
+    return _dispatch.finish(be, p, dtype)
 
 
 _LOG_SOFTMAX = _reduction_op("log_softmax")
@@ -458,12 +465,12 @@ def log_softmax(
     if _reduced_size(x_c, axes) == 0:  # an empty array, as jax.nn
         return _dispatch.finish(be, x_c * 0.0, dtype)
     w = _standardized(be, w, x_c, axes, standardize)
-    y = _dispatch.evaluate_reduction(be, lse.log_softmax(w), x_c, axes)
     hard = None
     if straight_through:
         with be.quiet():
-            hard = be.xp.log(lse.hard_one_hot(be, _dispatch.caller_dtype(be, x_c, dtype), axes))
-    return _dispatch.finish(be, y, dtype, hard)
+            hard = be.xp.log(lse.hard_one_hot(be, _held(be, x_c, dtype), axes))
+    y = _dispatch.evaluate_reduction(be, lse.log_softmax(w), x_c, axes, hard)
+    return _dispatch.finish(be, y, dtype)
 
 
 _LOGMEANEXP = _reduction_op("logmeanexp")
@@ -712,7 +719,7 @@ def min(
             # the framework's own min (-max(-x) differs on signed zeros), negated for
             # the max of -x: negation is exact, so the result is min(x) bit for bit;
             # computed in the max's one node (no smooth value, no collective of its own)
-            minimum = be.xp.min(_dispatch.caller_dtype(be, x_c, dtype), axis=axes, keepdims=True)
+            minimum = be.xp.min(_held(be, x_c, dtype), axis=axes, keepdims=True)
             return -minimum
 
     out = _max(-x_c, axis, width, tol, method, keepdims, None, standardize, axis_name, hard_of)
@@ -749,7 +756,9 @@ def argmax(
     index : bool, default False
         Return :math:`\sum_i i\,p_i` (a number per slice, along an int ``axis``) instead
         of the one-hot; ``|E[i] - argmax| <= (n - 1)(1 - p_max)``. An empty axis raises
-        ``ValueError`` (as ``np.argmax``); the one-hot is then an empty array.
+        ``ValueError`` (as ``np.argmax``); the one-hot is then an empty array. With
+        ``straight_through`` it forwards the mean position of the maxima (the hard
+        one-hot's expected index) and backpropagates that of the softmax.
 
     Examples
     --------
@@ -805,7 +814,7 @@ def _expected_index(
     w = _standardized(be, w, x_c, axes, standardize)
     hard = None
     if straight_through:  # in the caller's dtype, as the one-hot's
-        hard = lse.hard_index(be, _dispatch.caller_dtype(be, x_c, dtype), axes[0])
+        hard = lse.hard_index(be, _held(be, x_c, dtype), axes[0])
     out = _dispatch.evaluate_reduction(be, lse.expected_index(w), x_c, axes, hard)
     return _dispatch.reduction_finish(be, out, axes, False, dtype)
 
@@ -993,7 +1002,7 @@ def norm(
         return _dispatch.reduction_finish(be, out, axes, keepdims, dtype)
     hard = None
     if straight_through:
-        hard = be.vector_norm(_dispatch.caller_dtype(be, x_c, dtype), ord, axes)
+        hard = be.vector_norm(_held(be, x_c, dtype), ord, axes)
     with be.quiet():
         if ord == 0:
             bump = _dispatch.evaluate(be, gates.bump(w, k), x_c)

@@ -552,12 +552,20 @@ class SmoothSoftmax(_RowNode):
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        _RowNode._setup(ctx, inputs, output)
+        # straight-through forwards the hard value: the input is saved instead, and
+        # backward recomputes the output with its cotangent (Reduction.input_cotangent)
+        ctx.from_input = inputs[5] is not None
+        _RowNode._setup(ctx, inputs, inputs[0] if ctx.from_input else output)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        p, width = ctx.saved_tensors
+        saved, width = ctx.saved_tensors
         formula = _formula_of(ctx, width)
+        if ctx.from_input:
+            p, cotangent = formula.input_cotangent(ctx.be, saved, grad, ctx.axes)
+            w_grad = _RowNode._width_grad(ctx, grad, p, formula)
+            return cotangent, w_grad, None, None, None, None
+        p = saved
         w_grad = _RowNode._width_grad(ctx, grad, p, formula)
         if formula.tangent_rule is not None:  # sparsemax, entmax, log-softmax
             cotangent = formula.output_cotangent(ctx.be, p, grad, ctx.axes)
@@ -748,8 +756,9 @@ def _sharded_reduction(
     shape = tuple(1 if a in axes else n for a, n in enumerate(x.shape))
     out_placements = [dt.Replicate() if p.is_shard() and p.dim in axes else p for p in placements]
     if hard is not None:  # the hard value laid out as the result (its own collective)
+        layout = placements if formula.output_is_weights else out_placements
         # the bound method: torch.compile cannot trace DTensor.to_local(...) unbound
-        hard = be.adopt(hard, x).redistribute(mesh, out_placements).to_local()
+        hard = be.adopt(hard, x).redistribute(mesh, layout).to_local()
     out = node.apply(x.to_local(), local_width, axes, local, local_be, hard)
     if formula.output_is_weights:
         whole = dt.DTensor.from_local(out, mesh, placements, shape=x.shape, stride=x.stride())

@@ -96,6 +96,12 @@ class Reduction:
     tangent_rule: Rule | None = None
     cotangent_rule: Rule | None = None
     width_slope_of_input: bool = False
+    input_cotangent_rule: Rule | None = None
+    """For an ``output_is_weights`` reduction: ``(be, x, g, axes, width) -> (y, J^T g)``,
+    its output and transposed Jacobian times ``g`` from the input in one pass (one
+    combine across shards), for straight-through, whose node forwards the hard value
+    and never computes ``y``; ``None``: ``y`` from the value rule, then
+    :meth:`output_cotangent`."""
     whole_slice: bool = False
     """Whether the value needs every entry of a slice at once (the sparse methods sort
     it): no per-shard partial results combine into it, so a DTensor's slice is gathered
@@ -123,6 +129,16 @@ class Reduction:
             # first overflowed to inf and met y = 0 as inf * 0 (no new residual either)
             return y * ((t - inner) / self.width)
         return self.tangent_rule(be, y, t, axes, self.width)
+
+    def input_cotangent(
+        self, be: Backend, x: Array, g: Array, axes: tuple[int, ...]
+    ) -> tuple[Array, Array]:
+        """``(y, J^T g)`` from the input ``x`` (see :attr:`input_cotangent_rule`)."""
+        if self.input_cotangent_rule is not None:
+            out: tuple[Array, Array] = self.input_cotangent_rule(be, x, g, axes, self.width)
+            return out
+        y = self.value(be, x, axes)
+        return y, self.output_cotangent(be, y, g, axes)
 
     def output_cotangent(self, be: Backend, y: Array, g: Array, axes: tuple[int, ...]) -> Array:
         """The transposed Jacobian times ``g``, from the output."""

@@ -156,10 +156,26 @@ def logmeanexp(width: Any, n: int) -> Reduction:
                      _EntropyLessLogCount(float(n)), width, output_is_weights=False)  # fmt: skip
 
 
+def softmax_input_cotangent(
+    be: Backend, x: Array, g: Array, axes: tuple[int, ...], w: Any
+) -> tuple[Array, Array]:
+    """``(p, p (g - sum p g) / w)`` from the input: for straight-through, which forwards
+    the hard one-hot and never computes ``p`` (a backend that combines shards sums
+    ``e`` and ``e g`` in one collective, after the one of the max)."""
+    _, e = exponents(be, x, axes, w)
+    p, (inner,) = be.means(e, (g,), axes)
+    return p, p * (g - inner) / w
+
+
 def softmax(width: Any) -> Reduction:
     """``softmax(x / w)``, which is its own weights."""
     return Reduction(
-        softmax_values, softmax_values, softmax_width_slope, width, output_is_weights=True
+        softmax_values,
+        softmax_values,
+        softmax_width_slope,
+        width,
+        output_is_weights=True,
+        input_cotangent_rule=softmax_input_cotangent,
     )
 
 
@@ -176,14 +192,14 @@ def hard_one_hot(be: Backend, x: Array, axes: tuple[int, ...]) -> Array:
 
 def hard_index(be: Backend, x: Array, axis: int) -> Array:
     """The mean position of the maxima along ``axis`` (kept): :func:`hard_one_hot`'s
-    expected index, ``sum_i i onehot_i`` in that order (on one process bit for bit; a
-    sharded backend sums the ties and their positions in one collective); NaN where the
-    slice has a NaN."""
+    expected index, ``sum_i i hits_i / count``; NaN where the slice has a NaN."""
     xp = be.xp
     m = xp.max(x, axis=(axis,), keepdims=True)
     hits = xp.astype(x == m, x.dtype)
-    index = be.means(hits, (be.positions(x, axis),), (axis,))[1][0]
-    return xp.where(xp.isnan(m), m, index)
+    # the count and the sum of positions together: exact integers, one division (a
+    # DTensor's, and a shard's, in one all-reduce); a count of 0 is a NaN slice
+    count, total = be.sums((hits, hits * be.positions(x, axis)), (axis,))
+    return xp.where(xp.isnan(m), m, total / xp.where(count > 0, count, be.const(1.0, count)))
 
 
 @memoize
@@ -302,14 +318,22 @@ def log_softmax_values(be: Backend, x: Array, axes: tuple[int, ...], w: Any) -> 
     exactly). ``-inf`` at ``-inf`` entries and for an all ``-inf`` slice; ``+inf``
     entries share the mass (``-log count``, the others ``-inf``); NaN with a NaN entry.
     """
+    return _log_softmax(be, x, axes, w, ())[0]
+
+
+def _log_softmax(
+    be: Backend, x: Array, axes: tuple[int, ...], w: Any, extra: tuple[Array, ...]
+) -> tuple[Array, tuple[Array, ...]]:
+    """:func:`log_softmax_values` and the sums of ``extra`` over ``axes``, combined
+    across shards with the log-softmax's own sums (one collective)."""
     xp = be.xp
     _, shift, beyond = shifts(be, x, axes)
     z = xp.clip((x - shift) - beyond, max=0.0) / w
     e = xp.exp(z)
-    total, rest = be.sums((e, e - xp.floor(e)), axes)  # one combine across shards
+    total, rest, *sums = be.sums((e, e - xp.floor(e), *extra), axes)  # one combine
     zero = be.const(0.0, total)
     count = xp.round(total - rest)
-    return z - xp.log1p(xp.where(total == 0, zero, (count - 1.0) + rest))
+    return z - xp.log1p(xp.where(total == 0, zero, (count - 1.0) + rest)), tuple(sums)
 
 
 def _finite_part(be: Backend, y: Array) -> tuple[Array, Array]:
@@ -331,6 +355,15 @@ def log_softmax_cotangent(be: Backend, y: Array, g: Array, axes: tuple[int, ...]
     return (g - p * be.xp.sum(g, axis=axes, keepdims=True)) / w
 
 
+def log_softmax_input_cotangent(
+    be: Backend, x: Array, g: Array, axes: tuple[int, ...], w: Any
+) -> tuple[Array, Array]:
+    """``(y, (g - p sum g) / w)`` from the input (straight-through; ``sum g`` in the
+    log-softmax's own collective)."""
+    y, (total,) = _log_softmax(be, x, axes, w, (g,))
+    return y, (g - be.xp.exp(y) * total) / w
+
+
 def log_softmax_width_slope(be: Backend, y: Array, axes: tuple[int, ...], w: Any) -> Array:
     """``d y / d w = -(y - sum p y) / w`` (the shift cancels); 0 at ``-inf`` entries,
     whose value stays ``-inf`` at every width."""
@@ -350,6 +383,7 @@ def log_softmax(width: Any) -> Reduction:
         output_is_weights=True,
         tangent_rule=log_softmax_tangent,
         cotangent_rule=log_softmax_cotangent,
+        input_cotangent_rule=log_softmax_input_cotangent,
     )
 
 

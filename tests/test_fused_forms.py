@@ -1,5 +1,5 @@
 """The torch adapter's fused kink forms (ReLU, abs, leaky ReLU, hinge, clip under the
-Gaussian and logistic kernels) against the generic formula they replace: the same values and
+Gaussian, logistic and Laplace kernels) against the generic formula they replace: the same values and
 slopes bit for bit over extreme inputs, every width and dtype."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _value_and_slope(op, x, **knobs):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("kernel", ["gaussian", "logistic"])
+@pytest.mark.parametrize("kernel", ["gaussian", "logistic", "laplace"])
 def test_fused_kinks_equal_the_generic_formula(monkeypatch, kernel, dtype):
     x = _extreme(dtype)
     for name, op in OPS.items():
@@ -68,7 +68,7 @@ def test_the_fused_kink_is_taken_and_saves_only_x():
     assert len(saved) == 1 and saved[0] is x
 
 
-@pytest.mark.parametrize("kernel", ["gaussian", "logistic"])
+@pytest.mark.parametrize("kernel", ["gaussian", "logistic", "laplace"])
 def test_fused_kinks_under_vmap_and_double_backward(kernel):
     x = torch.linspace(-40.0, 40.0, 9, dtype=torch.float64).reshape(3, 3)
     op = OPS["hinge"]

@@ -11,7 +11,7 @@ Gaussian step and sign the value and derivative are fused into the one or two na
 kernels they reduce to (keyed by the formula's shape and kernel class; the logistic step
 and sign save their output instead, like ``torch.sigmoid``). Every continuous
 piecewise-linear shape with its kinks apart (ReLU, abs, leaky ReLU, hinge, clip) has a
-fused kink form under the Gaussian and logistic kernels (:data:`KINKS`): the generic
+fused kink form under the Gaussian, logistic and Laplace kernels (:data:`KINKS`): the generic
 breakpoint form's operations in its order, bit for bit, less its ``where`` (unvectorized
 on the CPU) and with no subnormal result inside ``exp`` or ``erfc`` (scalar slow paths).
 
@@ -40,7 +40,7 @@ from .._backend import Backend, backend_of, is_functorch_wrapped, torch_ndtr
 from .._engine import lse
 from .._engine.formula import Combination, Formula, Reduction, Transform
 from .._engine.piecewise import _CLUSTER_SPAN, ABS, RELU, SIGN, STEP, Piecewise
-from .._kernels import _GAUSSIAN_TAIL_CLAMP, Gaussian, Logistic, _gaussian_far_tails
+from .._kernels import _GAUSSIAN_TAIL_CLAMP, Gaussian, Laplace, Logistic, _gaussian_far_tails
 from .._polynomials import horner
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -287,6 +287,13 @@ def _logistic_tail(s: Tensor) -> Tensor:
     return torch.logaddexp(s, torch.zeros((), dtype=s.dtype))
 
 
+def _laplace_tail(s: Tensor) -> Tensor:
+    # P_1(s) = P_0(s) = e^s / 2 for s <= 0, as the kernel's _tail (degrees 0 and 1);
+    # out of place while a graph is recorded (double backward: exp saves its output)
+    e = torch.exp(s)
+    return e * 0.5 if torch.is_grad_enabled() else e.mul_(0.5)
+
+
 def _linear(v: Tensor, a0: float, a1: float) -> Tensor | float:
     # a0 + a1 x; the constant alone where a1 = 0 (0 * inf would be NaN at x = ±inf)
     return a0 if a1 == 0.0 else torch.mul(v, a1).add_(a0)
@@ -317,6 +324,7 @@ class _Kink(NamedTuple):
 KINKS: dict[Any, _Kink] = {
     Gaussian: _Kink(_gaussian_tail, torch_ndtr),
     Logistic: _Kink(_logistic_tail, torch.sigmoid),
+    Laplace: _Kink(_laplace_tail, _laplace_tail),  # K(s) = P_1(s) on s <= 0
 }
 """Kernels with a fused form of every kink shape, keyed by the exact class."""
 

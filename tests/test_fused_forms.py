@@ -1,5 +1,5 @@
 """The torch adapter's fused kink forms (ReLU, abs, leaky ReLU, hinge, clip under the
-Gaussian, logistic and Laplace kernels) against the generic formula they replace: the same values and
+Gaussian, logistic, Laplace and compact polynomial kernels) against the generic formula they replace: the same values and
 slopes bit for bit over extreme inputs, every width and dtype."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import torch
 import mollifier as mol
 from mollifier._adapters import torch as adapter
 
+COMPACT = ["uniform", "epanechnikov", "biweight", "triweight"]
 CONCAVE = mol.Piecewise([1.0], [[0.0, 1.0], [1.0]])  # min(x, 1)
 FALLING = mol.Piecewise([0.0, 0.5], [[1.0], [1.0, -4.0], [-1.0]])
 OPS = {
@@ -42,7 +43,7 @@ def _value_and_slope(op, x, **knobs):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("kernel", ["gaussian", "logistic", "laplace"])
+@pytest.mark.parametrize("kernel", ["gaussian", "logistic", "laplace", *COMPACT])
 def test_fused_kinks_equal_the_generic_formula(monkeypatch, kernel, dtype):
     x = _extreme(dtype)
     for name, op in OPS.items():
@@ -68,7 +69,7 @@ def test_the_fused_kink_is_taken_and_saves_only_x():
     assert len(saved) == 1 and saved[0] is x
 
 
-@pytest.mark.parametrize("kernel", ["gaussian", "logistic", "laplace"])
+@pytest.mark.parametrize("kernel", ["gaussian", "logistic", "laplace", *COMPACT])
 def test_fused_kinks_under_vmap_and_double_backward(kernel):
     x = torch.linspace(-40.0, 40.0, 9, dtype=torch.float64).reshape(3, 3)
     op = OPS["hinge"]

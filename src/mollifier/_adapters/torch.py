@@ -11,9 +11,10 @@ Gaussian step and sign the value and derivative are fused into the one or two na
 kernels they reduce to (keyed by the formula's shape and kernel class; the logistic step
 and sign save their output instead, like ``torch.sigmoid``). Every continuous
 piecewise-linear shape with its kinks apart (ReLU, abs, leaky ReLU, hinge, clip) has a
-fused kink form under the Gaussian, logistic and Laplace kernels (:data:`KINKS`): the generic
-breakpoint form's operations in its order, bit for bit, less its ``where`` (unvectorized
-on the CPU) and with no subnormal result inside ``exp`` or ``erfc`` (scalar slow paths).
+fused kink form under the Gaussian, logistic, Laplace and compact polynomial kernels
+(:data:`KINKS`): the generic breakpoint form's operations in its order, bit for bit,
+less its ``where`` (unvectorized on the CPU) and with no subnormal result inside ``exp``
+or ``erfc`` (scalar slow paths).
 
 In eager mode on the CPU, formulas of several operations are evaluated in cache-sized
 blocks (:func:`_in_blocks`): a poor man's fusion that makes them 3-5x faster on large
@@ -40,7 +41,14 @@ from .._backend import Backend, backend_of, is_functorch_wrapped, torch_ndtr
 from .._engine import lse
 from .._engine.formula import Combination, Formula, Reduction, Transform
 from .._engine.piecewise import _CLUSTER_SPAN, ABS, RELU, SIGN, STEP, Piecewise
-from .._kernels import _GAUSSIAN_TAIL_CLAMP, Gaussian, Laplace, Logistic, _gaussian_far_tails
+from .._kernels import (
+    _GAUSSIAN_TAIL_CLAMP,
+    Gaussian,
+    Laplace,
+    Logistic,
+    PolynomialKernel,
+    _gaussian_far_tails,
+)
 from .._polynomials import horner
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -315,16 +323,30 @@ def _smaller(a: Tensor | float, b: Tensor | float) -> Tensor:
 
 class _Kink(NamedTuple):
     """A kernel's parts of the fused kink form (see :meth:`Piecewise.kink`): its tail
-    ``P_1(s)`` for ``s <= 0`` and its CDF ``K(t)``."""
+    ``P_1(s)`` and its CDF ``K(s)``, both for ``s <= 0``, as functions of the kernel
+    instance and ``s``."""
 
-    tail: Callable[[Tensor], Tensor]
-    cdf: Callable[[Tensor], Tensor]
+    tail: Callable[[Any, Tensor], Tensor]
+    cdf: Callable[[Any, Tensor], Tensor]
+
+
+def _polynomial(degree: int) -> Callable[[Any, Tensor], Tensor]:
+    """A compact polynomial kernel's ``P_degree(s)`` for ``s <= 0``, as its ``_tail``:
+    Horner in ``v = max(s + 1, 0)`` (NaN stays NaN), no ``where``."""
+
+    def tail(kernel: Any, s: Tensor) -> Tensor:
+        v = torch.clamp(torch.add(s, 1.0), min=0.0)
+        out: Tensor = horner(kernel._tail_coefficients[degree], v)
+        return out
+
+    return tail
 
 
 KINKS: dict[Any, _Kink] = {
-    Gaussian: _Kink(_gaussian_tail, torch_ndtr),
-    Logistic: _Kink(_logistic_tail, torch.sigmoid),
-    Laplace: _Kink(_laplace_tail, _laplace_tail),  # K(s) = P_1(s) on s <= 0
+    Gaussian: _Kink(lambda _, s: _gaussian_tail(s), lambda _, s: torch_ndtr(s)),
+    Logistic: _Kink(lambda _, s: _logistic_tail(s), lambda _, s: torch.sigmoid(s)),
+    Laplace: _Kink(lambda _, s: _laplace_tail(s), lambda _, s: _laplace_tail(s)),  # K = P_1
+    PolynomialKernel: _Kink(_polynomial(1), _polynomial(0)),
 }
 """Kernels with a fused form of every kink shape, keyed by the exact class."""
 
@@ -344,7 +366,7 @@ def _hard_kinks(shape: Piecewise) -> Callable[[Tensor], Tensor] | None:
     return None
 
 
-def _kinks_fused(shape: Piecewise, parts: _Kink) -> Fused | None:
+def _kinks_fused(shape: Piecewise, parts: _Kink, kernel: Any) -> Fused | None:
     """``f(x) + sum_i b_i w P_1(-|x - c_i| / w)`` with slope ``a_1 + sum_i b_i K((x -
     c_i) / w)`` (:meth:`Piecewise.kinks`), in blocks, with the generic formula's
     operations in its order (the same values bit for bit) less its ``where``: about a
@@ -361,7 +383,7 @@ def _kinks_fused(shape: Piecewise, parts: _Kink) -> Fused | None:
             out = hard(v)
             for c, b in terms:
                 t = torch.sub(v, c).div_(w)  # (x - c) / w, as the generic's scaled()
-                out = out.add_(parts.tail(t.abs_().neg_()).mul_(b * w))
+                out = out.add_(parts.tail(kernel, t.abs_().neg_()).mul_(b * w))
             # within f's range, as the generic's _within_range (clip within its bounds);
             # functorch has no batching rule for clamp_ (a warning, an error in the tests)
             if bounds is None:
@@ -383,7 +405,9 @@ def _kinks_fused(shape: Piecewise, parts: _Kink) -> Fused | None:
                 right = t >= 0
                 sides.append(right.to(v.dtype))  # 1 right of c_i
                 # -|t| with the derivative -1 at t = 0 (abs has 0), as generic
-                ks.append(parts.cdf(torch.where(right, -t, t) if recorded else t.abs_().neg_()))
+                ks.append(
+                    parts.cdf(kernel, torch.where(right, -t, t) if recorded else t.abs_().neg_())
+                )
             # the hard slope: each piece's own slope times its 0/1 indicator (exact)
             indicators = [1.0 - sides[0]]
             indicators += [a - b for a, b in itertools.pairwise(sides)] + [sides[-1]]
@@ -417,7 +441,7 @@ def _fused(formula: Formula) -> Fused | None:
         points = key[0].breakpoints
         apart = len(points) == 1 or points[-1] - points[0] > _CLUSTER_SPAN * formula.width
         if parts is not None and apart:
-            fused = _kinks_fused(key[0], parts)  # the breakpoint form of convolve()
+            fused = _kinks_fused(key[0], parts, formula.kernel)  # convolve()'s breakpoint form
     return fused
 
 

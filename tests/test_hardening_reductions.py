@@ -284,6 +284,38 @@ def test_where_gradients_with_a_side_at_the_dtype_max_and_an_array_width(backend
         np.testing.assert_allclose(gw, want_w, rtol=rtol)
 
 
+def test_where_gradients_of_tiny_gaps_with_an_array_width_keep_their_digits():
+    """The gradient scaling of the array-width path applies near the dtype's max only:
+    applied everywhere it put a gradient of normal size through the subnormal range
+    (hostile review: float32 b = 1e-43, w = 1e-30 gave 0 for -4.1e-14; float64 b =
+    1e-320 was 27% off), equal now to the Python-float width's closed form."""
+    for dtype, b, w in ((torch.float32, 1e-43, 1e-30), (torch.float32, 1e-41, 1e-6),
+                        (torch.float64, 1e-320, 1e-10)):  # fmt: skip
+        grads = []
+        for width in (torch.tensor(w, dtype=dtype, requires_grad=True), w):
+            x = torch.tensor(0.0, dtype=dtype, requires_grad=True)
+            mol.where(x, 0.0, torch.tensor(b, dtype=dtype), width=width).backward()
+            grads.append(x.grad.item())
+        assert grads[1] != 0.0
+        np.testing.assert_allclose(grads[0], grads[1], rtol=2e-2)
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "logistic", "cauchy", "uniform", "biweight"])
+def test_where_gradient_of_a_side_at_the_max_beside_an_infinite_one(kernel):
+    """``(a - b) k / w`` with ``a`` at the dtype's max and ``b = inf`` is ``-inf``: the
+    closed form took ``a k/w - b k/w``, ``inf - inf`` once ``a k/w`` overflowed (NaN)."""
+    big = float(torch.finfo(torch.float32).max)
+    # a tensor width differentiates the value by autodiff: an infinite side sends inf
+    # through a compact kernel's polynomial, which makes NaN there (left open, #13 note)
+    widths = [1e-3] if kernel == "biweight" else [1e-3, torch.tensor(1e-3, requires_grad=True)]
+    for width in widths:
+        x = torch.tensor(0.0, requires_grad=True)
+        mol.where(x, torch.tensor(big), torch.tensor(INF), width=width, kernel=kernel).backward()
+        assert x.grad.item() == -INF, (kernel, type(width).__name__, x.grad)
+    g = jax.grad(lambda v: mol.where(v, big, INF, width=1e-3, kernel=kernel))(jnp.float32(0.0))
+    assert float(g) == -INF, (kernel, g)
+
+
 def test_two_input_ops_save_only_their_tensor_inputs():
     """No mask or difference saved: ``maximum`` keeps its inputs, as ``torch.maximum``."""
     from test_fast_path import saved_for_backward

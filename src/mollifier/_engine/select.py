@@ -24,8 +24,18 @@ from typing import Any
 from .._backend import Array, Backend
 from .formula import Combination, Formula
 
-_GRADIENT_SCALE = 2.0**-8
-_GRADIENT_SCALE_INV = 2.0**8
+
+def _gradient_scales(be: Backend, half: Any, like: Array) -> tuple[Any, Any]:
+    """``(2^-8, 2^8)`` where ``|half|`` is within ``2^-6`` of the dtype's max, ``(1, 1)``
+    elsewhere: the factors by which :func:`_where_value` carries the gradient through
+    the kernel (see there)."""
+    xp = be.xp
+    near_max = xp.finfo(like.dtype).max * 2.0**-6
+    if _number(half):
+        return (2.0**-8, 2.0**8) if abs(half) > near_max else (1.0, 1.0)
+    large = xp.abs(half) > near_max
+    one = be.const(1.0, half)
+    return xp.where(large, one * 2.0**-8, one), xp.where(large, one * 2.0**8, one)
 
 
 def _number(value: Any) -> bool:
@@ -72,6 +82,12 @@ def maximum(relu: Formula, sign: float = 1.0) -> Combination:
     return Combination(_maximum_value, _maximum_partials, relu, sign)
 
 
+def _gap(be: Backend, a: Any, b: Any, like: Array) -> Array:
+    """``a - b`` as an array like ``like``, 0 where ``a == b`` (no ``inf - inf``)."""
+    a, b = _array(be, a, like), _array(be, b, like)
+    return be.xp.where(a == b, be.const(0.0, like), a - b)
+
+
 def _weighted(be: Backend, value: Any, weight: Array) -> Array:
     """``value * weight``, 0 where the weight is 0 (double where: an infinite ``value``
     there puts no ``inf * 0`` in the value or the gradient)."""
@@ -108,13 +124,17 @@ def _where_value(be: Backend, inputs: tuple[Any, ...], step: Formula, _: Any) ->
     else:
         # an array width: autodiff through this value, whose chain reaches the kernel's
         # polynomial or special function with 2h g before the 1/w of dt/dx scales it
-        # down (b at the dtype's max: inf, where 2h k g / w is finite); the gradient is
-        # carried at 2^-8 of its size from each use of K(t) down to x and w
-        x_in = be.scale_gradient(x, _GRADIENT_SCALE_INV)
-        step = replace(step, width=be.scale_gradient(step.width, _GRADIENT_SCALE_INV))
+        # down (b at the dtype's max: inf, where 2h k g / w is finite); where the gap is
+        # within 2^-6 of the dtype's max the gradient is carried at 2^-8 of its size
+        # from each use of K(t) down to x and w (elsewhere at its size: scaled down, a
+        # small one would lose its digits below the normal range)
+        half, _ = _half_gap(be, a, b, x)
+        scale, unscale = _gradient_scales(be, half, x)
+        x_in = be.scale_gradient(x, unscale)
+        step = replace(step, width=be.scale_gradient(step.width, unscale))
         raw = step.value(be, xp.where(right, -x_in, x_in))
-        low = be.scale_gradient(raw, _GRADIENT_SCALE)
-        twice = be.scale_gradient(raw + raw, _GRADIENT_SCALE)
+        low = be.scale_gradient(raw, scale)
+        twice = be.scale_gradient(raw + raw, scale)
     half, finite = _half_gap(be, a, b, low)
     gap = half * twice
     near = xp.where(right, _array(be, a, low) - gap, _array(be, b, low) + gap)
@@ -143,7 +163,10 @@ def _where_partials(
         if finite is True:
             dx = near
         else:
-            apart = _weighted(be, a, density) - _weighted(be, b, density)
+            # (a - b) k/w, 0 where a = b (equal infinities) and where k/w is 0; a - b
+            # itself, so that a side at the dtype's max and one at inf give -inf, not
+            # a k/w - inf = inf - inf once a k/w overflows
+            apart = _weighted(be, _gap(be, a, b, density), density)
             dx = apart if finite is False else be.xp.where(finite, near, apart)
     return (
         dx,

@@ -332,10 +332,16 @@ class _Kink(NamedTuple):
 
 def _polynomial(degree: int) -> Callable[[Any, Tensor], Tensor]:
     """A compact polynomial kernel's ``P_degree(s)`` for ``s <= 0``, as its ``_tail``:
-    Horner in ``v = max(s + 1, 0)`` (NaN stays NaN), no ``where``."""
+    Horner in ``v = max(s + 1, 0)`` (NaN stays NaN), no ``where``.
+
+    ``max(v, 0)`` times the 0/1 mask ``v > 0``, as the kernel's ``where(v <= 0, 0, v)``:
+    the derivative at the support's edge ``v = 0`` is 0 (the clamp alone passes 1 there,
+    which made the second derivative at ``x = ±w`` the density's inside value), and
+    ``v = -inf`` is 0 (the mask alone would make ``-inf * 0``)."""
 
     def tail(kernel: Any, s: Tensor) -> Tensor:
-        v = torch.clamp(torch.add(s, 1.0), min=0.0)
+        v = torch.add(s, 1.0)
+        v = torch.clamp(v, min=0.0) * (v > 0.0).to(v.dtype)
         out: Tensor = horner(kernel._tail_coefficients[degree], v)
         return out
 

@@ -88,3 +88,47 @@ def test_exp_of_negative_is_exp_in_the_subnormal_range():
         torch.testing.assert_close(adapter._exp_of_negative(a.clone()), torch.exp(a),
                                    rtol=0, atol=finfo.smallest_normal * finfo.eps,
                                    equal_nan=True)  # fmt: skip
+
+
+LEVELS = mol.Piecewise([-1.0, 0.5, 2.0], [[0.25], [-0.75], [1.5], [0.1]])  # a user's levels
+JUMP_OPS = {
+    "step": lambda v, **k: mol.step(v, **k),
+    "sign": lambda v, **k: mol.sign(v, **k),
+    "levels": lambda v, **k: mol.smooth(LEVELS, **k)(v),
+}
+JUMP_KERNELS = ["laplace", "cauchy", "sqrt", *COMPACT]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("kernel", [*JUMP_KERNELS, "gaussian", "logistic"])
+def test_fused_jumps_equal_the_generic_formula(monkeypatch, kernel, dtype):
+    """Piecewise-constant shapes (step, sign, a user's levels): the fused jump form's
+    values and slopes are the generic formula's bit for bit (the Gaussian and logistic
+    step and sign keep their own native forms; their levels take the jump form)."""
+    x = _extreme(dtype)
+    native = kernel in ("gaussian", "logistic")  # their step and sign: FUSED, not generic
+    for name, op in JUMP_OPS.items():
+        if native and name != "levels":
+            continue
+        for width in (1e-8, 1e-3, 0.1, 1.0, 1e3, 1e8):
+            fused = _value_and_slope(op, x, width=width, kernel=kernel)
+            with monkeypatch.context() as patch:
+                patch.setattr(adapter, "JUMPS", {})
+                generic = _value_and_slope(op, x, width=width, kernel=kernel)
+            for got, want in zip(fused, generic, strict=True):
+                torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True,
+                                           msg=f"{name}, w={width}")  # fmt: skip
+
+
+@pytest.mark.parametrize("kernel", JUMP_KERNELS)
+def test_the_fused_jump_is_taken_and_survives_vmap_and_double_backward(kernel):
+    shape = mol._engine.piecewise.STEP
+    formula = mol._engine.piecewise.formula(shape, 0.1, mol.kernels[kernel])
+    assert adapter._fused(formula) is not None
+    x = torch.linspace(-40.0, 40.0, 9, dtype=torch.float64).reshape(3, 3)
+    for op in JUMP_OPS.values():
+        batched = torch.func.vmap(lambda row, op=op: op(row, width=0.5, kernel=kernel))(x)
+        torch.testing.assert_close(batched, op(x, width=0.5, kernel=kernel), rtol=0, atol=0)
+    # not at 0, where the Laplace density has its kink
+    xg = torch.linspace(-2.0, 2.0, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda v: mol.sign(v, width=0.5, kernel=kernel), (xg,))

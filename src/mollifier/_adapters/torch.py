@@ -43,10 +43,12 @@ from .._engine.formula import Combination, Formula, Reduction, Transform
 from .._engine.piecewise import _CLUSTER_SPAN, ABS, RELU, SIGN, STEP, Piecewise
 from .._kernels import (
     _GAUSSIAN_TAIL_CLAMP,
+    Cauchy,
     Gaussian,
     Laplace,
     Logistic,
     PolynomialKernel,
+    Sqrt,
     _gaussian_far_tails,
 )
 from .._polynomials import horner
@@ -244,12 +246,11 @@ formula."""
 _EXP_SHIFT = 64.0
 
 
-def _select(mask: Tensor, yes: Tensor, no: Tensor | float) -> Tensor:
-    """``where(mask, yes, no)`` for finite values, as ``yes m + no (1 - m)`` (exact:
-    each product is the value or 0). torch's CPU ``where`` is not vectorized: 1 ms per
-    256K entries of a random mask, 30x a multiplication (the generic formulas' dozens
-    of ``where`` are most of their time)."""
-    m = mask.to(yes.dtype)
+def _select(m: Tensor, yes: Tensor, no: Tensor | float) -> Tensor:
+    """``where(m, yes, no)`` for finite values and a 0/1 float mask ``m`` (overwritten),
+    as ``yes m + no (1 - m)`` (exact: each product is the value or 0). torch's CPU
+    ``where`` is not vectorized: 1 ms per 256K entries of a random mask, 30x a
+    multiplication (the generic formulas' dozens of ``where`` are most of their time)."""
     return yes.mul_(m).add_(m.neg_().add_(1.0).mul_(no))
 
 
@@ -264,7 +265,7 @@ def _exp_of_negative(a: Tensor) -> Tensor:
     ``a + 64`` is exact (``|a| >= 64``, an integer shift), ``exp`` of it normal, and
     the product rounds once onto the subnormal grid (``exp(a)`` to one subnormal unit)."""
     floor = math.log(torch.finfo(a.dtype).tiny)
-    low = (a < floor).to(a.dtype)  # a float mask: mixed-dtype arithmetic is 10x slower
+    low = _mask(torch.lt, a, floor)  # a float mask: mixed-dtype arithmetic is 10x slower
     a = a.clamp(min=floor - 40.0).add_(low, alpha=_EXP_SHIFT).exp_()
     # times e^-64 where low, else 1 (each sum has one nonzero term)
     return a.mul_(low.mul(math.exp(-_EXP_SHIFT)).add_(low.neg_().add_(1.0)))
@@ -286,7 +287,7 @@ def _gaussian_tail(s: Tensor) -> Tensor:
     near = torch_ndtr(s.clamp(min=-start)).mul_(s).add_(density)
     u = s.clamp(max=-start).reciprocal_()  # -1/a on the far entries, never 1/0
     u.mul_(u)
-    return _select(s < -start, density.mul_(u.mul(horner(series[0], u))), near)
+    return _select(_mask(torch.lt, s, -start), density.mul_(u.mul(horner(series[0], u))), near)
 
 
 def _logistic_tail(s: Tensor) -> Tensor:
@@ -330,6 +331,30 @@ class _Kink(NamedTuple):
     cdf: Callable[[Any, Tensor], Tensor]
 
 
+def _clamped(out: Tensor, bounds: tuple[float, float]) -> Tensor:
+    """``out`` within ``f``'s range, as the generic formula's ``_within_range`` (clip
+    within its bounds, step within [0, 1]); in place where it may be: functorch has no
+    batching rule for ``clamp_`` (a warning, an error in the tests)."""
+    if torch.compiler.is_compiling() or _is_functorch_wrapped(out):
+        return torch.clamp(out, *bounds)
+    return out.clamp_(*bounds)
+
+
+def _mask(compare: Callable[..., Tensor], t: Tensor, c: float) -> Tensor:
+    """The 0/1 mask ``compare(t, c)`` (``torch.ge``, ``torch.lt``, ...) in ``t``'s dtype,
+    0 at NaN. A comparison written into a float tensor takes one vectorized pass; a
+    bool mask converted to float takes two slow ones (10x: 20 us against 200 us per
+    256K float32 entries). ``out=`` is refused under ``torch.func`` and in a trace."""
+    if torch.compiler.is_compiling() or _is_functorch_wrapped(t) or t.requires_grad:
+        return compare(t, c).to(t.dtype)
+    return compare(t, c, out=torch.empty_like(t))
+
+
+def _at_or_right(t: Tensor) -> Tensor:
+    """The 0/1 mask ``t >= 0``: 1 at and right of a breakpoint (right-continuous)."""
+    return _mask(torch.ge, t, 0.0)
+
+
 def _polynomial(degree: int) -> Callable[[Any, Tensor], Tensor]:
     """A compact polynomial kernel's ``P_degree(s)`` for ``s <= 0``, as its ``_tail``:
     Horner in ``v = max(s + 1, 0)`` (NaN stays NaN), no ``where``.
@@ -341,7 +366,7 @@ def _polynomial(degree: int) -> Callable[[Any, Tensor], Tensor]:
 
     def tail(kernel: Any, s: Tensor) -> Tensor:
         v = torch.add(s, 1.0)
-        v = torch.clamp(v, min=0.0) * (v > 0.0).to(v.dtype)
+        v = torch.clamp(v, min=0.0) * _mask(torch.gt, v, 0.0)
         out: Tensor = horner(kernel._tail_coefficients[degree], v)
         return out
 
@@ -390,13 +415,7 @@ def _kinks_fused(shape: Piecewise, parts: _Kink, kernel: Any) -> Fused | None:
             for c, b in terms:
                 t = torch.sub(v, c).div_(w)  # (x - c) / w, as the generic's scaled()
                 out = out.add_(parts.tail(kernel, t.abs_().neg_()).mul_(b * w))
-            # within f's range, as the generic's _within_range (clip within its bounds);
-            # functorch has no batching rule for clamp_ (a warning, an error in the tests)
-            if bounds is None:
-                return out
-            if torch.compiler.is_compiling() or _is_functorch_wrapped(out):
-                return torch.clamp(out, *bounds)
-            return out.clamp_(*bounds)
+            return out if bounds is None else _clamped(out, bounds)
 
         return _in_blocks(block, x)
 
@@ -408,11 +427,10 @@ def _kinks_fused(shape: Piecewise, parts: _Kink, kernel: Any) -> Fused | None:
             sides, ks = [], []
             for c, _ in terms:
                 t = (v - c) / w
-                right = t >= 0
-                sides.append(right.to(v.dtype))  # 1 right of c_i
+                sides.append(_at_or_right(t))  # 1 right of c_i (before t is overwritten)
                 # -|t| with the derivative -1 at t = 0 (abs has 0), as generic
                 ks.append(
-                    parts.cdf(kernel, torch.where(right, -t, t) if recorded else t.abs_().neg_())
+                    parts.cdf(kernel, torch.where(t >= 0, -t, t) if recorded else t.abs_().neg_())
                 )
             # the hard slope: each piece's own slope times its 0/1 indicator (exact)
             indicators = [1.0 - sides[0]]
@@ -425,6 +443,104 @@ def _kinks_fused(shape: Piecewise, parts: _Kink, kernel: Any) -> Fused | None:
                 out = out + coefficient * k if recorded else out.add_(k.mul_(coefficient))
             if slopes is not None:
                 out = out.clamp(*slopes) if recorded else out.clamp_(*slopes)
+            return out
+
+        return _times(grad, _in_blocks(slope, x))
+
+    return Fused(value, backward)
+
+
+class _Jump(NamedTuple):
+    """A kernel's parts of the fused jump form: its CDF ``K(s)`` for ``s <= 0`` and its
+    density ``k(t)`` for every ``t``, as functions of the kernel instance, the backend
+    and their argument, evaluated without a graph (double backward takes the
+    kernel's own differentiable functions)."""
+
+    cdf: Callable[[Any, Backend, Tensor], Tensor]
+    density: Callable[[Any, Backend, Tensor], Tensor]
+
+
+def _polynomial_density(kernel: Any, be: Backend, t: Tensor) -> Tensor:
+    """``c (1 - t^2)^n`` inside the support, as the kernel's ``_pdf``: the clamp makes
+    it 0 outside for ``n >= 1`` (±inf too), and for the uniform kernel (``n = 0``)
+    ``ceil(1 - t^2)``, in [0, 1] after the clamp, is its window (0 at the edge, NaN at
+    NaN, where torch's ``sign`` gives 0), with no ``where``."""
+    inside = torch.mul(t, t).neg_().add_(1.0).clamp_(min=0.0)
+    shape = inside.ceil_() if kernel.power == 0 else inside.pow_(kernel.power)
+    return shape.mul_(float(kernel.density[0]))
+
+
+def _laplace_density(kernel: Any, be: Backend, t: Tensor) -> Tensor:
+    # 0.5 exp(-|t|), as the kernel's _pdf
+    return torch.abs(t).neg_().exp_().mul_(0.5)
+
+
+def _kernel_cdf(kernel: Any, be: Backend, s: Tensor) -> Tensor:
+    out: Tensor = kernel._tail(be, s, 0)
+    return out
+
+
+def _kernel_density(kernel: Any, be: Backend, t: Tensor) -> Tensor:
+    out: Tensor = kernel._density(be, t)
+    return out
+
+
+JUMPS: dict[Any, _Jump] = {
+    Laplace: _Jump(lambda _, be, s: _laplace_tail(s), _laplace_density),
+    PolynomialKernel: _Jump(lambda kernel, be, s: _polynomial(0)(kernel, s), _polynomial_density),
+    Cauchy: _Jump(_kernel_cdf, _kernel_density),
+    Sqrt: _Jump(_kernel_cdf, _kernel_density),
+    Gaussian: _Jump(_kernel_cdf, _kernel_density),
+    Logistic: _Jump(_kernel_cdf, _kernel_density),
+}
+"""Kernels with a fused form of every piecewise-constant shape (step, sign, a user's
+levels), keyed by the exact class; the kernel's own functions where they have no
+``where`` to save (their ``where`` are bit selections on the CPU, see
+``_TorchNamespace.where``)."""
+
+
+def _jumps_fused(shape: Piecewise, parts: _Jump, kernel: Any) -> Fused:
+    """``f(x) + sum_i h_i sigma_i K(-|t_i|)`` with ``sigma_i = -1`` right of ``c_i`` and
+    slope ``sum_i (h_i / w) k(t_i)``, ``t_i = (x - c_i) / w``: the generic breakpoint form
+    of a piecewise-constant ``f`` (:func:`~mollifier._engine.piecewise.convolve`) in its
+    order of operations, the same values and slopes bit for bit, in blocks, with 0/1
+    masks for its ``where``. The hard value is each level times its 0/1 indicator."""
+    heights = [(c, b[0]) for c, b in shape.jumps() if b[0] != 0.0]
+    levels = [piece[0] for piece in shape.pieces]
+    bounds = shape.bounds()
+    assert bounds is not None  # constant outer pieces
+
+    def value(x: Tensor, w: float) -> Tensor:
+        be = backend_of(x)
+
+        def block(v: Tensor) -> Tensor:
+            sides, lowers = [], []
+            for c, _ in shape.jumps():
+                t = torch.sub(v, c).div_(w)
+                sides.append(_at_or_right(t))
+                lowers.append(parts.cdf(kernel, be, t.abs_().neg_()))
+            indicators = [1.0 - sides[0]]
+            indicators += [a - b for a, b in itertools.pairwise(sides)] + [sides[-1]]
+            out: Any = 0.0
+            for level, indicator in zip(levels, indicators):
+                out = indicator * level + out
+            for (_, (b0, _, _)), side, lower in zip(shape.jumps(), sides, lowers):
+                if b0 != 0.0:  # b0 sigma_i K, sigma_i = 1 - 2 side_i (exact: +-b0)
+                    out = out.add_(lower.mul_(side * (-2.0 * b0) + b0))
+            return _clamped(out, bounds)
+
+        return _in_blocks(block, x)
+
+    def backward(grad: Tensor, x: Tensor, w: float) -> Tensor:
+        be = backend_of(x)
+
+        def slope(v: Tensor) -> Tensor:
+            recorded = torch.is_grad_enabled()  # double backward: the kernel's own density
+            density = _kernel_density if recorded else parts.density
+            out: Any = 0.0
+            for c, height in heights:
+                term = density(kernel, be, (v - c) / w)
+                out = out + term * (height / w) if recorded else term.mul_(height / w).add_(out)
             return out
 
         return _times(grad, _in_blocks(slope, x))
@@ -448,6 +564,9 @@ def _fused(formula: Formula) -> Fused | None:
         apart = len(points) == 1 or points[-1] - points[0] > _CLUSTER_SPAN * formula.width
         if parts is not None and apart:
             fused = _kinks_fused(key[0], parts, formula.kernel)  # convolve()'s breakpoint form
+        jump = JUMPS.get(key[1])
+        if fused is None and jump is not None and apart and key[0].degree == 0:
+            fused = _jumps_fused(key[0], jump, formula.kernel)
     return fused
 
 

@@ -132,3 +132,30 @@ def test_the_fused_jump_is_taken_and_survives_vmap_and_double_backward(kernel):
     # not at 0, where the Laplace density has its kink
     xg = torch.linspace(-2.0, 2.0, 6, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda v: mol.sign(v, width=0.5, kernel=kernel), (xg,))
+
+
+STAIRS = {
+    "floor": lambda v, **k: mol.floor(v, **k),
+    "ceil": lambda v, **k: mol.ceil(v, **k),
+    "round": lambda v, **k: mol.round(v, **k),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("kernel", ["gaussian", "logistic", *JUMP_KERNELS])
+def test_fused_staircases_equal_the_generic_formula(monkeypatch, kernel, dtype):
+    """floor, ceil and round, in the kernel's direct sum or its own form: the generic
+    formula's values and slopes bit for bit (the Gaussian density's subnormal values
+    to one subnormal unit: exp is evaluated without its scalar slow path)."""
+    x = _extreme(dtype)
+    finfo = torch.finfo(dtype)
+    tiny = finfo.smallest_normal * finfo.eps if kernel == "gaussian" else 0.0
+    for name, op in STAIRS.items():
+        for width in (1e-8, 1e-3, 0.1, 0.3, 0.7, 1.0, 2.0, 1e3, 1e8):
+            fused = _value_and_slope(op, x, width=width, kernel=kernel)
+            with monkeypatch.context() as patch:
+                patch.setattr(adapter, "JUMPS", {})
+                generic = _value_and_slope(op, x, width=width, kernel=kernel)
+            for got, want, atol in zip(fused, generic, (0.0, tiny), strict=True):
+                torch.testing.assert_close(got, want, rtol=0, atol=atol, equal_nan=True,
+                                           msg=f"{name}, w={width}")  # fmt: skip

@@ -215,6 +215,23 @@ class Backend:
             return bool(torch.compiler.is_compiling())
         return False
 
+    def differentiates(self, x: Array) -> bool:
+        """Whether an expression in ``x`` may be differentiated after this runs: JAX
+        always (tracers), torch where a graph is recorded through ``x``, under
+        ``torch.func`` and in a trace, NumPy never. Formulas that keep an expression
+        only for its derivatives skip it where this is false."""
+        if self.name == "numpy":
+            return False
+        if self.name == "torch":
+            import torch
+
+            return bool(
+                (torch.is_grad_enabled() and x.requires_grad)
+                or torch.compiler.is_compiling()
+                or is_functorch_wrapped(torch, x)
+            )
+        return True
+
     def skip_unless(self, needed: Array, compute: Callable[[], Any], keep: Any) -> Any:
         """``compute()`` if the boolean scalar ``needed`` holds, else ``keep`` (a pytree
         of arrays shaped like ``compute()``'s result); under JAX a ``lax.cond``, which

@@ -358,6 +358,14 @@ class Kernel:
             return self._floor_offset_direct(be, r, width, terms)
         return self._floor_offset_fourier(be, r, width, terms)
 
+    def _staircase_direct_terms(self, width: float, eps: float) -> int | None:
+        """``N`` where :meth:`_floor_offset` and :meth:`_floor_slope` are the plain direct
+        sums over the steps at ``m - N .. m + N`` (:meth:`_floor_offset_direct`,
+        :meth:`_floor_slope_direct`) at this width, ``None`` where they take another
+        form: what an adapter's fused staircase may evaluate in their place."""
+        form, terms = _staircase_form(self, width, eps)
+        return terms if form == "direct" else None
+
     def _floor_slope(self, be: Backend, r: Array, width: float, eps: float) -> Array:
         """``S'(r) = sum_n k_w(r - n)``: the kernel wrapped on the circle, the derivative
         of every smooth staircase; the exact derivative of :meth:`_floor_offset` (same
@@ -616,6 +624,9 @@ class Logistic(Kernel):
             total = total + (scaled + four_ab * g * g) / (denominator * denominator)
         return total * (1.0 / width)
 
+    def _staircase_direct_terms(self, width: float, eps: float) -> int | None:
+        return None  # its own staircase forms (see _floor_offset)
+
     def _floor_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
         form, terms = _staircase_form(self, width, eps)
         if form != "direct":
@@ -722,6 +733,9 @@ class Laplace(Kernel):
         safe = xp.where(lower, p, 1.0 - p)
         magnitude = xp.log(2.0 * safe)
         return xp.where(lower, magnitude, -magnitude)
+
+    def _staircase_direct_terms(self, width: float, eps: float) -> int | None:
+        return None  # its own staircase forms (see _floor_offset)
 
     def _floor_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
         # The step sums are geometric; with rho = |r|:
@@ -838,6 +852,9 @@ class Cauchy(Kernel):
 
     def _quantile(self, be: Backend, p: Array) -> Array:
         return be.xp.tan(math.pi * (p - 0.5))
+
+    def _staircase_direct_terms(self, width: float, eps: float) -> int | None:
+        return None  # its own staircase forms (see _floor_offset)
 
     def _floor_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
         # Poisson kernel (principal value of the step sum):
@@ -1047,6 +1064,9 @@ class PolynomialKernel(Kernel):
         if edge == 0.0:
             return ()
         return ((-1.0, (-1.0) ** (order - 1) * edge), (1.0, -edge))
+
+    def _staircase_direct_terms(self, width: float, eps: float) -> int | None:
+        return (1 if width > 0.5 else 0) if width <= 1.5 else None
 
     def _floor_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
         if width <= 1.5:
@@ -1299,6 +1319,9 @@ class Sqrt(Kernel):
         return (2.0 * p - 1.0) / (2.0 * be.xp.sqrt(p * (1.0 - p)))
 
     # -- staircases ---------------------------------------------------------------------
+    def _staircase_direct_terms(self, width: float, eps: float) -> int | None:
+        return None  # its own staircase forms (see _floor_offset)
+
     def _floor_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
         form = _sqrt_staircase_form(self, width, eps)
         if form[0] == "fourier":

@@ -41,6 +41,7 @@ from .._backend import Backend, backend_of, is_functorch_wrapped, torch_ndtr
 from .._engine import lse
 from .._engine.formula import Combination, Formula, Reduction, Transform
 from .._engine.piecewise import _CLUSTER_SPAN, ABS, RELU, SIGN, STEP, Piecewise
+from .._engine.staircase import CEIL, FLOOR, ROUND
 from .._kernels import (
     _GAUSSIAN_TAIL_CLAMP,
     Cauchy,
@@ -451,13 +452,16 @@ def _kinks_fused(shape: Piecewise, parts: _Kink, kernel: Any) -> Fused | None:
 
 
 class _Jump(NamedTuple):
-    """A kernel's parts of the fused jump form: its CDF ``K(s)`` for ``s <= 0`` and its
-    density ``k(t)`` for every ``t``, as functions of the kernel instance, the backend
-    and their argument, evaluated without a graph (double backward takes the
-    kernel's own differentiable functions)."""
+    """A kernel's parts of the fused jump and staircase forms: its CDF ``K(s)`` for
+    ``s <= 0`` and its density ``k(t)`` for every ``t``, as functions of the kernel
+    instance, the backend and their argument, evaluated without a graph (double
+    backward takes the kernel's own differentiable functions). ``reflected``: the
+    kernel's CDF on the whole line is the reflection of its lower tail, ``1 - K(-t)``
+    right of 0 (the generic ``Kernel._cdf``); otherwise its own ``_cdf`` serves."""
 
     cdf: Callable[[Any, Backend, Tensor], Tensor]
     density: Callable[[Any, Backend, Tensor], Tensor]
+    reflected: bool = True
 
 
 def _polynomial_density(kernel: Any, be: Backend, t: Tensor) -> Tensor:
@@ -468,6 +472,12 @@ def _polynomial_density(kernel: Any, be: Backend, t: Tensor) -> Tensor:
     inside = torch.mul(t, t).neg_().add_(1.0).clamp_(min=0.0)
     shape = inside.ceil_() if kernel.power == 0 else inside.pow_(kernel.power)
     return shape.mul_(float(kernel.density[0]))
+
+
+def _gaussian_density(kernel: Any, be: Backend, t: Tensor) -> Tensor:
+    # e^(-t^2/2) / sqrt(2 pi), as the kernel's _pdf, with no subnormal result inside exp
+    # (to one subnormal unit there, see _exp_of_negative)
+    return _exp_of_negative(torch.mul(t, -0.5).mul_(t)).div_(_SQRT_2PI)
 
 
 def _laplace_density(kernel: Any, be: Backend, t: Tensor) -> Tensor:
@@ -490,8 +500,8 @@ JUMPS: dict[Any, _Jump] = {
     PolynomialKernel: _Jump(lambda kernel, be, s: _polynomial(0)(kernel, s), _polynomial_density),
     Cauchy: _Jump(_kernel_cdf, _kernel_density),
     Sqrt: _Jump(_kernel_cdf, _kernel_density),
-    Gaussian: _Jump(_kernel_cdf, _kernel_density),
-    Logistic: _Jump(_kernel_cdf, _kernel_density),
+    Gaussian: _Jump(_kernel_cdf, _gaussian_density, reflected=False),
+    Logistic: _Jump(_kernel_cdf, _kernel_density, reflected=False),
 }
 """Kernels with a fused form of every piecewise-constant shape (step, sign, a user's
 levels), keyed by the exact class; the kernel's own functions where they have no
@@ -548,6 +558,97 @@ def _jumps_fused(shape: Piecewise, parts: _Jump, kernel: Any) -> Fused:
     return Fused(value, backward)
 
 
+def _staircase_fused(formula: Formula, parts: _Jump) -> Fused | None:
+    """floor, ceil and round: ``m + S(r)`` with ``m = round(x)``, ``r = x - m``, as the
+    generic formula (:mod:`~mollifier._engine.staircase`) bit for bit, less its
+    reductions' ``where`` (non-finite ``x`` is restored once at the end: ``r`` is NaN
+    there), with the direct sum over the nearest steps in 0/1 masks where the kernel
+    takes it (:meth:`Kernel._staircase_direct_terms`), else the kernel's own form."""
+    rules, kernel = formula.fusion[0], formula.kernel
+    if rules not in (FLOOR, CEIL, ROUND):
+        return None
+    rounding, lift = rules is ROUND, 1.0 if rules is CEIL else None
+
+    def cdf(t: Tensor, left: bool) -> Tensor:  # K(t); ``left``: t <= 0 known
+        if not parts.reflected:
+            out: Tensor = kernel._cdf(backend_of(t), t)
+            return out
+        if left:
+            return parts.cdf(kernel, backend_of(t), t)
+        side = _at_or_right(t)  # 1 - K(-|t|) right of 0, as the generic reflection
+        lower = parts.cdf(kernel, backend_of(t), t.abs_().neg_())
+        return lower.mul_(side * -2.0 + 1.0).add_(side)
+
+    def direct_offset(r: Tensor, w: float, terms: int) -> Tensor:
+        # -K(-r/w) + sum_n [K((r - n)/w) - K(-(r + n)/w)], as _floor_offset_direct
+        inv_w = 1.0 / w
+        total = cdf(torch.neg(r).mul_(inv_w), left=False).neg_()
+        for n in range(1, terms + 1):
+            below = cdf(torch.sub(r, n).mul_(inv_w), left=True)
+            total = total.add_(below.sub_(cdf(torch.add(r, n).neg_().mul_(inv_w), left=True)))
+        return total
+
+    def direct_slope(r: Tensor, w: float, terms: int) -> Tensor:
+        # (k(-r/w) + sum_n [k((r - n)/w) + k(-(r + n)/w)]) / w, as _floor_slope_direct
+        be, inv_w = backend_of(r), 1.0 / w
+        total = parts.density(kernel, be, torch.neg(r).mul_(inv_w))
+        for n in range(1, terms + 1):
+            near = parts.density(kernel, be, torch.sub(r, n).mul_(inv_w))
+            far = parts.density(kernel, be, torch.add(r, n).neg_().mul_(inv_w))
+            total = total.add_(near.add_(far))
+        return total.mul_(inv_w)
+
+    def reduced(v: Tensor) -> tuple[Tensor, Tensor, float]:
+        m = torch.round(v)
+        return m, v - m, float(torch.finfo(v.dtype).eps) / 4.0  # eps: as _truncation
+
+    def value(x: Tensor, w: float) -> Tensor:
+        be = backend_of(x)
+
+        def block(v: Tensor) -> Tensor:
+            m, r, eps = reduced(v)
+            terms = kernel._staircase_direct_terms(w, eps)
+            if rounding:
+                if terms is None:
+                    offset = kernel._round_offset(be, r, w, eps)
+                else:  # round_w(m + r) - m = floor_w(m + r + 1/2) - m, as Kernel._round_offset
+                    shifted = r.add_(0.5)
+                    nearest = torch.round(shifted)
+                    offset = direct_offset(shifted.sub_(nearest), w, terms).add_(nearest)
+            elif terms is None:
+                offset = kernel._floor_offset(be, r, w, eps)
+            else:
+                offset = direct_offset(r, w, terms)
+            out = m.add_(offset if lift is None else offset.add_(lift))
+            return be.xp.where(be.xp.isfinite(v), out, v)
+
+        return _in_blocks(block, x)
+
+    def backward(grad: Tensor, x: Tensor, w: float) -> Tensor:
+        be = backend_of(x)
+
+        def slope(v: Tensor) -> Tensor:
+            if torch.is_grad_enabled():  # double backward: the generic, differentiable slope
+                return formula.slope(be, v)
+            _, r, eps = reduced(v)
+            terms = kernel._staircase_direct_terms(w, eps)
+            if terms is None:
+                own = kernel._round_slope if rounding else kernel._floor_slope
+                wrapped = own(be, r, w, eps)
+            else:
+                if rounding:  # the wrapped density at r + 1/2, as Kernel._round_slope
+                    shifted = r.add_(0.5)
+                    r = shifted.sub_(torch.round(shifted))
+                wrapped = direct_slope(r, w, terms)
+            # the mean slope 1 at ±inf, NaN at NaN (as the generic's nan_where_nan)
+            out = be.xp.where(be.xp.isfinite(v), wrapped, 1.0)
+            return be.xp.where(torch.isnan(v), v, out)
+
+        return _times(grad, _in_blocks(slope, x))
+
+    return Fused(value, backward)
+
+
 _FUSED_WIDTHS = (1e-30, 1e30)
 """Widths for which ``1/w`` is a finite float32 (the fused forms scale by it); others
 take the generic formula, in the same node."""
@@ -567,6 +668,11 @@ def _fused(formula: Formula) -> Fused | None:
         jump = JUMPS.get(key[1])
         if fused is None and jump is not None and apart and key[0].degree == 0:
             fused = _jumps_fused(key[0], jump, formula.kernel)
+    elif fused is None and isinstance(key, tuple) and key[1] in JUMPS:
+        # floor, ceil, round in eager mode (a compiled graph fuses the generic formula,
+        # whose term counts it reads from the formula's constant width)
+        if not torch.compiler.is_compiling():
+            fused = _staircase_fused(formula, JUMPS[key[1]])
     return fused
 
 

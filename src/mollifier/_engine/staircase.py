@@ -184,8 +184,9 @@ FRAC: Rules = (_frac_value, _frac_slope)
 
 
 def formula(rules: Rules, width: float, kernel: Kernel) -> Formula:
-    """The :class:`Formula` of one staircase at ``width``."""
-    return Formula(rules[0], rules[1], width, kernel)
+    """The :class:`Formula` of one staircase at ``width``; its fused-form key is
+    ``(rules, kernel class)``."""
+    return Formula(rules[0], rules[1], width, kernel, fusion=(rules, type(kernel)))
 
 
 # -- the uniform quantizer q(x) = s round_{w/s}((x - o)/s) + o ------------------------

@@ -564,7 +564,8 @@ def _staircase_fused(formula: Formula, parts: _Jump) -> Fused | None:
     reductions' ``where`` (non-finite ``x`` is restored once at the end: ``r`` is NaN
     there), with the direct sum over the nearest steps in 0/1 masks where the kernel
     takes it (:meth:`Kernel._staircase_direct_terms`), else the kernel's own form."""
-    rules, kernel = formula.fusion[0], formula.kernel
+    key: Any = formula.fusion
+    rules, kernel = key[0], formula.kernel
     if rules not in (FLOOR, CEIL, ROUND):
         return None
     rounding, lift = rules is ROUND, 1.0 if rules is CEIL else None

@@ -398,7 +398,8 @@ def _polynomial(degree: int) -> Callable[[Any, Tensor], Tensor]:
     def tail(kernel: Any, s: Tensor) -> Tensor:
         v = torch.add(s, 1.0)
         v = torch.clamp(v, min=0.0) * _mask(torch.gt, v, 0.0)
-        out: Tensor = _horner(kernel._tail_coefficients[degree], v)
+        out = _horner(kernel._tail_coefficients[degree], v)
+        assert isinstance(out, Tensor)  # a tail has at least a linear term
         return out
 
     return tail

@@ -370,6 +370,47 @@ def piecewise_cases(kernel_names: list[str]) -> list[tuple[str, str, Op, Op]]:
     return rows
 
 
+def primitive_cases(x: torch.Tensor) -> list[tuple[str, Callable[[], object]]]:
+    """One pass of each elementwise kernel the formulas are built from, forward only:
+    what a miss of the targets is explained by (the count of these per element)."""
+    y, negative = torch.rand_like(x), -x.abs()
+    mask = x > 0
+    return [
+        ("x.clone() (memory bandwidth)", x.clone),
+        ("x * y", lambda: x * y),
+        ("x.add_(0) (in place)", lambda: x.add_(0.0)),
+        ("torch.where", lambda: torch.where(mask, x, y)),
+        ("torch.exp (x <= 0)", lambda: torch.exp(negative)),
+        ("torch.special.erfc", lambda: torch.special.erfc(x)),
+        ("torch.special.erf", lambda: torch.special.erf(x)),
+        ("F.gelu (its own erf)", lambda: F.gelu(x)),
+        ("F.softplus", lambda: F.softplus(x)),
+        ("F.softplus (x <= 0)", lambda: F.softplus(negative)),
+        ("torch.sigmoid", lambda: torch.sigmoid(x)),
+        ("torch.log1p", lambda: torch.log1p(y)),
+        ("torch.atan", lambda: torch.atan(x)),
+        ("torch.atan2", lambda: torch.atan2(x, y)),
+        ("torch.sin", lambda: torch.sin(x)),
+        ("torch.sqrt", lambda: torch.sqrt(y)),
+        ("torch.tanh", lambda: torch.tanh(x)),
+        ("torch.round", lambda: torch.round(x)),
+    ]
+
+
+def primitives_table(sizes: list[int], repeat: int) -> None:
+    """Forward time of each primitive pass, interleaved, at each size."""
+    print("| primitive (forward) | " + " | ".join(f"{_count(n)} ms" for n in sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    columns = []
+    for size in sizes:
+        x = torch.randn(size) * 3
+        cases = primitive_cases(x)
+        columns.append(interleaved([run for _, run in cases], repeat))
+    for i, (label, _) in enumerate(primitive_cases(torch.zeros(1))):
+        print(f"| {label} | " + " | ".join(f"{c[i] * 1e3:.2f}" for c in columns) + " |")
+    print()
+
+
 def piecewise_table(sizes: list[int], kernel_names: list[str], repeat: int) -> None:
     """Every piecewise op x kernel, eager forward+backward, against its native twin."""
     print(
@@ -443,6 +484,7 @@ def main(
             f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} "
             f"threads, float32, eager, median of {args.repeat} (interleaved)\n"
         )
+        primitives_table(args.size, args.repeat)
         piecewise_table(args.size, args.kernel or list(kernels), args.repeat)
         return
     for size in args.size:

@@ -22,7 +22,7 @@ import statistics
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -318,10 +318,24 @@ def _compact_native(power: int, w: float) -> tuple[str, Op]:
     return f"clamp + degree {2 * power + 2}", native
 
 
-def native_counterpart(kernel: Any, ramp: bool, w: float) -> tuple[str, Op]:
-    """The native op a user would call instead: ``ramp`` for the ReLU family (relu,
-    abs, clip, hinge, leaky ReLU, staircases), otherwise the step family."""
-    name = kernel.name
+class PiecewiseRow(NamedTuple):
+    """One row of the piecewise tables: ``family`` is ``"ramp"`` (the ReLU family),
+    ``"step"`` (step, sign) or ``"stairs"`` (floor, round), which picks the native twin."""
+
+    label: str
+    kernel: Any
+    family: str
+    width: float
+    ours: Op
+
+
+def native_counterpart(kernel: Any, family: str, w: float) -> tuple[str, Op]:
+    """The native op a user would call instead: softplus for a staircase, and for the
+    ReLU family (relu, abs, clip, hinge, leaky ReLU) or the step family the kernel's own
+    twin."""
+    if family == "stairs":
+        return "F.softplus", functools.partial(F.softplus, beta=1 / w)
+    ramp = family == "ramp"
     table: dict[str, tuple[str, Op]] = {
         "logistic": ("F.softplus", lambda v: F.softplus(v, beta=1 / w)) if ramp
         else ("torch.sigmoid", lambda v: torch.sigmoid(v / w)),
@@ -331,42 +345,40 @@ def native_counterpart(kernel: Any, ramp: bool, w: float) -> tuple[str, Op]:
         "cauchy": ("torch.atan", lambda v: torch.atan(v / w)),
         "sqrt": ("torch.rsqrt", lambda v: torch.rsqrt(1.0 + (v / w) ** 2)),
     }  # fmt: skip
-    if name in table:
-        return table[name]
+    if kernel.name in table:
+        return table[kernel.name]
     return _compact_native(kernel.power, w)
 
 
-def piecewise_cases(kernel_names: list[str]) -> list[tuple[str, str, Op, Op]]:
-    """``(label, native name, ours, native)`` for every piecewise op x kernel at width 0.1,
-    and the staircases (floor, round) at widths 0.1, 0.3 and 1 against ``F.softplus``."""
+def piecewise_cases(kernel_names: list[str]) -> list[PiecewiseRow]:
+    """Every piecewise op x kernel at width 0.1, and the staircases (floor, round) at
+    widths 0.1, 0.3 and 1."""
     w = 0.1
-    ops: list[tuple[str, bool, Callable[..., Any]]] = [
-        ("relu", True, lambda v, k: mol.relu(v, width=w, kernel=k)),
-        ("step", False, lambda v, k: mol.step(v, width=w, kernel=k)),
-        ("sign", False, lambda v, k: mol.sign(v, width=w, kernel=k)),
-        ("abs", True, lambda v, k: mol.abs(v, width=w, kernel=k)),
-        ("leaky_relu", True, lambda v, k: mol.leaky_relu(v, width=w, kernel=k)),
-        ("clip", True, lambda v, k: mol.clip(v, -1.0, 1.0, width=w, kernel=k)),
-        ("hinge", True, lambda v, k: mol.hinge(v, width=w, kernel=k)),
+    ops: list[tuple[str, str, Callable[..., Any]]] = [
+        ("relu", "ramp", lambda v, k: mol.relu(v, width=w, kernel=k)),
+        ("step", "step", lambda v, k: mol.step(v, width=w, kernel=k)),
+        ("sign", "step", lambda v, k: mol.sign(v, width=w, kernel=k)),
+        ("abs", "ramp", lambda v, k: mol.abs(v, width=w, kernel=k)),
+        ("leaky_relu", "ramp", lambda v, k: mol.leaky_relu(v, width=w, kernel=k)),
+        ("clip", "ramp", lambda v, k: mol.clip(v, -1.0, 1.0, width=w, kernel=k)),
+        ("hinge", "ramp", lambda v, k: mol.hinge(v, width=w, kernel=k)),
     ]
-    rows: list[tuple[str, str, Op, Op]] = []
+    rows: list[PiecewiseRow] = []
     probe = torch.linspace(-2.0, 2.0, 8)
     for name in kernel_names:
-        kernel = kernels[name]
-        for op, ramp, fn in ops:
+        for op, family, fn in ops:
             try:
                 fn(probe, name)
             except ValueError:  # no closed form (relu under Cauchy: no mean)
                 continue
-            native_name, native = native_counterpart(kernel, ramp, w)
             ours = functools.partial(fn, k=name)
-            rows.append((f"{op} ({name})", native_name, ours, native))
+            rows.append(PiecewiseRow(f"{op} ({name})", kernels[name], family, w, ours))
     for name in kernel_names:
         for op, stairs in (("floor", mol.floor), ("round", mol.round)):
             for sw in (0.1, 0.3, 1.0):
                 ours = functools.partial(stairs, width=sw, kernel=name)
-                native = functools.partial(F.softplus, beta=1 / sw)
-                rows.append((f"{op} ({name}, w={sw:g})", "F.softplus", ours, native))
+                label = f"{op} ({name}, w={sw:g})"
+                rows.append(PiecewiseRow(label, kernels[name], "stairs", sw, ours))
     return rows
 
 
@@ -411,8 +423,11 @@ def primitives_table(sizes: list[int], repeat: int) -> None:
     print()
 
 
-def piecewise_table(sizes: list[int], kernel_names: list[str], repeat: int) -> None:
-    """Every piecewise op x kernel, eager forward+backward, against its native twin."""
+def piecewise_table(
+    sizes: list[int], kernel_names: list[str], repeat: int, compiled: bool = False
+) -> None:
+    """Every piecewise op x kernel, eager forward+backward, against its native twin;
+    ``compiled``: both under ``torch.compile`` (a fresh dynamo cache per row)."""
     print(
         "| op (kernel) | elements | vs | fwd+bwd ms | native ms | ratio "
         "| peak MB | native peak MB |"
@@ -421,12 +436,67 @@ def piecewise_table(sizes: list[int], kernel_names: list[str], repeat: int) -> N
     for size in sizes:
         x = torch.randn(size) * 3
         xg = x.clone().requires_grad_(True)
-        for label, native_name, ours, native in piecewise_cases(kernel_names):
+        for row in piecewise_cases(kernel_names):
+            label, ours = row.label, row.ours
+            native_name, native = native_counterpart(row.kernel, row.family, row.width)
+            if compiled:
+                torch._dynamo.reset()
+                ours, native = torch.compile(ours), torch.compile(native)
+                label, native_name = f"{label} [compiled]", f"{native_name} [compiled]"
             mine, theirs = interleaved([_step_of(ours, xg), _step_of(native, xg)], repeat)
-            peak, native_peak = peak_bytes(ours, x) / 2**20, peak_bytes(native, x) / 2**20
+            peaks = "| – | –" if compiled else (
+                f"| {peak_bytes(ours, x) / 2**20:.0f} | {peak_bytes(native, x) / 2**20:.0f}"
+            )  # fmt: skip
             cells = [label, _count(size), native_name, f"{mine * 1e3:.1f}",
-                     f"{theirs * 1e3:.1f}", f"{mine / theirs:.2f}", f"{peak:.0f}",
-                     f"{native_peak:.0f}"]  # fmt: skip
+                     f"{theirs * 1e3:.1f}", f"{mine / theirs:.2f}"]  # fmt: skip
+            print("| " + " | ".join(cells) + f" {peaks} |", flush=True)
+
+
+def _jax_native(jax: Any, kernel: Any, family: str, w: float) -> tuple[str, Callable[[Any], Any]]:
+    """The jax.nn / jnp twin of :func:`native_counterpart`."""
+    jnp = jax.numpy
+    ramp = family == "ramp"
+    table: dict[str, tuple[str, Callable[[Any], Any]]] = {
+        "logistic": ("jax.nn.softplus", lambda v: w * jax.nn.softplus(v / w)) if ramp
+        else ("jax.nn.sigmoid", lambda v: jax.nn.sigmoid(v / w)),
+        "gaussian": ("jax.nn.gelu", lambda v: jax.nn.gelu(v, approximate=False)) if ramp
+        else ("ndtr", lambda v: jax.scipy.special.ndtr(v / w)),
+        "laplace": ("jnp.exp", lambda v: jnp.exp(v / w)),
+        "cauchy": ("jnp.arctan", lambda v: jnp.arctan(v / w)),
+        "sqrt": ("lax.rsqrt", lambda v: jax.lax.rsqrt(1.0 + (v / w) ** 2)),
+    }  # fmt: skip
+    if family == "stairs":
+        return "jax.nn.softplus", lambda v: w * jax.nn.softplus(v / w)
+    if kernel.name in table:
+        return table[kernel.name]
+    coefficients = [1.0 / (i + 1) for i in range(2 * kernel.power + 3)]
+
+    def compact(v: Any) -> Any:
+        t = jnp.clip(v / w, -1.0, 1.0)
+        out = jnp.full_like(t, coefficients[-1])
+        for c in reversed(coefficients[:-1]):
+            out = out * t + c
+        return out
+
+    return f"clip + degree {2 * kernel.power + 2}", compact
+
+
+def jax_piecewise_table(sizes: list[int], kernel_names: list[str], repeat: int) -> None:
+    """Every piecewise op x kernel under jax.jit, forward and value_and_grad, against
+    its jax.nn / jnp twin (the rows of :func:`piecewise_table`)."""
+    import jax
+
+    print(f"\njax {jax.__version__} (jax.jit, CPU), float32\n")
+    print("| op (kernel) | elements | vs | fwd ms | fwd ratio | value_and_grad ms | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for size in sizes:
+        x = jax.numpy.asarray(torch.randn(size).numpy() * 3)
+        for row in piecewise_cases(kernel_names):
+            label, ours = row.label, row.ours
+            native_name, native = _jax_native(jax, row.kernel, row.family, row.width)
+            (fwd, both), (nfwd, nboth) = (_jax_times(jax, fn, x, repeat) for fn in (ours, native))
+            cells = [label, _count(size), native_name, f"{fwd * 1e3:.1f}", f"{fwd / nfwd:.2f}",
+                     f"{both * 1e3:.1f}", f"{both / nboth:.2f}"]  # fmt: skip
             print("| " + " | ".join(cells) + " |", flush=True)
 
 
@@ -484,8 +554,14 @@ def main(
             f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} "
             f"threads, float32, eager, median of {args.repeat} (interleaved)\n"
         )
+        chosen = args.kernel or list(kernels)
         primitives_table(args.size, args.repeat)
-        piecewise_table(args.size, args.kernel or list(kernels), args.repeat)
+        piecewise_table(args.size, chosen, args.repeat)
+        if args.compile:
+            print()
+            piecewise_table(args.size, chosen, args.repeat, compiled=True)
+        if args.jax:
+            jax_piecewise_table(args.size, chosen, args.repeat)
         return
     for size in args.size:
         _tables(args, size)

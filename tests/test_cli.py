@@ -57,8 +57,8 @@ def test_benchmark_script_runs():
     assert "| logsumexp | torch.logsumexp |" in via_cli.stdout
     table = run("bench", "--piecewise", "--size", "512", "--kernel", "laplace", "--repeat", "1")
     assert table.returncode == 0, table.stderr
-    assert "| relu (laplace) | 512 | torch.exp |" in table.stdout
-    assert "| floor (laplace, w=0.3) | 512 | F.softplus |" in table.stdout
+    assert "| relu (laplace) | torch.exp |" in table.stdout
+    assert "| floor (laplace, w=0.3) | F.softplus |" in table.stdout
     assert "| torch.special.erfc |" in table.stdout  # the primitives each miss is counted in
 
 

@@ -437,7 +437,13 @@ take a few more launches)."""
 
 
 def _scalar_like(torch: Any, value: Any, like: Any) -> Any:
-    # a Python number as torch.where would take it: a 0-d tensor of the other's dtype
+    """A Python float or int as torch.where takes it, a 0-d tensor of the other side's
+    dtype; ``None`` for anything else, or a number beyond that dtype's range (where
+    torch.where raises), which torch.where is then left to answer."""
+    if type(value) not in (float, int):
+        return None
+    if value == value and not abs(value) <= torch.finfo(like.dtype).max:  # NaN passes
+        return None
     return torch.tensor(value, dtype=like.dtype, device=like.device)
 
 
@@ -467,14 +473,13 @@ class _TorchNamespace:
         transform, with no graph being recorded through them (bit operations have no
         derivative; the custom nodes evaluate their formulas with the graph off)."""
         torch = self._torch
-        first = tensors[0]
-        if first.numel() < _FAST_SELECT_MIN or torch.compiler.is_compiling():
+        if tensors[0].numel() < _FAST_SELECT_MIN:
             return False
         recording = torch.is_grad_enabled()
         for t in tensors:
             if type(t) is not torch.Tensor or t.device.type != "cpu":
                 return False
-            if (recording and t.requires_grad) or is_functorch_wrapped(torch, t):
+            if (recording and t.requires_grad) or is_transformed(torch, t):
                 return False
         return True
 
@@ -492,10 +497,14 @@ class _TorchNamespace:
         if ints is None:
             return torch.where(condition, yes, no)
         like = yes if isinstance(yes, torch.Tensor) else no
-        yes, no = (v if isinstance(v, torch.Tensor) else _scalar_like(torch, v, like)
-                   for v in (yes, no))  # fmt: skip
-        if yes.dtype != no.dtype or not self._plain_cpu(condition, yes, no):
+        yes_t, no_t = (v if isinstance(v, torch.Tensor) else _scalar_like(torch, v, like)
+                       for v in (yes, no))  # fmt: skip
+        if yes_t is None or no_t is None or yes_t.dtype != no_t.dtype:
             return torch.where(condition, yes, no)
+        layouts = condition.is_contiguous() and yes_t.is_contiguous() and no_t.is_contiguous()
+        if not layouts or not self._plain_cpu(condition, yes_t, no_t):
+            return torch.where(condition, yes, no)  # (its output's layout for strided input)
+        yes, no = yes_t, no_t
         mask = condition.to(ints).neg_()  # all bits set where the condition holds
         no_bits = no.view(ints)
         bits = torch.bitwise_and(torch.bitwise_xor(yes.view(ints), no_bits), mask)
@@ -660,6 +669,18 @@ def _readable(torch: Any, value: Any) -> bool:
     if type(value) not in (torch.Tensor, torch.nn.Parameter):
         return False
     return not is_functorch_wrapped(torch, value)
+
+
+def is_transformed(torch: Any, tensor: Any) -> bool:
+    """Whether ``tensor`` is seen through a trace or a transform that records what is
+    done to it (``torch.compile``, ``torch.jit.trace``, forward-mode AD's dual level,
+    ``torch.func``): there the eager CPU shortcuts (selection by bits through dtype
+    views, comparisons written with ``out=``) would be recorded wrongly or dropped."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return True
+    if getattr(torch.autograd.forward_ad, "_current_level", 0) >= 0:  # a dual level is open
+        return True
+    return is_functorch_wrapped(torch, tensor)
 
 
 def is_functorch_wrapped(torch: Any, tensor: Any) -> bool:

@@ -426,30 +426,32 @@ def primitives_table(sizes: list[int], repeat: int) -> None:
 def piecewise_table(
     sizes: list[int], kernel_names: list[str], repeat: int, compiled: bool = False
 ) -> None:
-    """Every piecewise op x kernel, eager forward+backward, against its native twin;
-    ``compiled``: both under ``torch.compile`` (a fresh dynamo cache per row)."""
-    print(
-        "| op (kernel) | elements | vs | fwd+bwd ms | native ms | ratio "
-        "| peak MB | native peak MB |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for size in sizes:
-        x = torch.randn(size) * 3
-        xg = x.clone().requires_grad_(True)
-        for row in piecewise_cases(kernel_names):
-            label, ours = row.label, row.ours
-            native_name, native = native_counterpart(row.kernel, row.family, row.width)
-            if compiled:
-                torch._dynamo.reset()
-                ours, native = torch.compile(ours), torch.compile(native)
-                label, native_name = f"{label} [compiled]", f"{native_name} [compiled]"
+    """Every piecewise op x kernel, forward+backward, against its native twin: one row
+    per op with the times and their ratio at each size, and the peak memory at the
+    largest; ``compiled``: both under ``torch.compile`` (a fresh dynamo cache per row)."""
+    counts = [_count(n) for n in sizes]
+    timed = " | ".join(f"{c} ms | native | ratio" for c in counts)
+    print(f"| op (kernel) | vs | {timed} | peak MB ({counts[-1]}) | native peak MB |")
+    print("|---|---|" + "---|---|---|" * len(sizes) + "---|---|")
+    inputs = [torch.randn(size) * 3 for size in sizes]
+    for row in piecewise_cases(kernel_names):
+        label, ours = row.label, row.ours
+        native_name, native = native_counterpart(row.kernel, row.family, row.width)
+        if compiled:
+            torch._dynamo.reset()
+            ours, native = torch.compile(ours), torch.compile(native)
+            label, native_name = f"{label} [compiled]", f"{native_name} [compiled]"
+        cells = [label, native_name]
+        for x in inputs:
+            xg = x.clone().requires_grad_(True)
             mine, theirs = interleaved([_step_of(ours, xg), _step_of(native, xg)], repeat)
-            peaks = "| – | –" if compiled else (
-                f"| {peak_bytes(ours, x) / 2**20:.0f} | {peak_bytes(native, x) / 2**20:.0f}"
-            )  # fmt: skip
-            cells = [label, _count(size), native_name, f"{mine * 1e3:.1f}",
-                     f"{theirs * 1e3:.1f}", f"{mine / theirs:.2f}"]  # fmt: skip
-            print("| " + " | ".join(cells) + f" {peaks} |", flush=True)
+            cells += [f"{mine * 1e3:.1f}", f"{theirs * 1e3:.1f}", f"{mine / theirs:.2f}"]
+        if compiled:
+            cells += ["–", "–"]
+        else:
+            x = inputs[-1]
+            cells += [f"{peak_bytes(ours, x) / 2**20:.0f}", f"{peak_bytes(native, x) / 2**20:.0f}"]
+        print("| " + " | ".join(cells) + " |", flush=True)
 
 
 def _jax_native(jax: Any, kernel: Any, family: str, w: float) -> tuple[str, Callable[[Any], Any]]:
@@ -483,21 +485,24 @@ def _jax_native(jax: Any, kernel: Any, family: str, w: float) -> tuple[str, Call
 
 def jax_piecewise_table(sizes: list[int], kernel_names: list[str], repeat: int) -> None:
     """Every piecewise op x kernel under jax.jit, forward and value_and_grad, against
-    its jax.nn / jnp twin (the rows of :func:`piecewise_table`)."""
+    its jax.nn / jnp twin (the rows of :func:`piecewise_table`), one row per op."""
     import jax
 
-    print(f"\njax {jax.__version__} (jax.jit, CPU), float32\n")
-    print("| op (kernel) | elements | vs | fwd ms | fwd ratio | value_and_grad ms | ratio |")
-    print("|---|---|---|---|---|---|---|")
-    for size in sizes:
-        x = jax.numpy.asarray(torch.randn(size).numpy() * 3)
-        for row in piecewise_cases(kernel_names):
-            label, ours = row.label, row.ours
-            native_name, native = _jax_native(jax, row.kernel, row.family, row.width)
-            (fwd, both), (nfwd, nboth) = (_jax_times(jax, fn, x, repeat) for fn in (ours, native))
-            cells = [label, _count(size), native_name, f"{fwd * 1e3:.1f}", f"{fwd / nfwd:.2f}",
-                     f"{both * 1e3:.1f}", f"{both / nboth:.2f}"]  # fmt: skip
-            print("| " + " | ".join(cells) + " |", flush=True)
+    counts = [_count(n) for n in sizes]
+    timed = " | ".join(f"{c} fwd ms | ratio | {c} value_and_grad ms | ratio" for c in counts)
+    print(f"\njax {jax.__version__} (jax.jit, CPU), float32, median of {repeat}\n")
+    print(f"| op (kernel) | vs | {timed} |")
+    print("|---|---|" + "---|---|---|---|" * len(sizes))
+    inputs = [jax.numpy.asarray(torch.randn(size).numpy() * 3) for size in sizes]
+    for row in piecewise_cases(kernel_names):
+        native_name, native = _jax_native(jax, row.kernel, row.family, row.width)
+        cells = [row.label, native_name]
+        for x in inputs:
+            fwd, both = _jax_times(jax, row.ours, x, repeat)
+            nfwd, nboth = _jax_times(jax, native, x, repeat)
+            cells += [f"{fwd * 1e3:.1f}", f"{fwd / nfwd:.2f}", f"{both * 1e3:.1f}",
+                      f"{both / nboth:.2f}"]  # fmt: skip
+        print("| " + " | ".join(cells) + " |", flush=True)
 
 
 def _step_of(fn: Op, xg: torch.Tensor) -> Callable[[], None]:

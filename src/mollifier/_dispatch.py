@@ -314,6 +314,8 @@ def elementwise(
         shape.check_kernel(k)
     w = resolve_width(op, width, tol, k, params, ranged=widest is not None)
     be, x_c, dtype = as_float_array(x)
+    if shape is not None:
+        shape.check_range(float(be.xp.finfo(x_c.dtype).max), x_c.dtype)
     w = width_like(be, w, x_c)
     if build is None:
         assert shape is not None, f"{op.name} has no shape to build its formula from"

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .._backend import Backend, backend_of, is_functorch_wrapped, torch_ndtr
+from .._backend import Backend, backend_of, is_functorch_wrapped, is_transformed, torch_ndtr
 from .._engine import lse
 from .._engine.formula import Combination, Formula, Reduction, Transform
 from .._engine.piecewise import _CLUSTER_SPAN, ABS, RELU, SIGN, STEP, Piecewise
@@ -259,11 +259,7 @@ def _in_place(t: Tensor) -> bool:
     """Whether operations on a fresh tensor computed from ``t`` may overwrite it: no graph
     recorded through ``t``, no trace, no ``torch.func`` wrapper (in eager mode each
     allocation of a block costs about as much as a pass over it)."""
-    return not (
-        (torch.is_grad_enabled() and t.requires_grad)
-        or torch.compiler.is_compiling()
-        or _is_functorch_wrapped(t)
-    )
+    return not ((torch.is_grad_enabled() and t.requires_grad) or is_transformed(torch, t))
 
 
 def _horner(coefficients: tuple[float, ...], t: Tensor) -> Tensor | float:
@@ -376,7 +372,7 @@ def _mask(compare: Callable[..., Tensor], t: Tensor, c: float) -> Tensor:
     0 at NaN. A comparison written into a float tensor takes one vectorized pass; a
     bool mask converted to float takes two slow ones (10x: 20 us against 200 us per
     256K float32 entries). ``out=`` is refused under ``torch.func`` and in a trace."""
-    if torch.compiler.is_compiling() or _is_functorch_wrapped(t) or t.requires_grad:
+    if t.requires_grad or is_transformed(torch, t):
         return compare(t, c).to(t.dtype)
     return compare(t, c, out=torch.empty_like(t))
 
@@ -435,8 +431,8 @@ def _kinks_fused(shape: Piecewise, parts: _Kink, kernel: Any) -> Fused | None:
     operations in its order (the same values bit for bit) less its ``where``: about a
     dozen passes per kink where the generic formula takes three dozen."""
     kinks, hard = shape.kinks(), _hard_kinks(shape)
-    if kinks is None or hard is None:
-        return None
+    if kinks is None or hard is None or not any(b for _, b in kinks[2]):
+        return None  # not a kink shape, or a line (no kink: the generic formula)
     _, _, terms = kinks
     bounds = shape.bounds()
     slopes = shape.derivative().bounds()
@@ -578,10 +574,15 @@ def _jumps_fused(shape: Piecewise, parts: _Jump, kernel: Any) -> Fused:
         def slope(v: Tensor) -> Tensor:
             recorded = torch.is_grad_enabled()  # double backward: the kernel's own density
             density = _kernel_density if recorded else parts.density
+            largest = torch.finfo(v.dtype).max
             out: Any = 0.0
             for c, height in heights:
                 term = density(kernel, be, (v - c) / w)
-                out = out + term * (height / w) if recorded else term.mul_(height / w).add_(out)
+                if not abs(height / w) <= largest:  # as convolve_slope: h k, then / w
+                    term = term * height / w if recorded else term.mul_(height).div_(w)
+                else:
+                    term = term * (height / w) if recorded else term.mul_(height / w)
+                out = out + term if recorded else term.add_(out)
             return out
 
         return _times(grad, _in_blocks(slope, x))
@@ -698,7 +699,8 @@ def _fused(formula: Formula) -> Fused | None:
         if parts is not None and apart:
             fused = _kinks_fused(key[0], parts, formula.kernel)  # convolve()'s breakpoint form
         jump = JUMPS.get(key[1])
-        if fused is None and jump is not None and apart and key[0].degree == 0:
+        jumps = any(b[0] for _, b in key[0].jumps())  # a constant takes the generic formula
+        if fused is None and jump is not None and apart and key[0].degree == 0 and jumps:
             fused = _jumps_fused(key[0], jump, formula.kernel)
     elif fused is None and isinstance(key, tuple) and key[1] in JUMPS:
         # floor, ceil, round in eager mode (a compiled graph fuses the generic formula,

@@ -204,6 +204,21 @@ class Piecewise:
             ),
         )
 
+    def check_range(self, largest: float, dtype: Any) -> None:
+        """Raise ``ValueError`` where a coefficient or a jump of ``f`` is beyond
+        ``largest``, the compute dtype's largest float: the smoothing would overflow
+        where its value is finite (a jump from ``-1e308`` to ``1.7e308`` is ``inf`` in
+        float64, a level of ``1e39`` in float32), a silent wrong answer otherwise."""
+        sizes = [abs(a) for piece in self.pieces for a in piece]
+        sizes += [abs(b) for _, jump in self.jumps() for b in jump]
+        biggest = max(sizes)
+        if not biggest <= largest:
+            raise ValueError(
+                f"the piecewise function's coefficients or jumps reach {biggest:g}, beyond the "
+                f"largest {dtype} ({largest:g}): its smoothing would overflow there; smooth "
+                "f / s for a scale s and multiply the result by s"
+            )
+
     def check_kernel(self, kernel: Kernel) -> None:
         """Raise ``ValueError`` where ``f * k_w`` diverges or has no closed form here."""
         kernel._check_piecewise(self.degree, (self.pieces[0][1], self.pieces[-1][1]))
@@ -413,7 +428,13 @@ def convolve_slope(be: Backend, f: Piecewise, x: Array, width: Any, kernel: Kern
     out = convolve(be, f.derivative(), x, width, kernel)
     for c, (height, _, _) in f.jumps():
         if height != 0.0:
-            out = out + (height / width) * kernel._density(be, scaled(be, x, c, width))
+            density = kernel._density(be, scaled(be, x, c, width))
+            if isinstance(width, float) and not abs(height / width) <= be.xp.finfo(x.dtype).max:
+                # h / w overflows the dtype: h k first (at most h / 2), then / w, so that
+                # a density underflowed to 0 gives 0, not inf * 0
+                out = out + (density * height) / width
+            else:
+                out = out + (height / width) * density
     return out
 
 

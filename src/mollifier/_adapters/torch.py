@@ -12,9 +12,11 @@ kernels they reduce to (keyed by the formula's shape and kernel class; the logis
 and sign save their output instead, like ``torch.sigmoid``). Every continuous
 piecewise-linear shape with its kinks apart (ReLU, abs, leaky ReLU, hinge, clip) has a
 fused kink form under the Gaussian, logistic, Laplace and compact polynomial kernels
-(:data:`KINKS`): the generic breakpoint form's operations in its order, bit for bit,
-less its ``where`` (unvectorized on the CPU) and with no subnormal result inside ``exp``
-or ``erfc`` (scalar slow paths).
+(:data:`KINKS`), every piecewise-constant shape (step, sign, a user's levels) a fused
+jump form, and floor, ceil and round a fused staircase (:data:`JUMPS`): the generic
+formula's operations in its order, bit for bit, less its ``where`` (unvectorized on
+the CPU: 0/1 float masks instead) and with no subnormal result inside ``exp`` or
+``erfc`` (scalar slow paths).
 
 In eager mode on the CPU, formulas of several operations are evaluated in cache-sized
 blocks (:func:`_in_blocks`): a poor man's fusion that makes them 3-5x faster on large

@@ -956,6 +956,13 @@ def _log1p_square_difference(be: Backend, t: Array, t0: Array, delta: float) -> 
     return xp.where(use_ratio, ratio, direct)
 
 
+def _compact_steps(width: float) -> int:
+    """``N`` of a compact kernel's direct staircase sum: every step within ``w`` of
+    ``m + r`` (``|r| <= 1/2``) is at ``m - N .. m + N``, edges included (a step exactly
+    ``w`` away contributes half the density's edge value to the slope)."""
+    return math.floor(width + 0.5)
+
+
 class PolynomialKernel(Kernel):
     r"""Compact kernel :math:`k(u) = c_n (1 - u^2)^n` on :math:`[-1, 1]`.
 
@@ -1029,7 +1036,13 @@ class PolynomialKernel(Kernel):
         # (1 - u^2)^0 would be 1 outside the support too, hence the explicit window,
         # tested as "not outside" so that NaN stays NaN (+ 0 u: NaN^0 is 1)
         value = float(self.density[0]) * inside**self.power + 0.0 * u
-        return xp.where(xp.abs(u) >= 1.0, be.const(0.0, u), value)
+        # at the support's edge the mean of the one-sided limits (the uniform kernel's
+        # c / 2; 0 for the others): where two edges meet, as in a staircase at widths
+        # 0.5, 1, 1.5, the derivative of a smoothing that is exactly linear there is
+        # then its slope (it was 0 or a fraction of it: dead gradients at integers)
+        magnitude = xp.abs(u)
+        value = xp.where(magnitude == 1.0, 0.5 * value, value)
+        return xp.where(magnitude > 1.0, be.const(0.0, u), value)
 
     def _tail(self, be: Backend, s: Array, degree: int) -> Array:
         # where (not maximum, whose gradient splits ties) so that at the support's edge
@@ -1066,19 +1079,19 @@ class PolynomialKernel(Kernel):
         return ((-1.0, (-1.0) ** (order - 1) * edge), (1.0, -edge))
 
     def _staircase_direct_terms(self, width: float, eps: float) -> int | None:
-        return (1 if width > 0.5 else 0) if width <= 1.5 else None
+        return _compact_steps(width) if width <= 1.5 else None
 
     def _floor_offset(self, be: Backend, r: Array, width: float, eps: float) -> Array:
         if width <= 1.5:
             # only the steps at m - 1, m, m + 1 can be within the support
-            return self._floor_offset_direct(be, r, width, 1 if width > 0.5 else 0)
+            return self._floor_offset_direct(be, r, width, _compact_steps(width))
         # Bernoulli form: frac_w = 1/2 - sum_j w^-(j+1) [F_{j+2}(r - w u) k^(j)(u)]_{u=-1}^{1}
         # with F_n = B_n({.})/n! and k^(j)(-1) = (-1)^j k^(j)(1).
         return r - (0.5 - self._bernoulli_sum(be, r, width, 2))
 
     def _floor_slope(self, be: Backend, r: Array, width: float, eps: float) -> Array:
         if width <= 1.5:
-            return self._floor_slope_direct(be, r, width, 1 if width > 0.5 else 0)
+            return self._floor_slope_direct(be, r, width, _compact_steps(width))
         # d/dr of the Bernoulli form, with F_n' = F_{n-1} (F_1 = {y} - 1/2 for uniform)
         return 1.0 + self._bernoulli_sum(be, r, width, 1)
 

@@ -495,11 +495,17 @@ class _Jump(NamedTuple):
 
 def _polynomial_density(kernel: Any, be: Backend, t: Tensor) -> Tensor:
     """``c (1 - t^2)^n`` inside the support, as the kernel's ``_pdf``: the clamp makes
-    it 0 outside for ``n >= 1`` (±inf too), and for the uniform kernel (``n = 0``)
-    ``ceil(1 - t^2)``, in [0, 1] after the clamp, is its window (0 at the edge, NaN at
-    NaN, where torch's ``sign`` gives 0), with no ``where``."""
-    inside = torch.mul(t, t).neg_().add_(1.0).clamp_(min=0.0)
-    shape = inside.ceil_() if kernel.power == 0 else inside.pow_(kernel.power)
+    it 0 outside and at the edge for ``n >= 1`` (±inf too). For the uniform kernel
+    (``n = 0``) the window is ``(1 + a - b) / 2`` with ``a = ceil(clamp(v, 0, 1))`` and
+    ``b = ceil(clamp(-v, 0, 1))``, ``v = 1 - t^2``: 1 inside, 1/2 at the edge (the
+    kernel's convention), 0 outside, NaN at NaN (torch's ``sign`` gives 0 there), with
+    no ``where``."""
+    v = torch.mul(t, t).neg_().add_(1.0)
+    if kernel.power == 0:
+        outside = torch.neg(v).clamp_(0.0, 1.0).ceil_()
+        shape = v.clamp_(0.0, 1.0).ceil_().sub_(outside).add_(1.0).mul_(0.5)
+    else:
+        shape = v.clamp_(min=0.0).pow_(kernel.power)
     return shape.mul_(float(kernel.density[0]))
 
 
@@ -717,7 +723,9 @@ class SmoothElementwise(torch.autograd.Function):
     alone (or from the output, for the :class:`Fused` forms marked ``from_output``).
 
     Written in the ``setup_context`` style with a generated vmap rule, so that
-    ``torch.func`` transforms (``vmap``, ``grad``, ``jacrev``) work as well.
+    ``torch.func`` transforms (``vmap``, ``grad``, ``jacrev``) work as well; forward mode
+    (``torch.func.jvp``, ``jacfwd``, ``hessian``, dual tensors) takes the same slope
+    times the tangent (:class:`ForwardModeElementwise`).
     """
 
     generate_vmap_rule = True
@@ -733,15 +741,33 @@ class SmoothElementwise(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
         x, ctx.formula, ctx.be = inputs
         ctx.fused = _fused(ctx.formula)
-        ctx.save_for_backward(output if ctx.fused and ctx.fused.from_output else x)
+        saved = output if ctx.fused and ctx.fused.from_output else x
+        ctx.save_for_backward(saved)
+        ctx.save_for_forward(saved)  # for ForwardModeElementwise.jvp
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None]:
+        return SmoothElementwise._times_slope(ctx, grad), None, None
+
+    @staticmethod
+    def _times_slope(ctx: Any, v: Tensor) -> Tensor:
         (saved,) = ctx.saved_tensors  # x, or the output for from_output forms
         if ctx.fused is not None:
-            return ctx.fused.backward(grad, saved, ctx.formula.width), None, None
-        slope = _in_blocks(lambda v: ctx.formula.slope(ctx.be, v), saved)
-        return _times(grad, slope), None, None
+            out: Tensor = ctx.fused.backward(v, saved, ctx.formula.width)
+            return out
+        slope = _in_blocks(lambda u: ctx.formula.slope(ctx.be, u), saved)
+        return _times(v, slope)
+
+
+class ForwardModeElementwise(SmoothElementwise):
+    """:class:`SmoothElementwise` with a forward-mode rule, taken where forward mode may
+    run (an open dual level, ``torch.func``); dynamo refuses to trace a node that
+    defines ``jvp``, so compiled graphs and plain eager calls take the parent."""
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: Tensor, *_: Any) -> Tensor:
+        # elementwise: the Jacobian is diagonal, so the tangent times the same slope
+        return SmoothElementwise._times_slope(ctx, tangent)
 
 
 def _times(grad: Tensor, slope: Tensor) -> Tensor:
@@ -751,7 +777,9 @@ def _times(grad: Tensor, slope: Tensor) -> Tensor:
 
 def elementwise(be: Backend, formula: Formula, x: Tensor) -> Tensor:
     """The adapter's entry point for elementwise formulas (``x`` in its compute dtype)."""
-    out: Tensor = SmoothElementwise.apply(x, formula, be)
+    forward_mode = not torch.compiler.is_compiling() and is_transformed(torch, x)
+    node = ForwardModeElementwise if forward_mode else SmoothElementwise
+    out: Tensor = node.apply(x, formula, be)
     return out
 
 

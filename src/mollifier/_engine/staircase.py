@@ -14,7 +14,7 @@ from typing import Any
 
 from .._backend import Array, Backend
 from .._kernels import _MAX_STAIRCASE_TERMS, Kernel, _staircase_terms
-from .formula import Formula, Rule
+from .formula import Formula, Rule, nan_where_nan
 
 
 def _reduce(be: Backend, x: Array) -> tuple[Array, Array, Array]:
@@ -46,13 +46,27 @@ forms would overflow there (``w^(j+1)``, subnormal ``1/w`` flushed by XLA), and
 ``quantize`` reaches ``w / step = inf``."""
 
 
-def _tiny(width: Any) -> bool:
-    # an array width (within a declared range, see InRange) is never below it
-    return not hasattr(width, "ndim") and width < _TINY_WIDTH
+_RANGE_MARGIN = 16.0
+"""How far inside the dtype's range ``1 / w`` and ``w`` must stay for the kernels' forms:
+float32 (and float16/bfloat16, computed in float32) reaches the tiny and huge limits at
+``16 / max = 4.7e-38`` and ``max / 16 = 2.1e37``, long before float64's cut-offs (its
+``1 / w`` overflowed below 2.9e-39: NaN at every integer, hostile review)."""
 
 
-def _huge(width: Any) -> bool:
-    return not hasattr(width, "ndim") and width > _HUGE_WIDTH
+def _tiny(be: Backend, width: Any, like: Array) -> bool:
+    """Whether a Python width is below :data:`_TINY_WIDTH` or so small that ``1 / w``
+    overflows ``like``'s dtype; an array width (within a declared range, see InRange)
+    is never."""
+    if hasattr(width, "ndim"):
+        return False
+    return bool(width < max(_TINY_WIDTH, _RANGE_MARGIN / float(be.xp.finfo(like.dtype).max)))
+
+
+def _huge(be: Backend, width: Any, like: Array) -> bool:
+    """Whether a Python width is above :data:`_HUGE_WIDTH` or near ``like``'s dtype's max."""
+    if hasattr(width, "ndim"):
+        return False
+    return bool(width > min(_HUGE_WIDTH, float(be.xp.finfo(like.dtype).max) / _RANGE_MARGIN))
 
 
 def _over(be: Backend, a: Array, width: float) -> Array:
@@ -63,9 +77,9 @@ def _over(be: Backend, a: Array, width: float) -> Array:
 def _offset(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
     """``S(r) = floor_w(m + r) - m``."""
     with be.quiet():
-        if _tiny(width):
+        if _tiny(be, width, r):
             return -kernel._cdf(be, _over(be, -r, width))
-        if _huge(width):
+        if _huge(be, width, r):
             return r - 0.5
         return kernel._floor_offset(be, r, width, _truncation(r, be))
 
@@ -78,21 +92,21 @@ def _tiny_density(be: Backend, u: Array, width: float, kernel: Kernel) -> Array:
 
 def _round_offset(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
     """``round_w(m + r) - m``."""
-    if _tiny(width):  # floor_w(m + r + 1/2) - m, reduced about its own integer
+    if _tiny(be, width, r):  # floor_w(m + r + 1/2) - m, reduced about its own integer
         shifted = r + 0.5
         nearest = be.xp.round(shifted)
         return nearest + _offset(be, shifted - nearest, width, kernel)
-    if _huge(width):
+    if _huge(be, width, r):
         return r
     return kernel._round_offset(be, r, width, _truncation(r, be))
 
 
 def _round_wrapped_density(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
     """The derivative of :func:`_round_offset`."""
-    if _tiny(width):
+    if _tiny(be, width, r):
         shifted = r + 0.5
         return _wrapped_density(be, shifted - be.xp.round(shifted), width, kernel)
-    if _huge(width):
+    if _huge(be, width, r):
         return r * 0.0 + 1.0
     return kernel._round_slope(be, r, width, _truncation(r, be))
 
@@ -106,6 +120,13 @@ def _smooth_floor(be: Backend, x: Array, width: float, kernel: Kernel) -> tuple[
 
 
 # -- values and slopes, one pair per op --------------------------------------------------
+def _nan_at_nan(be: Backend, x: Array, width: Any, out: Array) -> Array:
+    """``out`` with NaN derivatives at NaN ``x`` for an array width, whose value the
+    framework differentiates (its ``where(finite, m, x)`` passed slope 1 there); a
+    Python width's derivatives are the slope rules', so it is left as it is."""
+    return out if isinstance(width, float) else nan_where_nan(be, x, out)
+
+
 # The slopes are the closed-form derivatives: every staircase differentiates to the kernel
 # wrapped on the circle, P(r) = sum_n k_w(r - n) (kernel._floor_slope), give or take
 # a step; the torch fast path backpropagates through them and saves only x.
@@ -113,35 +134,36 @@ def _smooth_floor(be: Backend, x: Array, width: float, kernel: Kernel) -> tuple[
 
 def _floor_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
     m, offset = _smooth_floor(be, x, width, kernel)
-    return m + offset
+    return _nan_at_nan(be, x, width, m + offset)
 
 
 def _ceil_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
     m, offset = _smooth_floor(be, x, width, kernel)
-    return m + (offset + 1.0)
+    return _nan_at_nan(be, x, width, m + (offset + 1.0))
 
 
 def _round_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
     finite, m, r = _reduce(be, x)
     offset = _round_offset(be, r, width, kernel)
-    return be.xp.where(finite, m + offset, x)
+    return _nan_at_nan(be, x, width, be.xp.where(finite, m + offset, x))
 
 
 def _trunc_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
     m, offset = _smooth_floor(be, x, width, kernel)
-    step = _over(be, -x, width) if _tiny(width) else -x / width
-    return m + (offset + kernel._cdf(be, step))
+    step = _over(be, -x, width) if _tiny(be, width, x) else -x / width
+    return _nan_at_nan(be, x, width, m + (offset + kernel._cdf(be, step)))
 
 
 def _frac_value(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
     finite, _, r = _reduce(be, x)
-    return be.xp.where(finite, r - _offset(be, r, width, kernel), x - x)  # frac(±inf): NaN
+    out = be.xp.where(finite, r - _offset(be, r, width, kernel), x - x)  # frac(±inf): NaN
+    return _nan_at_nan(be, x, width, out)
 
 
 def _wrapped_density(be: Backend, r: Array, width: float, kernel: Kernel) -> Array:
-    if _tiny(width):  # the step at m alone (see _TINY_WIDTH); inf at r = 0
+    if _tiny(be, width, r):  # the step at m alone (see _TINY_WIDTH); inf at r = 0
         return _tiny_density(be, _over(be, -r, width), width, kernel)
-    if _huge(width):
+    if _huge(be, width, r):
         return r * 0.0 + 1.0
     return kernel._floor_slope(be, r, width, _truncation(r, be))
 
@@ -161,7 +183,7 @@ def _round_slope(be: Backend, x: Array, width: float, kernel: Kernel, data: Any 
 
 def _trunc_slope(be: Backend, x: Array, width: float, kernel: Kernel, data: Any = None) -> Array:
     # trunc = floor + K(-x/w): the step at 0 is taken back out
-    if _tiny(width):  # the step at m = 0 alone, taken back out: 0 (not inf - inf)
+    if _tiny(be, width, x):  # the step at m = 0 alone, taken back out: 0 (not inf - inf)
         finite, m, _ = _reduce(be, x)
         slope = _floor_slope(be, x, width, kernel)
         return be.xp.where(finite & (m == 0.0), be.const(0.0, x), slope)

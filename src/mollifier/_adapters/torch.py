@@ -496,17 +496,14 @@ class _Jump(NamedTuple):
 def _polynomial_density(kernel: Any, be: Backend, t: Tensor) -> Tensor:
     """``c (1 - t^2)^n`` inside the support, as the kernel's ``_pdf``: the clamp makes
     it 0 outside and at the edge for ``n >= 1`` (±inf too). For the uniform kernel
-    (``n = 0``) the window is ``(1 + a - b) / 2`` with ``a = ceil(clamp(v, 0, 1))`` and
-    ``b = ceil(clamp(-v, 0, 1))``, ``v = 1 - t^2``: 1 inside, 1/2 at the edge (the
-    kernel's convention), 0 outside, NaN at NaN (torch's ``sign`` gives 0 there), with
-    no ``where``."""
+    (``n = 0``) the window is ``(1 + clamp(2^64 v, -1, 1)) / 2`` with ``v = 1 - t^2``:
+    1 inside (the least positive ``v`` is an ulp of 1, 2^-53), 1/2 at the edge (the
+    kernel's convention), 0 outside, NaN at NaN, with no ``where``."""
     v = torch.mul(t, t).neg_().add_(1.0)
-    if kernel.power == 0:
-        outside = torch.neg(v).clamp_(0.0, 1.0).ceil_()
-        shape = v.clamp_(0.0, 1.0).ceil_().sub_(outside).add_(1.0).mul_(0.5)
-    else:
-        shape = v.clamp_(min=0.0).pow_(kernel.power)
-    return shape.mul_(float(kernel.density[0]))
+    c = float(kernel.density[0])
+    if kernel.power == 0:  # (1 + sign) (c / 2): c, c / 2 and 0 exactly
+        return v.mul_(2.0**64).clamp_(-1.0, 1.0).add_(1.0).mul_(0.5 * c)
+    return v.clamp_(min=0.0).pow_(kernel.power).mul_(c)
 
 
 def _gaussian_density(kernel: Any, be: Backend, t: Tensor) -> Tensor:

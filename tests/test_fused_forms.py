@@ -42,19 +42,28 @@ def _value_and_slope(op, x, **knobs):
     return y.detach(), slope
 
 
+WIDTHS = (1e-8, 1e-3, 0.1, 1.0, 1e3, 1e8)
+
+
+def _assert_fused_is_generic(monkeypatch, table, ops, kernel, x, widths=WIDTHS, slope_atol=0.0):
+    """Each op's value and slope with the adapter's ``table`` of fused forms, and with
+    that table emptied (the generic formula): equal bit for bit (the slope to
+    ``slope_atol``)."""
+    for name, op in ops.items():
+        for width in widths:
+            fused = _value_and_slope(op, x, width=width, kernel=kernel)
+            with monkeypatch.context() as patch:
+                patch.setattr(adapter, table, {})
+                generic = _value_and_slope(op, x, width=width, kernel=kernel)
+            for got, want, atol in zip(fused, generic, (0.0, slope_atol), strict=True):
+                torch.testing.assert_close(got, want, rtol=0, atol=atol, equal_nan=True,
+                                           msg=f"{name}, w={width}")  # fmt: skip
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("kernel", ["gaussian", "logistic", "laplace", *COMPACT])
 def test_fused_kinks_equal_the_generic_formula(monkeypatch, kernel, dtype):
-    x = _extreme(dtype)
-    for name, op in OPS.items():
-        for width in (1e-8, 1e-3, 0.1, 1.0, 1e3, 1e8):
-            fused = _value_and_slope(op, x, width=width, kernel=kernel)
-            with monkeypatch.context() as patch:
-                patch.setattr(adapter, "KINKS", {})
-                generic = _value_and_slope(op, x, width=width, kernel=kernel)
-            for got, want in zip(fused, generic, strict=True):
-                torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True,
-                                           msg=f"{name}, w={width}")  # fmt: skip
+    _assert_fused_is_generic(monkeypatch, "KINKS", OPS, kernel, _extreme(dtype))
 
 
 def test_the_fused_kink_is_taken_and_saves_only_x():
@@ -105,19 +114,9 @@ def test_fused_jumps_equal_the_generic_formula(monkeypatch, kernel, dtype):
     """Piecewise-constant shapes (step, sign, a user's levels): the fused jump form's
     values and slopes are the generic formula's bit for bit (the Gaussian and logistic
     step and sign keep their own native forms; their levels take the jump form)."""
-    x = _extreme(dtype)
     native = kernel in ("gaussian", "logistic")  # their step and sign: FUSED, not generic
-    for name, op in JUMP_OPS.items():
-        if native and name != "levels":
-            continue
-        for width in (1e-8, 1e-3, 0.1, 1.0, 1e3, 1e8):
-            fused = _value_and_slope(op, x, width=width, kernel=kernel)
-            with monkeypatch.context() as patch:
-                patch.setattr(adapter, "JUMPS", {})
-                generic = _value_and_slope(op, x, width=width, kernel=kernel)
-            for got, want in zip(fused, generic, strict=True):
-                torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True,
-                                           msg=f"{name}, w={width}")  # fmt: skip
+    ops = {name: op for name, op in JUMP_OPS.items() if not native or name == "levels"}
+    _assert_fused_is_generic(monkeypatch, "JUMPS", ops, kernel, _extreme(dtype))
 
 
 @pytest.mark.parametrize("kernel", JUMP_KERNELS)
@@ -147,15 +146,7 @@ def test_fused_staircases_equal_the_generic_formula(monkeypatch, kernel, dtype):
     """floor, ceil and round, in the kernel's direct sum or its own form: the generic
     formula's values and slopes bit for bit (the Gaussian density's subnormal values
     to one subnormal unit: exp is evaluated without its scalar slow path)."""
-    x = _extreme(dtype)
     finfo = torch.finfo(dtype)
     tiny = finfo.smallest_normal * finfo.eps if kernel == "gaussian" else 0.0
-    for name, op in STAIRS.items():
-        for width in (1e-8, 1e-3, 0.1, 0.3, 0.7, 1.0, 2.0, 1e3, 1e8):
-            fused = _value_and_slope(op, x, width=width, kernel=kernel)
-            with monkeypatch.context() as patch:
-                patch.setattr(adapter, "JUMPS", {})
-                generic = _value_and_slope(op, x, width=width, kernel=kernel)
-            for got, want, atol in zip(fused, generic, (0.0, tiny), strict=True):
-                torch.testing.assert_close(got, want, rtol=0, atol=atol, equal_nan=True,
-                                           msg=f"{name}, w={width}")  # fmt: skip
+    widths = (1e-8, 1e-3, 0.1, 0.3, 0.7, 1.0, 2.0, 1e3, 1e8)
+    _assert_fused_is_generic(monkeypatch, "JUMPS", STAIRS, kernel, _extreme(dtype), widths, tiny)

@@ -41,9 +41,9 @@ from torch.autograd.function import once_differentiable
 
 from .._backend import Backend, backend_of, is_functorch_wrapped, is_transformed, torch_ndtr
 from .._engine import lse
-from .._engine.formula import Combination, Formula, Reduction, Transform
+from .._engine.formula import Combination, Formula, Reduction, Transform, nan_where_nan
 from .._engine.piecewise import _CLUSTER_SPAN, ABS, RELU, SIGN, STEP, Piecewise
-from .._engine.staircase import CEIL, FLOOR, ROUND
+from .._engine.staircase import CEIL, FLOOR, ROUND, _truncation
 from .._kernels import (
     _GAUSSIAN_TAIL_CLAMP,
     Cauchy,
@@ -384,6 +384,13 @@ def _at_or_right(t: Tensor) -> Tensor:
     return _mask(torch.ge, t, 0.0)
 
 
+def _indicators(sides: list[Tensor]) -> list[Tensor]:
+    """Each piece's 0/1 indicator from the masks ``side_i`` (1 at and right of
+    breakpoint ``c_i``): ``1 - side_0``, ``side_i - side_(i+1)``, ``side_last``."""
+    middle = [a - b for a, b in itertools.pairwise(sides)]
+    return [1.0 - sides[0], *middle, sides[-1]]
+
+
 def _polynomial(degree: int) -> Callable[[Any, Tensor], Tensor]:
     """A compact polynomial kernel's ``P_degree(s)`` for ``s <= 0``, as its ``_tail``:
     Horner in ``v = max(s + 1, 0)`` (NaN stays NaN), no ``where``.
@@ -403,11 +410,13 @@ def _polynomial(degree: int) -> Callable[[Any, Tensor], Tensor]:
     return tail
 
 
+_polynomial_cdf = _polynomial(0)
+
 KINKS: dict[Any, _Kink] = {
     Gaussian: _Kink(lambda _, s: _gaussian_tail(s), lambda _, s: torch_ndtr(s)),
     Logistic: _Kink(lambda _, s: _logistic_tail(s), lambda _, s: torch.sigmoid(s)),
     Laplace: _Kink(lambda _, s: _laplace_tail(s), lambda _, s: _laplace_tail(s)),  # K = P_1
-    PolynomialKernel: _Kink(_polynomial(1), _polynomial(0)),
+    PolynomialKernel: _Kink(_polynomial(1), _polynomial_cdf),
 }
 """Kernels with a fused form of every kink shape, keyed by the exact class."""
 
@@ -463,10 +472,8 @@ def _kinks_fused(shape: Piecewise, parts: _Kink, kernel: Any) -> Fused | None:
                     parts.cdf(kernel, torch.where(t >= 0, -t, t) if recorded else t.abs_().neg_())
                 )
             # the hard slope: each piece's own slope times its 0/1 indicator (exact)
-            indicators = [1.0 - sides[0]]
-            indicators += [a - b for a, b in itertools.pairwise(sides)] + [sides[-1]]
             out: Any = 0.0
-            for piece, indicator in zip(shape.pieces, indicators):
+            for piece, indicator in zip(shape.pieces, _indicators(sides)):
                 out = indicator * piece[1] + out
             for (_, b), side, k in zip(terms, sides, ks):
                 coefficient = side * (-2.0 * b) + b
@@ -529,7 +536,7 @@ def _kernel_density(kernel: Any, be: Backend, t: Tensor) -> Tensor:
 
 JUMPS: dict[Any, _Jump] = {
     Laplace: _Jump(lambda _, be, s: _laplace_tail(s), _laplace_density),
-    PolynomialKernel: _Jump(lambda kernel, be, s: _polynomial(0)(kernel, s), _polynomial_density),
+    PolynomialKernel: _Jump(lambda kernel, be, s: _polynomial_cdf(kernel, s), _polynomial_density),
     Cauchy: _Jump(_kernel_cdf, _kernel_density),
     Sqrt: _Jump(_kernel_cdf, _kernel_density),
     Gaussian: _Jump(_kernel_cdf, _gaussian_density, reflected=False),
@@ -547,7 +554,8 @@ def _jumps_fused(shape: Piecewise, parts: _Jump, kernel: Any) -> Fused:
     of a piecewise-constant ``f`` (:func:`~mollifier._engine.piecewise.convolve`) in its
     order of operations, the same values and slopes bit for bit, in blocks, with 0/1
     masks for its ``where``. The hard value is each level times its 0/1 indicator."""
-    heights = [(c, b[0]) for c, b in shape.jumps() if b[0] != 0.0]
+    jumps = shape.jumps()
+    heights = [(c, b[0]) for c, b in jumps if b[0] != 0.0]
     levels = [piece[0] for piece in shape.pieces]
     bounds = shape.bounds()
     assert bounds is not None  # constant outer pieces
@@ -557,16 +565,14 @@ def _jumps_fused(shape: Piecewise, parts: _Jump, kernel: Any) -> Fused:
 
         def block(v: Tensor) -> Tensor:
             sides, lowers = [], []
-            for c, _ in shape.jumps():
+            for c, _ in jumps:
                 t = torch.sub(v, c).div_(w)
                 sides.append(_at_or_right(t))
                 lowers.append(parts.cdf(kernel, be, t.abs_().neg_()))
-            indicators = [1.0 - sides[0]]
-            indicators += [a - b for a, b in itertools.pairwise(sides)] + [sides[-1]]
             out: Any = 0.0
-            for level, indicator in zip(levels, indicators):
+            for level, indicator in zip(levels, _indicators(sides)):
                 out = indicator * level + out
-            for (_, (b0, _, _)), side, lower in zip(shape.jumps(), sides, lowers):
+            for (_, (b0, _, _)), side, lower in zip(jumps, sides, lowers):
                 if b0 != 0.0:  # b0 sigma_i K, sigma_i = 1 - 2 side_i (exact: +-b0)
                     out = out.add_(lower.mul_(side * (-2.0 * b0) + b0))
             return _clamped(out, bounds)
@@ -638,7 +644,8 @@ def _staircase_fused(formula: Formula, parts: _Jump) -> Fused | None:
 
     def reduced(v: Tensor) -> tuple[Tensor, Tensor, float]:
         m = torch.round(v)
-        return m, v - m, float(torch.finfo(v.dtype).eps) / 4.0  # eps: as _truncation
+        r = v - m
+        return m, r, _truncation(r, backend_of(v))
 
     def value(x: Tensor, w: float) -> Tensor:
         be = backend_of(x)
@@ -678,9 +685,8 @@ def _staircase_fused(formula: Formula, parts: _Jump) -> Fused | None:
                     shifted = r.add_(0.5)
                     r = shifted.sub_(torch.round(shifted))
                 wrapped = direct_slope(r, w, terms)
-            # the mean slope 1 at ±inf, NaN at NaN (as the generic's nan_where_nan)
-            out = be.xp.where(be.xp.isfinite(v), wrapped, 1.0)
-            return be.xp.where(torch.isnan(v), v, out)
+            # the mean slope 1 at ±inf, NaN at NaN, as the generic slope
+            return nan_where_nan(be, v, be.xp.where(be.xp.isfinite(v), wrapped, 1.0))
 
         return _times(grad, _in_blocks(slope, x))
 

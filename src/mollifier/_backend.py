@@ -225,11 +225,7 @@ class Backend:
         if self.name == "torch":
             import torch
 
-            return bool(
-                (torch.is_grad_enabled() and x.requires_grad)
-                or torch.compiler.is_compiling()
-                or is_functorch_wrapped(torch, x)
-            )
+            return torch_differentiates(torch, x)
         return True
 
     def skip_unless(self, needed: Array, compute: Callable[[], Any], keep: Any) -> Any:
@@ -475,11 +471,10 @@ class _TorchNamespace:
         torch = self._torch
         if tensors[0].numel() < _FAST_SELECT_MIN:
             return False
-        recording = torch.is_grad_enabled()
         for t in tensors:
             if type(t) is not torch.Tensor or t.device.type != "cpu":
                 return False
-            if (recording and t.requires_grad) or is_transformed(torch, t):
+            if torch_differentiates(torch, t):
                 return False
         return True
 
@@ -681,6 +676,14 @@ def is_transformed(torch: Any, tensor: Any) -> bool:
     if getattr(torch.autograd.forward_ad, "_current_level", 0) >= 0:  # a dual level is open
         return True
     return is_functorch_wrapped(torch, tensor)
+
+
+def torch_differentiates(torch: Any, tensor: Any) -> bool:
+    """Whether what is computed from ``tensor`` may be differentiated: a graph recorded
+    through it, or a trace or transform (:func:`is_transformed`). Where it is false an
+    expression kept only for its derivatives may be skipped, and fresh buffers may be
+    overwritten in place or selected by bits."""
+    return bool((torch.is_grad_enabled() and tensor.requires_grad) or is_transformed(torch, tensor))
 
 
 def is_functorch_wrapped(torch: Any, tensor: Any) -> bool:

@@ -39,7 +39,14 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .._backend import Backend, backend_of, is_functorch_wrapped, is_transformed, torch_ndtr
+from .._backend import (
+    Backend,
+    backend_of,
+    is_functorch_wrapped,
+    is_transformed,
+    torch_differentiates,
+    torch_ndtr,
+)
 from .._engine import lse
 from .._engine.formula import Combination, Formula, Reduction, Transform, nan_where_nan
 from .._engine.piecewise import _CLUSTER_SPAN, ABS, RELU, SIGN, STEP, Piecewise
@@ -258,10 +265,9 @@ def _select(m: Tensor, yes: Tensor, no: Tensor | float) -> Tensor:
 
 
 def _in_place(t: Tensor) -> bool:
-    """Whether operations on a fresh tensor computed from ``t`` may overwrite it: no graph
-    recorded through ``t``, no trace, no ``torch.func`` wrapper (in eager mode each
-    allocation of a block costs about as much as a pass over it)."""
-    return not ((torch.is_grad_enabled() and t.requires_grad) or is_transformed(torch, t))
+    """Whether operations on a fresh tensor computed from ``t`` may overwrite it (in
+    eager mode each allocation of a block costs about as much as a pass over it)."""
+    return not torch_differentiates(torch, t)
 
 
 def _horner(coefficients: tuple[float, ...], t: Tensor) -> Tensor | float:
